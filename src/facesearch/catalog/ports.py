@@ -1,0 +1,89 @@
+"""The catalog port. SQLite is the embedded default; other engines implement the same."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from facesearch.domain import DetectedFace, ImageRecord, Provenance
+
+
+@dataclass(frozen=True, slots=True)
+class NewImage:
+    """Everything ingest learned about one new file, written in one transaction."""
+
+    sha256: str
+    width: int
+    height: int
+    format: str
+    bytes: int
+    faces: Sequence[DetectedFace]
+    embeddings: npt.NDArray[np.float32]
+    skipped_faces: Sequence[dict[str, Any]] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class FileStamp:
+    """Size and modification time: lets a re-run skip a file without reading it."""
+
+    size: int
+    mtime_ns: int
+
+
+class Catalog(Protocol):
+    def model_key(self) -> str | None: ...
+
+    def set_model_key(self, key: str) -> None: ...
+
+    def ensure_source(self, name: str) -> int: ...
+
+    def list_sources(self) -> list[dict[str, Any]]: ...
+
+    def seen_file(self, source: str, path: str, stamp: FileStamp) -> bool:
+        """True when this exact file (same size and mtime) was already ingested here."""
+        ...
+
+    def image_id_by_sha(self, sha256: str) -> int | None: ...
+
+    def add_image(
+        self, image: NewImage, provenance: Provenance, stamp: FileStamp | None
+    ) -> tuple[int, list[int], bool]:
+        """Store an image with its faces, or only the provenance when the content is known.
+
+        Returns (image id, new face ids, whether the image was new).
+        """
+        ...
+
+    def add_provenance(
+        self, image_id: int, provenance: Provenance, stamp: FileStamp | None
+    ) -> bool:
+        """Returns False when that provenance row was already there."""
+        ...
+
+    def record_failure(self, source: str, path: str, reason: str) -> None: ...
+
+    def get_images(self, image_ids: Sequence[int]) -> dict[int, ImageRecord]: ...
+
+    def faces_to_images(self, face_ids: Sequence[int]) -> dict[int, int]: ...
+
+    def face_ids(self, sources: Sequence[str] | None = None) -> npt.NDArray[np.int64]: ...
+
+    def iter_embeddings(
+        self, batch: int = 10_000
+    ) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]: ...
+
+    def embeddings(self, face_ids: Sequence[int]) -> npt.NDArray[np.float32]: ...
+
+    def face_state(self) -> tuple[int, int]:
+        """(number of faces, sum of their ids), compared with the index on open."""
+        ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def failures(self, limit: int = 100) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,394 @@
+"""SqliteCatalog: the embedded default catalog, one SQLite file in WAL mode."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from facesearch.catalog.ports import FileStamp, NewImage
+from facesearch.domain import BoundingBox, FaceRecord, ImageRecord, Provenance
+from facesearch.errors import BackendUnavailable
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sources (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS images (
+    id INTEGER PRIMARY KEY,
+    sha256 TEXT NOT NULL UNIQUE,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    format TEXT NOT NULL,
+    bytes INTEGER NOT NULL,
+    face_count INTEGER NOT NULL,
+    skipped_faces TEXT NOT NULL DEFAULT '[]',
+    ingested_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS provenance (
+    id INTEGER PRIMARY KEY,
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    source_id INTEGER NOT NULL REFERENCES sources(id),
+    path TEXT NOT NULL,
+    source_url TEXT,
+    page_url TEXT,
+    captured_at TEXT,
+    file_size INTEGER,
+    file_mtime_ns INTEGER,
+    ingested_at TEXT NOT NULL,
+    UNIQUE (source_id, path, image_id)
+);
+CREATE INDEX IF NOT EXISTS provenance_image ON provenance(image_id);
+CREATE INDEX IF NOT EXISTS provenance_source_path ON provenance(source_id, path);
+CREATE TABLE IF NOT EXISTS faces (
+    id INTEGER PRIMARY KEY,
+    image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    x1 INTEGER NOT NULL, y1 INTEGER NOT NULL, x2 INTEGER NOT NULL, y2 INTEGER NOT NULL,
+    score REAL NOT NULL,
+    landmarks TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sharpness REAL NOT NULL,
+    embedding BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS faces_image ON faces(image_id);
+CREATE TABLE IF NOT EXISTS failures (
+    id INTEGER PRIMARY KEY,
+    source_id INTEGER NOT NULL REFERENCES sources(id),
+    path TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at TEXT NOT NULL,
+    UNIQUE (source_id, path)
+);
+"""
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class SqliteCatalog:
+    """Sources, images, provenance, faces and their embeddings in one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA busy_timeout=10000")
+            self.db.executescript(SCHEMA)
+            self.db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        except sqlite3.DatabaseError as exc:
+            raise BackendUnavailable(f"cannot open catalog {path}: {exc}") from exc
+
+    # -- meta --------------------------------------------------------------------------
+    def _meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def model_key(self) -> str | None:
+        return self._meta("model")
+
+    def set_model_key(self, key: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (key,))
+
+    # -- sources -----------------------------------------------------------------------
+    def ensure_source(self, name: str) -> int:
+        self.db.execute(
+            "INSERT OR IGNORE INTO sources (name, created_at) VALUES (?, ?)", (name, now())
+        )
+        return int(self.db.execute("SELECT id FROM sources WHERE name = ?", (name,)).fetchone()[0])
+
+    def list_sources(self) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            """SELECT s.name, s.created_at, COUNT(DISTINCT p.image_id)
+               FROM sources s LEFT JOIN provenance p ON p.source_id = s.id
+               GROUP BY s.id ORDER BY s.name"""
+        ).fetchall()
+        return [{"name": r[0], "created_at": r[1], "images": r[2]} for r in rows]
+
+    # -- ingest ------------------------------------------------------------------------
+    def seen_file(self, source: str, path: str, stamp: FileStamp) -> bool:
+        row = self.db.execute(
+            """SELECT 1 FROM provenance p JOIN sources s ON s.id = p.source_id
+               WHERE s.name = ? AND p.path = ? AND p.file_size = ? AND p.file_mtime_ns = ?""",
+            (source, path, stamp.size, stamp.mtime_ns),
+        ).fetchone()
+        return row is not None
+
+    def image_id_by_sha(self, sha256: str) -> int | None:
+        row = self.db.execute("SELECT id FROM images WHERE sha256 = ?", (sha256,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def add_image(
+        self, image: NewImage, provenance: Provenance, stamp: FileStamp | None
+    ) -> tuple[int, list[int], bool]:
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            existing = self.image_id_by_sha(image.sha256)
+            if existing is not None:
+                self._insert_provenance(existing, provenance, stamp)
+                db.execute("COMMIT")
+                return existing, [], False
+            cur = db.execute(
+                """INSERT INTO images (sha256, width, height, format, bytes, face_count,
+                   skipped_faces, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    image.sha256,
+                    image.width,
+                    image.height,
+                    image.format,
+                    image.bytes,
+                    len(image.faces),
+                    json.dumps(list(image.skipped_faces)),
+                    now(),
+                ),
+            )
+            image_id = int(cur.lastrowid or 0)
+            face_ids = []
+            for i, (face, vec) in enumerate(zip(image.faces, image.embeddings, strict=True)):
+                cur = db.execute(
+                    """INSERT INTO faces (image_id, idx, x1, y1, x2, y2, score, landmarks, size,
+                       sharpness, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (
+                        image_id,
+                        i,
+                        face.box.x1,
+                        face.box.y1,
+                        face.box.x2,
+                        face.box.y2,
+                        face.score,
+                        json.dumps([[round(x, 1), round(y, 1)] for x, y in face.landmarks]),
+                        face.size,
+                        face.sharpness,
+                        np.asarray(vec, dtype=np.float32).tobytes(),
+                    ),
+                )
+                face_ids.append(int(cur.lastrowid or 0))
+            self._insert_provenance(image_id, provenance, stamp)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return image_id, face_ids, True
+
+    def add_provenance(
+        self, image_id: int, provenance: Provenance, stamp: FileStamp | None
+    ) -> bool:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            added = self._insert_provenance(image_id, provenance, stamp)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return added
+
+    def _insert_provenance(
+        self, image_id: int, provenance: Provenance, stamp: FileStamp | None
+    ) -> bool:
+        source_id = self.ensure_source(provenance.source)
+        self.db.execute(
+            "DELETE FROM failures WHERE source_id = ? AND path = ?", (source_id, provenance.path)
+        )
+        row = self.db.execute(
+            "SELECT id FROM provenance WHERE image_id = ? AND source_id = ? AND path = ?",
+            (image_id, source_id, provenance.path),
+        ).fetchone()
+        size, mtime = (stamp.size, stamp.mtime_ns) if stamp else (None, None)
+        if row is not None:
+            # Same copy seen again: refresh what a manifest may have added, keep the rest.
+            self.db.execute(
+                """UPDATE provenance SET source_url = COALESCE(?, source_url),
+                   page_url = COALESCE(?, page_url), captured_at = COALESCE(?, captured_at),
+                   file_size = ?, file_mtime_ns = ? WHERE id = ?""",
+                (
+                    provenance.source_url,
+                    provenance.page_url,
+                    provenance.captured_at,
+                    size,
+                    mtime,
+                    row[0],
+                ),
+            )
+            return False
+        self.db.execute(
+            """INSERT INTO provenance (image_id, source_id, path, source_url, page_url, captured_at,
+               file_size, file_mtime_ns, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                image_id,
+                source_id,
+                provenance.path,
+                provenance.source_url,
+                provenance.page_url,
+                provenance.captured_at,
+                size,
+                mtime,
+                now(),
+            ),
+        )
+        return True
+
+    def record_failure(self, source: str, path: str, reason: str) -> None:
+        source_id = self.ensure_source(source)
+        self.db.execute(
+            """INSERT INTO failures (source_id, path, reason, at) VALUES (?, ?, ?, ?)
+               ON CONFLICT (source_id, path) DO UPDATE SET reason = excluded.reason,
+               at = excluded.at""",
+            (source_id, path, reason, now()),
+        )
+
+    # -- reads -------------------------------------------------------------------------
+    def get_images(self, image_ids: Sequence[int]) -> dict[int, ImageRecord]:
+        ids = sorted({int(i) for i in image_ids})
+        if not ids:
+            return {}
+        out: dict[int, ImageRecord] = {}
+        faces: dict[int, list[FaceRecord]] = {i: [] for i in ids}
+        provs: dict[int, list[Provenance]] = {i: [] for i in ids}
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            for r in self.db.execute(
+                f"""SELECT id, image_id, idx, x1, y1, x2, y2, score, landmarks, size, sharpness
+                    FROM faces WHERE image_id IN ({marks}) ORDER BY image_id, idx""",
+                chunk,
+            ):
+                faces[r[1]].append(
+                    FaceRecord(
+                        id=r[0],
+                        image_id=r[1],
+                        index=r[2],
+                        box=BoundingBox(r[3], r[4], r[5], r[6]),
+                        score=r[7],
+                        landmarks=tuple((float(x), float(y)) for x, y in json.loads(r[8])),
+                        size=r[9],
+                        sharpness=r[10],
+                    )
+                )
+            for r in self.db.execute(
+                f"""SELECT p.image_id, s.name, p.path, p.source_url, p.page_url, p.captured_at,
+                           p.ingested_at
+                    FROM provenance p JOIN sources s ON s.id = p.source_id
+                    WHERE p.image_id IN ({marks}) ORDER BY p.image_id, p.id""",
+                chunk,
+            ):
+                provs[r[0]].append(Provenance(*r[1:]))
+            for r in self.db.execute(
+                f"""SELECT id, sha256, width, height, format, bytes, ingested_at, skipped_faces
+                    FROM images WHERE id IN ({marks})""",
+                chunk,
+            ):
+                out[r[0]] = ImageRecord(
+                    id=r[0],
+                    sha256=r[1],
+                    width=r[2],
+                    height=r[3],
+                    format=r[4],
+                    bytes=r[5],
+                    ingested_at=r[6],
+                    faces=tuple(faces[r[0]]),
+                    provenance=tuple(provs[r[0]]),
+                    skipped_faces=tuple(json.loads(r[7])),
+                )
+        return out
+
+    def faces_to_images(self, face_ids: Sequence[int]) -> dict[int, int]:
+        out: dict[int, int] = {}
+        for chunk in _chunks(sorted({int(i) for i in face_ids}), 500):
+            marks = ",".join("?" * len(chunk))
+            out.update(
+                self.db.execute(f"SELECT id, image_id FROM faces WHERE id IN ({marks})", chunk)
+            )
+        return out
+
+    def face_ids(self, sources: Sequence[str] | None = None) -> npt.NDArray[np.int64]:
+        if sources is None:
+            rows = self.db.execute("SELECT id FROM faces ORDER BY id")
+        else:
+            marks = ",".join("?" * len(sources))
+            rows = self.db.execute(
+                f"""SELECT DISTINCT f.id FROM faces f
+                    JOIN provenance p ON p.image_id = f.image_id
+                    JOIN sources s ON s.id = p.source_id
+                    WHERE s.name IN ({marks}) ORDER BY f.id""",
+                list(sources),
+            )
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def iter_embeddings(
+        self, batch: int = 10_000
+    ) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
+        last = -1
+        while True:
+            rows = self.db.execute(
+                "SELECT id, embedding FROM faces WHERE id > ? ORDER BY id LIMIT ?", (last, batch)
+            ).fetchall()
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(
+                len(rows), -1
+            )
+            yield ids, vecs
+            last = int(ids[-1])
+
+    def embeddings(self, face_ids: Sequence[int]) -> npt.NDArray[np.float32]:
+        found: dict[int, bytes] = {}
+        for chunk in _chunks([int(i) for i in face_ids], 500):
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self.db.execute(f"SELECT id, embedding FROM faces WHERE id IN ({marks})", chunk)
+            )
+        return np.stack([np.frombuffer(found[int(i)], dtype=np.float32) for i in face_ids])
+
+    def face_state(self) -> tuple[int, int]:
+        count, total = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(id), 0) FROM faces"
+        ).fetchone()
+        return int(count), int(total)
+
+    def stats(self) -> dict[str, Any]:
+        q = self.db.execute
+        return {
+            "images": q("SELECT COUNT(*) FROM images").fetchone()[0],
+            "faces": q("SELECT COUNT(*) FROM faces").fetchone()[0],
+            "provenance": q("SELECT COUNT(*) FROM provenance").fetchone()[0],
+            "sources": q("SELECT COUNT(*) FROM sources").fetchone()[0],
+            "failures": q("SELECT COUNT(*) FROM failures").fetchone()[0],
+            "images_without_faces": q(
+                "SELECT COUNT(*) FROM images WHERE face_count = 0"
+            ).fetchone()[0],
+        }
+
+    def failures(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            """SELECT s.name, f.path, f.reason, f.at FROM failures f
+               JOIN sources s ON s.id = f.source_id ORDER BY f.id LIMIT ?""",
+            (limit,),
+        ).fetchall()
+        return [{"source": r[0], "path": r[1], "reason": r[2], "at": r[3]} for r in rows]
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _chunks(items: Sequence[int], size: int) -> Iterator[list[int]]:
+    for i in range(0, len(items), size):
+        yield list(items[i : i + size])

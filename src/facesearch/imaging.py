@@ -1,0 +1,87 @@
+"""Safe image decoding: size and pixel limits, allowed formats, EXIF orientation.
+
+Decoding trusts the file's bytes, never its name, so a WebP saved as ``.jpg`` decodes
+as WebP. Everything that can go wrong becomes :class:`InvalidInput` with a reason a
+person can act on.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from facesearch.errors import InvalidInput
+
+ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
+
+
+@dataclass(frozen=True, slots=True)
+class DecodeLimits:
+    max_bytes: int = 50 * 1024 * 1024
+    max_pixels: int = 60_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedImage:
+    pixels: npt.NDArray[np.uint8]  # H x W x 3 RGB, orientation applied
+    format: str
+    width: int
+    height: int
+
+
+def decode_image(data: bytes, limits: DecodeLimits) -> DecodedImage:
+    """Decode bytes to RGB pixels, or raise InvalidInput saying why not."""
+    if not data:
+        raise InvalidInput("empty file (0 bytes)")
+    if len(data) > limits.max_bytes:
+        raise InvalidInput(f"file is {len(data)} bytes, over the limit of {limits.max_bytes}")
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns before it errors on bombs; we apply our own limit instead.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image: Image.Image = Image.open(io.BytesIO(data))
+            fmt = image.format or "unknown"
+            if fmt not in ALLOWED_FORMATS:
+                raise InvalidInput(f"unsupported image format {fmt}")
+            width, height = image.size
+            if width * height > limits.max_pixels:
+                raise InvalidInput(
+                    f"image is {width}x{height} = {width * height} pixels, over the limit of "
+                    f"{limits.max_pixels} (possible decompression bomb)"
+                )
+            image.seek(0)  # GIF, TIFF: the first frame
+            image.load()
+            image = ImageOps.exif_transpose(image) or image
+            rgb = image.convert("RGB")
+    except InvalidInput:
+        raise
+    except UnidentifiedImageError:
+        raise InvalidInput("not a recognised image file") from None
+    except Image.DecompressionBombError as exc:
+        raise InvalidInput(f"decompression bomb refused: {exc}") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InvalidInput(f"cannot decode image: {exc}") from None
+    pixels = np.asarray(rgb, dtype=np.uint8)
+    return DecodedImage(pixels=pixels, format=fmt, width=rgb.width, height=rgb.height)
+
+
+def read_limited(path: str, limits: DecodeLimits) -> bytes:
+    """Read a file, refusing it before reading when it is over the byte limit."""
+    try:
+        size = os.path.getsize(path)
+        if size > limits.max_bytes:
+            raise InvalidInput(f"file is {size} bytes, over the limit of {limits.max_bytes}")
+        with open(path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise InvalidInput(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise InvalidInput(f"is a directory: {path}") from None
+    except PermissionError:
+        raise InvalidInput(f"permission denied: {path}") from None

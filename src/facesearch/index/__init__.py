@@ -1,0 +1,1 @@
+"""Vector indexes: derived from the catalog, rebuildable at any time."""

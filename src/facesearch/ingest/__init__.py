@@ -1,0 +1,1 @@
+"""Ingest: turn folders and manifests into catalog rows and index entries."""

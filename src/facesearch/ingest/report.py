@@ -1,0 +1,51 @@
+"""The ingest report: what was added, what was skipped and why, in numbers and in rows."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class IngestReport:
+    source: str
+    files: int = 0
+    images_added: int = 0
+    copies_added: int = 0  # known content seen under a new path or source: provenance only
+    unchanged: int = 0  # already ingested from this very path: nothing to do
+    faces_indexed: int = 0
+    faces_skipped: int = 0
+    images_without_faces: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    skipped_faces: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def images_per_second(self) -> float:
+        done = self.images_added + self.copies_added + self.unchanged + len(self.failed)
+        return done / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["failures"] = len(self.failed)
+        data["images_per_second"] = round(self.images_per_second, 2)
+        data["seconds"] = round(self.seconds, 3)
+        return data
+
+    def summary(self) -> str:
+        parts = [
+            f"{self.files} files",
+            f"{self.images_added} new images",
+            f"{self.copies_added} new copies of known images",
+            f"{self.unchanged} unchanged",
+            f"{self.faces_indexed} faces indexed",
+            f"{self.faces_skipped} faces skipped",
+            f"{len(self.failed)} failed",
+        ]
+        head = "Interrupted after " if self.interrupted else "Ingested "
+        return (
+            head
+            + ", ".join(parts)
+            + f" in {self.seconds:.1f} s ({self.images_per_second:.1f} images/s)"
+        )

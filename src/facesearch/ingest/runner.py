@@ -1,0 +1,210 @@
+"""Runs an ingest: reads files, analyses them on all cores, writes catalog then index.
+
+Order of writes, per image: the catalog commits the image with its faces and embeddings
+(one transaction), then the index receives the vectors (in batches). A crash between the
+two leaves the index behind the catalog, which the engine repairs on the next open, so an
+image reported as done is never lost and never stored twice.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+
+import numpy as np
+
+from facesearch.catalog.ports import Catalog, FileStamp, NewImage
+from facesearch.config import Faces
+from facesearch.domain import Provenance
+from facesearch.errors import InvalidInput
+from facesearch.imaging import DecodeLimits, read_limited
+from facesearch.index.ports import VectorIndex
+from facesearch.ingest.analyse import Analysis, analyse_in_worker, init_worker, sha256_of
+from facesearch.ingest.items import IngestItem
+from facesearch.ingest.report import IngestReport
+
+Progress = Callable[[IngestReport, int], None]  # (report so far, files done)
+Analyser = Callable[[bytes, str], "Analysis | str"]
+
+INDEX_FLUSH_FACES = 256
+INDEX_FLUSH_SECONDS = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    item: IngestItem
+    stamp: FileStamp
+    data: bytes
+    sha256: str
+
+
+class IngestRun:
+    def __init__(
+        self,
+        catalog: Catalog,
+        index: VectorIndex,
+        source: str,
+        limits: DecodeLimits,
+        progress: Progress | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.index = index
+        self.source = source
+        self.limits = limits
+        self.progress = progress
+        self.report = IngestReport(source=source)
+        self.done = 0
+        self._ids: list[int] = []
+        self._vecs: list[np.ndarray] = []
+        self._last_flush = time.monotonic()
+
+    # -- stage 1: decide whether a file needs analysis at all -----------------------------
+    def prepare(self, item: IngestItem) -> Pending | None:
+        path = str(item.path)
+        try:
+            st = os.stat(item.path)
+            stamp = FileStamp(size=st.st_size, mtime_ns=st.st_mtime_ns)
+            if self.catalog.seen_file(self.source, path, stamp):
+                self.report.unchanged += 1
+                self._tick()
+                return None
+            data = read_limited(path, self.limits)
+        except (OSError, InvalidInput) as exc:
+            self._fail(path, str(exc) if isinstance(exc, InvalidInput) else exc.strerror or "")
+            return None
+        sha = sha256_of(data)
+        known = self.catalog.image_id_by_sha(sha)
+        if known is not None:
+            if self.catalog.add_provenance(known, self._provenance(item), stamp):
+                self.report.copies_added += 1
+            else:
+                self.report.unchanged += 1
+            self._tick()
+            return None
+        return Pending(item=item, stamp=stamp, data=data, sha256=sha)
+
+    # -- stage 3: write what analysis found ---------------------------------------------
+    def commit(self, pending: Pending, result: Analysis | str) -> None:
+        path = str(pending.item.path)
+        if isinstance(result, str):
+            self._fail(path, result)
+            return
+        image = NewImage(
+            sha256=result.sha256,
+            width=result.width,
+            height=result.height,
+            format=result.format,
+            bytes=result.bytes,
+            faces=result.faces,
+            embeddings=result.embeddings,
+            skipped_faces=result.skipped,
+        )
+        _, face_ids, new = self.catalog.add_image(
+            image, self._provenance(pending.item), pending.stamp
+        )
+        if new:
+            self.report.images_added += 1
+            self.report.faces_indexed += len(face_ids)
+            self.report.faces_skipped += len(result.skipped)
+            self.report.skipped_faces.extend({"path": path, **s} for s in result.skipped)
+            if not result.faces:
+                self.report.images_without_faces += 1
+            if face_ids:
+                self._ids.extend(face_ids)
+                self._vecs.append(result.embeddings)
+        else:  # the same content finished in another worker first
+            self.report.copies_added += 1
+        self._tick()
+        if len(self._ids) >= INDEX_FLUSH_FACES or (
+            time.monotonic() - self._last_flush > INDEX_FLUSH_SECONDS
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        if self._ids:
+            self.index.add(np.asarray(self._ids, dtype=np.int64), np.concatenate(self._vecs))
+            self._ids, self._vecs = [], []
+        self._last_flush = time.monotonic()
+
+    def _provenance(self, item: IngestItem) -> Provenance:
+        return Provenance(
+            source=self.source,
+            path=str(item.path),
+            source_url=item.source_url,
+            page_url=item.page_url,
+            captured_at=item.captured_at,
+        )
+
+    def _fail(self, path: str, reason: str) -> None:
+        self.catalog.record_failure(self.source, path, reason)
+        self.report.failed.append({"path": path, "reason": reason})
+        self._tick()
+
+    def _tick(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.report, self.done)
+
+
+def run_ingest(
+    run: IngestRun,
+    items: Sequence[IngestItem],
+    workers: int,
+    rules: Faces,
+    analyser: Analyser | None = None,
+) -> IngestReport:
+    """Ingest items with ``workers`` processes (or in this process, through ``analyser``)."""
+    started = time.monotonic()
+    run.report.files = len(items)
+    try:
+        if workers <= 1 and analyser is not None:
+            for item in items:
+                pending = run.prepare(item)
+                if pending is not None:
+                    run.commit(pending, analyser(pending.data, pending.sha256))
+        else:
+            _run_pool(run, items, workers, rules)
+    except KeyboardInterrupt:
+        run.report.interrupted = True
+    finally:
+        run.flush()
+        run.report.seconds = time.monotonic() - started
+    return run.report
+
+
+def _run_pool(run: IngestRun, items: Sequence[IngestItem], workers: int, rules: Faces) -> None:
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=init_worker,
+        initargs=(run.limits, rules),
+    )
+    in_flight: dict[Future[Analysis | str], Pending] = {}
+    todo: Iterator[IngestItem] = iter(items)
+    try:
+        exhausted = False
+        while True:
+            while not exhausted and len(in_flight) < 2 * workers:
+                item = next(todo, None)
+                if item is None:
+                    exhausted = True
+                    break
+                pending = run.prepare(item)
+                if pending is not None:
+                    in_flight[pool.submit(analyse_in_worker, pending.data, pending.sha256)] = (
+                        pending
+                    )
+            if not in_flight:
+                break
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in finished:
+                run.commit(in_flight.pop(future), future.result())
+    finally:
+        for future in in_flight:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,222 @@
+"""Turning engine results into JSON-able dicts and into text for a terminal."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Any
+
+from facesearch.domain import ImageRecord, Match, SearchResult
+from facesearch.ingest.report import IngestReport
+
+
+def emit(as_json: bool, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2, default=str) if as_json else text)
+
+
+# -- JSON ------------------------------------------------------------------------------
+def image_json(image: ImageRecord) -> dict[str, Any]:
+    data = asdict(image)
+    data["path"] = image.path
+    for face in data["faces"]:
+        face["landmarks"] = [list(p) for p in face["landmarks"]]
+    return data
+
+
+def match_json(match: Match) -> dict[str, Any]:
+    image = match.image
+    return {
+        "rank": match.rank,
+        "similarity": round(match.similarity, 4),
+        "is_match": match.is_match,
+        "face_id": match.face_id,
+        "box": match.box.as_dict(),
+        "image_id": image.id,
+        "path": image.path,
+        "sha256": image.sha256,
+        "provenance": [asdict(p) for p in image.provenance],
+    }
+
+
+def results_json(results: list[SearchResult]) -> dict[str, Any]:
+    return {
+        "model": results[0].model.key if results else None,
+        "probe_faces": [asdict(f) for f in results[0].probe_faces] if results else [],
+        "results": [
+            {
+                "probe_face": asdict(r.probe_face),
+                "threshold": r.threshold,
+                "matches": [match_json(m) for m in r.matches],
+            }
+            for r in results
+        ],
+    }
+
+
+# -- text ------------------------------------------------------------------------------
+def results_text(results: list[SearchResult]) -> str:
+    lines: list[str] = []
+    faces = results[0].probe_faces if results else ()
+    lines.append(f"Probe: {len(faces)} face(s) found")
+    for r in results:
+        b = r.probe_face.box
+        lines.append(
+            f"\nFace {r.probe_face.index} at ({b.x1},{b.y1})-({b.x2},{b.y2}): "
+            f"{sum(m.is_match for m in r.matches)} likely match(es) at similarity >= "
+            f"{r.threshold:.2f}"
+        )
+        if not r.matches:
+            lines.append("  (the collection holds no faces)")
+        for m in r.matches:
+            verdict = "MATCH" if m.is_match else "below"
+            lines.append(
+                f"  {m.rank:>3}. {m.similarity:6.3f} {verdict:<5}  "
+                f"image {m.image.id}  {m.image.path}"
+            )
+            for p in m.image.provenance:
+                urls = " ".join(u for u in (p.source_url, p.page_url) if u)
+                extra = f"  {urls}" if urls else ""
+                lines.append(f"        source {p.source}: {p.path}{extra}")
+    lines.append("\nA match is an investigative lead, not an identification.")
+    return "\n".join(lines)
+
+
+def image_text(image: ImageRecord) -> str:
+    lines = [
+        f"Image {image.id}: {image.width}x{image.height} {image.format}, {image.bytes} bytes",
+        f"  sha256 {image.sha256}",
+        f"  ingested {image.ingested_at}",
+        f"  {len(image.faces)} face(s) indexed, {len(image.skipped_faces)} skipped",
+    ]
+    for f in image.faces:
+        b = f.box
+        lines.append(
+            f"    face {f.id}: box ({b.x1},{b.y1})-({b.x2},{b.y2}) size {f.size}px "
+            f"score {f.score:.2f} sharpness {f.sharpness:.1f}"
+        )
+    for s in image.skipped_faces:
+        lines.append(f"    skipped: {s.get('reason')}")
+    lines.append("  provenance:")
+    for p in image.provenance:
+        lines.append(f"    [{p.source}] {p.path}")
+        for label, value in (
+            ("source_url", p.source_url),
+            ("page_url", p.page_url),
+            ("captured_at", p.captured_at),
+        ):
+            if value:
+                lines.append(f"        {label}: {value}")
+    return "\n".join(lines)
+
+
+def stats_text(stats: dict[str, Any]) -> str:
+    index = stats["index"]
+    state = "consistent with the catalog" if index["consistent"] else "OUT OF STEP (run reindex)"
+    return "\n".join(
+        [
+            f"Home:     {stats['home']}",
+            f"Images:   {stats['images']} ({stats['images_without_faces']} without faces)",
+            f"Faces:    {stats['faces']}",
+            f"Copies:   {stats['provenance']} provenance rows",
+            f"Sources:  {stats['sources']}",
+            f"Failures: {stats['failures']}",
+            f"Model:    {stats['model'] or '(none yet)'}",
+            f"Index:    {index['kind']}, {index['faces']} faces, {state}",
+        ]
+    )
+
+
+def failures_text(failed: list[dict[str, str]]) -> str:
+    if not failed:
+        return ""
+    shown = [f"\n  failed: {f['path']}: {f['reason']}" for f in failed[:20]]
+    more = f"\n  ... and {len(failed) - 20} more (see --report)" if len(failed) > 20 else ""
+    return "".join(shown) + more
+
+
+def eval_text(report: dict[str, Any]) -> str:
+    lines = [
+        f"Pairs: {report['pairs']} ({report['same']} same, {report['different']} different), "
+        f"{report['images']} images, {len(report['images_without_face'])} without a face",
+        f"ROC AUC: {report['roc_auc']:.4f}",
+    ]
+    if "k_fold" in report:
+        k = report["k_fold"]
+        lines.append(f"{k['folds']}-fold accuracy: {k['accuracy']:.2%} ± {k['accuracy_std']:.2%}")
+    best = report["best_threshold"]
+    lines.append(
+        f"Best accuracy {best['accuracy']:.2%} at similarity {best['threshold']:.3f} "
+        "(fit on these pairs: optimistic)"
+    )
+    lines.append(
+        f"At the configured threshold {report['threshold']:.3f}: accuracy "
+        f"{report['accuracy_at_threshold']:.2%}, false match rate "
+        f"{report['false_match_rate_at_threshold']:.2%}, true match rate "
+        f"{report['true_match_rate_at_threshold']:.2%}"
+    )
+    for t in report["tar_at_far"]:
+        lines.append(
+            f"TAR at FAR {t['far_target']:g}: {t['tar']:.2%} (threshold {t['threshold']:.3f}; "
+            f"{t.get('negatives', 0)} different-person pairs, so FAR resolution "
+            f"{t.get('far_resolution', float('nan')):.1e})"
+        )
+    return "\n".join(lines)
+
+
+# -- progress --------------------------------------------------------------------------
+@contextmanager
+def ingest_progress(enabled: bool) -> Iterator[Callable[[IngestReport, int], None] | None]:
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("[bold]Ingesting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} images/s"),
+        TextColumn("{task.fields[faces]} faces"),
+        TextColumn("{task.fields[failed]} failed"),
+        TimeElapsedColumn(),
+        console=_stderr_console(),
+    ) as bar:
+        task = bar.add_task("ingest", total=None, rate="0.0", faces=0, failed=0)
+
+        def update(report: IngestReport, done: int) -> None:
+            elapsed = bar.tasks[0].elapsed or 0.0
+            bar.update(
+                task,
+                completed=done,
+                total=report.files,
+                rate=f"{done / elapsed:.1f}" if elapsed else "0.0",
+                faces=report.faces_indexed,
+                failed=len(report.failed),
+            )
+
+        yield update
+
+
+@contextmanager
+def count_progress(label: str, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    if not enabled:
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(console=_stderr_console()) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(file=sys.stderr)
