@@ -84,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("pairs", type=Path, metavar="PAIRS.csv")
     p.add_argument("--root", type=Path, default=Path("."), help="directory the paths are under")
+
+    from facesearch.api.commands import add_parsers
+
+    add_parsers(sub, common)
     return parser
 
 
@@ -130,6 +134,10 @@ def open_engine(args: argparse.Namespace) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from facesearch import render
+    from facesearch.api import commands
+
+    if args.command in commands.COMMANDS:
+        return commands.run(args)
 
     with open_engine(args) as engine:
         if args.command == "ingest":

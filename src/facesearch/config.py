@@ -56,6 +56,28 @@ class Search(BaseModel):
     top_k: int = Field(20, gt=0, le=10_000, description="Default number of results.")
 
 
+class Api(BaseModel):
+    """The HTTP API and web UI (``facesearch serve``)."""
+
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8000, gt=0, lt=65536, description="Port to listen on.")
+    auth: bool = Field(True, description="Require an API key or a signed-in user.")
+    inference_workers: int = Field(
+        2, gt=0, le=64, description="Threads running decode, detect and embed."
+    )
+    search_rate_per_minute: float = Field(
+        60, gt=0, description="Searches allowed per key (or user) per minute."
+    )
+    search_burst: int = Field(10, gt=0, description="Searches allowed at once before limiting.")
+    session_hours: float = Field(12, gt=0, description="How long a web sign-in lasts.")
+    secure_cookies: bool = Field(
+        True, description="Mark session cookies Secure (HTTPS or localhost only)."
+    )
+    thumbnail_cache_bytes: int = Field(
+        32 * 1024 * 1024, ge=0, description="Memory kept for face thumbnails."
+    )
+
+
 class Settings(BaseSettings):
     """Everything facesearch can be told."""
 
@@ -72,6 +94,7 @@ class Settings(BaseSettings):
     limits: Limits = Field(default_factory=Limits)
     faces: Faces = Field(default_factory=Faces)
     search: Search = Field(default_factory=Search)
+    api: Api = Field(default_factory=Api)
 
     @classmethod
     def settings_customise_sources(

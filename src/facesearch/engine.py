@@ -15,7 +15,7 @@ import numpy as np
 
 from facesearch.catalog.sqlite import SqliteCatalog
 from facesearch.config import Settings
-from facesearch.domain import Match, ModelId, ProbeFace, SearchResult
+from facesearch.domain import ImageRecord, Match, ModelId, ProbeFace, SearchResult
 from facesearch.errors import InvalidInput, ModelMismatch, NoFaceFound, NotFound
 from facesearch.imaging import DecodeLimits, decode_image, read_limited
 from facesearch.index.flat import FlatFileIndex
@@ -276,6 +276,14 @@ class FaceSearch:
         if image is None:
             raise NotFound(f"no image with id {image_id}")
         return image
+
+    def list_images(
+        self, *, after: int = 0, limit: int = 50, source: str | None = None
+    ) -> list[ImageRecord]:
+        """Images in id order after the id ``after`` (for cursor pagination)."""
+        ids = self.catalog.list_image_ids(after=after, limit=limit, source=source)
+        images = self.catalog.get_images(ids)
+        return [images[i] for i in ids if i in images]
 
     def stats(self) -> dict[str, Any]:
         stats = self.catalog.stats()

@@ -309,6 +309,22 @@ class SqliteCatalog:
                 )
         return out
 
+    def list_image_ids(
+        self, after: int = 0, limit: int = 50, source: str | None = None
+    ) -> list[int]:
+        """Image ids above ``after`` in id order (a cursor), optionally of one source."""
+        if source is None:
+            rows = self.db.execute(
+                "SELECT id FROM images WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+            )
+        else:
+            rows = self.db.execute(
+                """SELECT DISTINCT p.image_id FROM provenance p JOIN sources s ON s.id = p.source_id
+                   WHERE s.name = ? AND p.image_id > ? ORDER BY p.image_id LIMIT ?""",
+                (source, after, limit),
+            )
+        return [int(r[0]) for r in rows]
+
     def faces_to_images(self, face_ids: Sequence[int]) -> dict[int, int]:
         out: dict[int, int] = {}
         for chunk in _chunks(sorted({int(i) for i in face_ids}), 500):

@@ -1,0 +1,124 @@
+"""The CLI commands of the app: ``serve``, ``keys create|list|revoke``, ``users add``.
+
+cli.py hands these to ``run`` before it opens an engine, so key management never loads
+a model or touches the catalog.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from typing import Any
+
+from facesearch.errors import InvalidInput
+
+COMMANDS = frozenset({"serve", "keys", "users"})
+ROLES = "admin, ingest, search or auditor"
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="run the HTTP API and web UI",
+        description="Serve the HTTP API (/docs for its OpenAPI document) and the web UI. "
+        "Authentication is on unless FACESEARCH_API__AUTH=false.",
+    )
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 8000)")
+
+    keys = sub.add_parser("keys", help="create, list and revoke API keys")
+    ks = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    k = ks.add_parser("create", parents=[common], help="a new key (shown once)")
+    k.add_argument("--name", required=True, help="who or what uses the key")
+    k.add_argument("--role", required=True, help=ROLES)
+    ks.add_parser("list", parents=[common], help="every key, active and revoked")
+    k = ks.add_parser("revoke", parents=[common], help="revoke a key at once")
+    k.add_argument("key_id", metavar="KEY_ID")
+
+    users = sub.add_parser("users", help="web UI users (username and password)")
+    us = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    u = us.add_parser("add", parents=[common], help="add a user or reset a password")
+    u.add_argument("username")
+    u.add_argument("--role", required=True, help=ROLES)
+    u.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+
+
+def run(args: argparse.Namespace) -> int:
+    from facesearch.accounts.store import SqliteAccountStore
+    from facesearch.config import load_settings
+
+    settings = load_settings(home=args.home)
+    if args.command == "serve":
+        return serve(args, settings)
+    store = SqliteAccountStore(settings.home / "accounts.sqlite")
+    try:
+        if args.command == "keys":
+            return keys(args, store)
+        return users(args, store)
+    finally:
+        store.close()
+
+
+def serve(args: argparse.Namespace, settings: Any) -> int:
+    import uvicorn
+
+    from facesearch.api.app import create_app
+    from facesearch.engine import FaceSearch
+
+    host = args.host or settings.api.host
+    port = args.port or settings.api.port
+    with FaceSearch(settings) as engine:
+        app = create_app(engine)
+        print(f"facesearch: serving http://{host}:{port}/ (API docs at /docs)", file=sys.stderr)
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    return 0
+
+
+def keys(args: argparse.Namespace, store: Any) -> int:
+    if args.keys_command == "create":
+        info, full = store.create_key(args.name, args.role)
+        data: Any = {"key": full, "key_id": info.key_id, "name": info.name, "role": info.role}
+        text = (
+            f"{full}\n\nKey {info.key_id} ({info.role.value}) for {info.name}. "
+            "Keep it now: it is stored only as a hash and cannot be shown again."
+        )
+    elif args.keys_command == "list":
+        found = store.list_keys()
+        data = [
+            {
+                "key_id": k.key_id,
+                "name": k.name,
+                "role": k.role.value,
+                "created_at": k.created_at,
+                "revoked_at": k.revoked_at,
+            }
+            for k in found
+        ]
+        rows = [
+            f"{k.key_id}  {k.role.value:<8} {'active ' if k.active else 'revoked'}  "
+            f"{k.created_at}  {k.name}"
+            for k in found
+        ]
+        text = "\n".join(rows) if rows else "No API keys yet: facesearch keys create --name ..."
+    else:
+        info = store.revoke_key(args.key_id)
+        data = {"key_id": info.key_id, "revoked_at": info.revoked_at}
+        text = f"Revoked key {info.key_id} ({info.name})"
+    print(json.dumps(data, default=str) if args.json else text)
+    return 0
+
+
+def users(args: argparse.Namespace, store: Any) -> int:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise InvalidInput("the two passwords differ")
+    store.add_user(args.username, password, args.role)
+    data = {"username": args.username, "role": args.role}
+    print(json.dumps(data) if args.json else f"User {args.username} ({args.role}) saved")
+    return 0

@@ -1,0 +1,179 @@
+"""The engine as the HTTP API uses it, safely from many requests at once.
+
+Model work (decode, detect, embed) runs on a bounded pool of threads, each with its own
+models (dlib releases the GIL, and its networks keep per-call state, so threads must not
+share one), so a slow upload never blocks the event loop or other requests. Catalog and
+index calls go through one lock: the engine's SQLite connection and index are shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+
+from facesearch.domain import ImageRecord, ProbeFace, SearchResult
+from facesearch.engine import FaceSearch, Probe
+from facesearch.errors import InvalidInput, NotFound
+from facesearch.imaging import decode_image
+from facesearch.ingest.analyse import sha256_of
+from facesearch.ingest.items import IngestItem
+from facesearch.ingest.report import IngestReport
+from facesearch.vision.ports import FaceDetector, FaceEmbedder
+
+T = TypeVar("T")
+Models = Callable[[], tuple[FaceDetector, FaceEmbedder]]
+
+
+@dataclass
+class Timings:
+    """Milliseconds per stage of one request."""
+
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def add(self, stage: str, since: float) -> float:
+        now = time.perf_counter()
+        self.stages[stage] = round(self.stages.get(stage, 0.0) + (now - since) * 1000, 3)
+        return now
+
+
+class Gateway:
+    def __init__(self, engine: FaceSearch, workers: int, models: Models | None = None) -> None:
+        self.engine = engine
+        self.workers = workers
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fs-infer")
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        self._lock = threading.Lock()
+        self._busy = 0
+        self._busy_lock = threading.Lock()
+        self._local = threading.local()
+        self._models = models or self._dlib_models
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _dlib_models(self) -> tuple[FaceDetector, FaceEmbedder]:
+        from facesearch.vision.dlib_models import DlibFaceDetector, DlibFaceEmbedder
+
+        faces = self.engine.settings.faces
+        return (
+            DlibFaceDetector(upsample=faces.upsample),
+            DlibFaceEmbedder(flip_average=faces.flip_average),
+        )
+
+    def _thread_models(self) -> tuple[FaceDetector, FaceEmbedder]:
+        models: tuple[FaceDetector, FaceEmbedder] | None = getattr(self._local, "models", None)
+        if models is None:
+            models = self._models()
+            self._local.models = models
+        return models
+
+    async def infer(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run model work on the pool (bounded), off the event loop."""
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            # Requests beyond this many wait here rather than in the pool's unbounded queue.
+            self._slots = (loop, asyncio.Semaphore(self.workers * 4))
+        async with self._slots[1]:
+            return await loop.run_in_executor(
+                self._pool, self._counted, functools.partial(fn, *args)
+            )
+
+    def _counted(self, job: Callable[[], T]) -> T:
+        with self._busy_lock:
+            self._busy += 1
+        try:
+            return job()
+        finally:
+            with self._busy_lock:
+                self._busy -= 1
+
+    @property
+    def busy(self) -> int:
+        """Model jobs running now."""
+        return self._busy
+
+    async def locked(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run an engine call that reads or writes the catalog and index, one at a time."""
+
+        def call() -> T:
+            with self._lock:
+                return fn(*args, **kwargs)
+
+        return await run_in_threadpool(call)
+
+    # -- model work (on the pool) -------------------------------------------------------
+    def probe(self, data: bytes, timings: Timings) -> Probe:
+        """Decode, detect and embed, like FaceSearch.probe, timing each stage."""
+        detector, embedder = self._thread_models()
+        t = time.perf_counter()
+        decoded = decode_image(data, self.engine.limits)
+        t = timings.add("decode", t)
+        found = detector.detect_faces(decoded.pixels)
+        t = timings.add("detect", t)
+        embeddings = embedder.embed_faces(decoded.pixels, found)
+        timings.add("embed", t)
+        faces = tuple(
+            ProbeFace(index=i, box=f.box, score=f.score, size=f.size) for i, f in enumerate(found)
+        )
+        return Probe(
+            pixels=decoded.pixels, faces=faces, embeddings=embeddings, sha256=sha256_of(data)
+        )
+
+    # -- catalog and index (under the lock) ----------------------------------------------
+    def search(
+        self,
+        probe: Probe,
+        face: int | None,
+        top_k: int,
+        threshold: float | None,
+        sources: Sequence[str] | None,
+    ) -> SearchResult:
+        with self._lock:
+            [result] = self.engine.search(
+                probe, face=face, top_k=top_k, threshold=threshold, sources=sources
+            )
+        return result
+
+    def image(self, image_id: int) -> ImageRecord:
+        with self._lock:
+            record: ImageRecord = self.engine.show(image_id)
+        return record
+
+    def face_image(self, face_id: int) -> ImageRecord:
+        with self._lock:
+            image_id = self.engine.catalog.faces_to_images([face_id]).get(face_id)
+            if image_id is None:
+                raise NotFound(f"no face with id {face_id}")
+            record: ImageRecord = self.engine.show(image_id)
+        return record
+
+    def ingest_file(self, item: IngestItem, source: str, sha256: str) -> tuple[IngestReport, int]:
+        """Ingest one saved upload; returns the report and the image id."""
+        with self._lock:
+            report = self.engine.ingest([item], source=source, workers=1)
+            image_id = self.engine.catalog.image_id_by_sha(sha256)
+        if image_id is None:
+            reason = report.failed[0]["reason"] if report.failed else "unknown reason"
+            raise InvalidInput(f"the image could not be ingested: {reason}")
+        return report, image_id
+
+
+def image_file(image: ImageRecord) -> Path:
+    """The first ingested copy of an image still on disk with the size it had."""
+    for prov in image.provenance:
+        path = Path(prov.path)
+        try:
+            if path.is_file() and path.stat().st_size == image.bytes:
+                return path
+        except OSError:
+            continue
+    raise NotFound(f"the file of image {image.id} is no longer where it was ingested from")

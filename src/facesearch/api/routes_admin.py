@@ -1,0 +1,143 @@
+"""Sources, statistics, who am I, and API keys (admin), plus health and readiness."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from facesearch.accounts.roles import ROLE_ACTIONS, Action, Principal
+from facesearch.api import cursors, schemas
+from facesearch.api.auth import allow, auth_state, principal
+from facesearch.api.deps import AUTH_ERRORS, errors, gateway
+
+router = APIRouter(prefix="/v1")
+health = APIRouter(tags=["health"])
+
+
+@router.get(
+    "/sources",
+    tags=["catalog"],
+    response_model=schemas.SourcesPage,
+    summary="List sources",
+    responses=errors(400, *AUTH_ERRORS),
+)
+async def list_sources(
+    request: Request,
+    cursor: str | None = Query(None, max_length=500, description="next_cursor of a page."),
+    limit: int = Query(100, ge=1, le=500),
+    who: Principal = Depends(allow(Action.LIST_SOURCES)),
+) -> schemas.SourcesPage:
+    """The collections images were ingested into, by name, with their image counts."""
+    gw = gateway(request)
+    after = cursors.decode(cursor, "after", str) or ""
+    rows = [r for r in await gw.locked(gw.engine.catalog.list_sources) if r["name"] > after]
+    page = rows[:limit]
+    return schemas.SourcesPage(
+        items=[schemas.SourceOut(**r) for r in page],
+        next_cursor=cursors.encode({"after": page[-1]["name"]}) if len(rows) > limit else None,
+    )
+
+
+@router.get(
+    "/stats",
+    tags=["catalog"],
+    response_model=schemas.StatsOut,
+    summary="Counts and index state",
+    responses=errors(*AUTH_ERRORS),
+)
+async def stats(
+    request: Request, who: Principal = Depends(allow(Action.STATS))
+) -> schemas.StatsOut:
+    gw = gateway(request)
+    data = await gw.locked(gw.engine.stats)
+    data.pop("home", None)  # a server path is no business of API callers
+    return schemas.StatsOut(**data)
+
+
+@router.get("/me", tags=["accounts"], response_model=schemas.MeOut, responses=errors(*AUTH_ERRORS))
+async def me(who: Principal = Depends(principal)) -> schemas.MeOut:
+    """Who the key or session belongs to, and what its role allows."""
+    return schemas.MeOut(
+        kind=who.kind,
+        id=who.id,
+        name=who.name,
+        role=who.role.value,
+        actions=sorted(a.value for a in ROLE_ACTIONS[who.role]),
+    )
+
+
+@router.get(
+    "/keys",
+    tags=["accounts"],
+    response_model=schemas.KeysPage,
+    summary="List API keys",
+    responses=errors(*AUTH_ERRORS),
+)
+async def list_keys(
+    request: Request, who: Principal = Depends(allow(Action.MANAGE_KEYS))
+) -> schemas.KeysPage:
+    keys = await run_in_threadpool(auth_state(request).store.list_keys)
+    return schemas.KeysPage(items=[schemas.key(k) for k in keys])
+
+
+@router.post(
+    "/keys",
+    tags=["accounts"],
+    status_code=201,
+    response_model=schemas.KeyCreated,
+    summary="Create an API key",
+    responses=errors(400, *AUTH_ERRORS),
+)
+async def create_key(
+    request: Request,
+    body: schemas.KeyCreate,
+    who: Principal = Depends(allow(Action.MANAGE_KEYS)),
+) -> schemas.KeyCreated:
+    """The key is in this answer only: it is stored as a salted hash."""
+    store = auth_state(request).store
+    info, full = await run_in_threadpool(store.create_key, body.name, body.role)
+    return schemas.KeyCreated(key=full, info=schemas.key(info))
+
+
+@router.delete(
+    "/keys/{key_id}",
+    tags=["accounts"],
+    response_model=schemas.KeyOut,
+    summary="Revoke an API key",
+    responses=errors(404, *AUTH_ERRORS),
+)
+async def revoke_key(
+    request: Request,
+    key_id: Annotated[str, PathParam(max_length=64)],
+    who: Principal = Depends(allow(Action.MANAGE_KEYS)),
+) -> schemas.KeyOut:
+    """The key stops working at once, and so do web sessions opened with it."""
+    info = await run_in_threadpool(auth_state(request).store.revoke_key, key_id)
+    return schemas.key(info)
+
+
+@health.get("/healthz", response_model=schemas.Health, summary="Liveness")
+async def healthz() -> schemas.Health:
+    """The process answers (no model or store is touched)."""
+    return schemas.Health(status="ok")
+
+
+@health.get(
+    "/readyz",
+    response_model=schemas.Ready,
+    summary="Readiness",
+    responses={503: {"model": schemas.ErrorOut, "description": "Not ready."}},
+)
+async def readyz(request: Request) -> schemas.Ready | JSONResponse:
+    """The catalog answers and the index agrees with it."""
+    gw = gateway(request)
+    data = await gw.locked(gw.engine.stats)
+    if not data["index"]["consistent"]:
+        from facesearch.api.errors import envelope
+
+        return envelope(request, 503, "not_ready", "the index is out of step with the catalog")
+    return schemas.Ready(status="ready", faces=data["faces"])

@@ -1,0 +1,61 @@
+"""Face crops, made on demand from the stored image and kept in a bounded memory cache."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import OrderedDict
+
+from PIL import Image
+
+from facesearch.domain import BoundingBox
+from facesearch.imaging import DecodeLimits, decode_image, read_limited
+
+THUMB_SIZE = 160
+MARGIN = 0.3  # of the face box on each side: a little context around the face
+
+
+def crop_face(path: str, box: BoundingBox, limits: DecodeLimits) -> bytes:
+    pixels = decode_image(read_limited(path, limits), limits).pixels
+    height, width = pixels.shape[:2]
+    mx, my = int(box.width * MARGIN), int(box.height * MARGIN)
+    x1, y1 = max(0, box.x1 - mx), max(0, box.y1 - my)
+    x2, y2 = min(width, box.x2 + mx), min(height, box.y2 + my)
+    crop = Image.fromarray(pixels[y1:y2, x1:x2])
+    crop.thumbnail((THUMB_SIZE, THUMB_SIZE))
+    out = io.BytesIO()
+    crop.save(out, format="JPEG", quality=85)
+    return out.getvalue()
+
+
+class ThumbnailCache:
+    """Least recently used face crops, up to ``max_bytes`` in all."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[int, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def get(self, face_id: int) -> bytes | None:
+        with self._lock:
+            data = self._items.get(face_id)
+            if data is not None:
+                self._items.move_to_end(face_id)
+            return data
+
+    def put(self, face_id: int, data: bytes) -> None:
+        if len(data) > self.max_bytes:
+            return
+        with self._lock:
+            old = self._items.pop(face_id, None)
+            self._size -= len(old) if old else 0
+            self._items[face_id] = data
+            self._size += len(data)
+            while self._size > self.max_bytes:
+                _, dropped = self._items.popitem(last=False)
+                self._size -= len(dropped)
+
+    @property
+    def size(self) -> int:
+        return self._size

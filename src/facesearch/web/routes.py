@@ -1,0 +1,253 @@
+"""Pages of the web UI. They sign people in and render; searching goes through /v1/search.
+
+Sessions live in an HttpOnly, SameSite=Strict cookie (Secure unless switched off for
+plain-HTTP development). Every form carries the session's CSRF token; the sign-in form,
+which has no session yet, carries a double-submit token instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+
+from facesearch.accounts import credentials as cred
+from facesearch.accounts.roles import Action, Principal, Role
+from facesearch.api.auth import ANONYMOUS, SESSION_COOKIE, auth_state, current_session
+from facesearch.api.deps import gateway
+from facesearch.api.schemas import NOTICE
+from facesearch.errors import FacesearchError
+
+HERE = Path(__file__).parent
+LOGIN_CSRF_COOKIE = "fs_login_csrf"
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+router = APIRouter(include_in_schema=False)
+
+
+def mount(app: FastAPI) -> None:
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.include_router(router)
+
+
+class _Page:
+    """The signed-in caller of a page, or the answer to give instead (sign in, forbidden)."""
+
+    def __init__(self, request: Request, action: Action | None) -> None:
+        self.request = request
+        self.csrf = ""
+        self.who: Principal | None = None
+        self.stop: Response | None = None
+        if not auth_state(request).enabled:
+            self.who = ANONYMOUS
+        else:
+            session = current_session(request)
+            if session is None:
+                self.stop = RedirectResponse("/login", status_code=303)
+                return
+            self.who, self.csrf = session.principal, session.csrf
+        if action is not None and not self.who.can(action):
+            self.stop = render(
+                request,
+                "message.html",
+                {"who": self.who, "title": "Not allowed", "message": _forbidden(self.who, action)},
+                status=403,
+            )
+
+    def render(self, name: str, context: dict[str, Any], status: int = 200) -> Response:
+        return render(self.request, name, {"who": self.who, "csrf": self.csrf, **context}, status)
+
+    def form_ok(self, token: str) -> bool:
+        return not auth_state(self.request).enabled or (bool(token) and cred.same(token, self.csrf))
+
+
+def _forbidden(who: Principal, action: Action) -> str:
+    return f"Your role ({who.role.value}) may not {action.value.replace('_', ' ')}."
+
+
+def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+    context = {"notice": NOTICE, "Action": Action, "csrf": "", **context}
+    response = templates.TemplateResponse(request, name, context, status_code=status)
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
+        "script-src 'self'; frame-ancestors 'none'; form-action 'self'"
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def _cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        httponly=True,
+        secure=auth_state(request).secure_cookies,
+        samesite="strict",
+        path="/",
+    )
+
+
+# -- sign in and out -------------------------------------------------------------------
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request) -> Response:
+    return _login_form(request, "", 200)
+
+
+def _login_form(request: Request, error: str, status: int) -> Response:
+    token = cred.token()
+    response = render(
+        request, "login.html", {"who": None, "login_csrf": token, "error": error}, status
+    )
+    _cookie(response, request, LOGIN_CSRF_COOKIE, token, 3600)
+    return response
+
+
+@router.post("/login", response_class=HTMLResponse)
+async def login(
+    request: Request,
+    csrf_token: str = Form(""),
+    username: str = Form(""),
+    password: str = Form(""),
+    api_key: str = Form(""),
+) -> Response:
+    auth = auth_state(request)
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not csrf_token or not cred.same(expected, csrf_token):
+        return _login_form(
+            request, "The form expired or was not sent from this site; try again.", 403
+        )
+    who: Principal | None = None
+    if api_key.strip():
+        who = await run_in_threadpool(auth.store.check_key, api_key.strip())
+    elif username.strip():
+        who = await run_in_threadpool(auth.store.check_password, username, password)
+    if who is None:
+        return _login_form(request, "Unknown user or key, or wrong password.", 401)
+    session, _ = await run_in_threadpool(auth.store.open_session, who, auth.session_hours)
+    response = RedirectResponse("/", status_code=303)
+    _cookie(response, request, SESSION_COOKIE, session, int(auth.session_hours * 3600))
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request, csrf_token: str = Form("")) -> Response:
+    page = _Page(request, None)
+    if page.stop is not None:
+        return page.stop
+    if not page.form_ok(csrf_token):
+        return page.render(
+            "message.html",
+            {"title": "Not signed out", "message": "Missing or wrong CSRF token."},
+            403,
+        )
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        auth_state(request).store.close_session(token)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# -- pages -----------------------------------------------------------------------------
+@router.get("/", response_class=HTMLResponse)
+async def search_page(request: Request) -> Response:
+    page = _Page(request, Action.SEARCH)
+    if page.stop is not None:
+        return page.stop
+    gw = gateway(request)
+    sources = await gw.locked(gw.engine.catalog.list_sources)
+    return page.render(
+        "search.html",
+        {"sources": sources, "threshold": gw.engine.settings.search.threshold},
+    )
+
+
+@router.get("/images/{image_id}", response_class=HTMLResponse)
+async def image_page(request: Request, image_id: int) -> Response:
+    page = _Page(request, Action.VIEW_IMAGES)
+    if page.stop is not None:
+        return page.stop
+    gw = gateway(request)
+    try:
+        record = await run_in_threadpool(gw.image, image_id)
+    except FacesearchError as exc:
+        return page.render("message.html", {"title": "Not found", "message": str(exc)}, 404)
+    face = request.query_params.get("face", "")
+    return page.render(
+        "image.html",
+        {"image": record, "face_id": int(face) if face.isdigit() else None},
+    )
+
+
+@router.get("/sources", response_class=HTMLResponse)
+async def sources_page(request: Request) -> Response:
+    page = _Page(request, Action.LIST_SOURCES)
+    if page.stop is not None:
+        return page.stop
+    gw = gateway(request)
+    sources = await gw.locked(gw.engine.catalog.list_sources)
+    return page.render("sources.html", {"sources": sources})
+
+
+@router.get("/stats", response_class=HTMLResponse)
+async def stats_page(request: Request) -> Response:
+    page = _Page(request, Action.STATS)
+    if page.stop is not None:
+        return page.stop
+    gw = gateway(request)
+    stats = await gw.locked(gw.engine.stats)
+    stats.pop("home", None)
+    return page.render("stats.html", {"stats": stats})
+
+
+@router.get("/admin/keys", response_class=HTMLResponse)
+async def keys_page(request: Request) -> Response:
+    page = _Page(request, Action.MANAGE_KEYS)
+    if page.stop is not None:
+        return page.stop
+    return await _keys(page, None, "", 200)
+
+
+async def _keys(page: _Page, new_key: str | None, error: str, status: int) -> Response:
+    keys = await run_in_threadpool(auth_state(page.request).store.list_keys)
+    roles = [r.value for r in Role]
+    return page.render(
+        "keys.html", {"keys": keys, "roles": roles, "new_key": new_key, "error": error}, status
+    )
+
+
+@router.post("/admin/keys", response_class=HTMLResponse)
+async def create_key(
+    request: Request, csrf_token: str = Form(""), name: str = Form(""), role: str = Form("")
+) -> Response:
+    page = _Page(request, Action.MANAGE_KEYS)
+    if page.stop is not None:
+        return page.stop
+    if not page.form_ok(csrf_token):
+        return await _keys(page, None, "Missing or wrong CSRF token: nothing was created.", 403)
+    try:
+        _, full = await run_in_threadpool(auth_state(request).store.create_key, name, role)
+    except FacesearchError as exc:
+        return await _keys(page, None, str(exc), 400)
+    return await _keys(page, full, "", 201)
+
+
+@router.post("/admin/keys/{key_id}/revoke", response_class=HTMLResponse)
+async def revoke_key(request: Request, key_id: str, csrf_token: str = Form("")) -> Response:
+    page = _Page(request, Action.MANAGE_KEYS)
+    if page.stop is not None:
+        return page.stop
+    if not page.form_ok(csrf_token):
+        return await _keys(page, None, "Missing or wrong CSRF token: nothing was revoked.", 403)
+    try:
+        await run_in_threadpool(auth_state(request).store.revoke_key, key_id)
+    except FacesearchError as exc:
+        return await _keys(page, None, str(exc), 404)
+    return RedirectResponse("/admin/keys", status_code=303)
