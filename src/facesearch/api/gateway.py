@@ -49,7 +49,8 @@ class Gateway:
     def __init__(self, engine: FaceSearch, workers: int, models: Models | None = None) -> None:
         self.engine = engine
         self.workers = workers
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fs-infer")
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self._lock = threading.Lock()
         self._busy = 0
@@ -58,7 +59,19 @@ class Gateway:
         self._models = models or self._dlib_models
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        """Stop the pool (at app shutdown); the next model job starts a new one."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.workers, thread_name_prefix="fs-infer"
+                )
+            return self._pool
 
     def _dlib_models(self) -> tuple[FaceDetector, FaceEmbedder]:
         from facesearch.vision.dlib_models import DlibFaceDetector, DlibFaceEmbedder
@@ -84,7 +97,7 @@ class Gateway:
             self._slots = (loop, asyncio.Semaphore(self.workers * 4))
         async with self._slots[1]:
             return await loop.run_in_executor(
-                self._pool, self._counted, functools.partial(fn, *args)
+                self._executor(), self._counted, functools.partial(fn, *args)
             )
 
     def _counted(self, job: Callable[[], T]) -> T:
