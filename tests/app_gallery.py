@@ -26,6 +26,7 @@ LFW_PEOPLE = ("Justin_Leonard", "Marc_Grossman", "Martha_Burk", "Mary_Carey")
 OBAMA_PROBE = "face_recognition/examples/obama2.jpg"
 TWO_PEOPLE = "face_recognition/examples/knn_examples/test/obama_and_biden.jpg"
 NO_FACE = "skimage/coffee.png"
+TEST_OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
 
 
 def bearer(key: str) -> dict[str, str]:
