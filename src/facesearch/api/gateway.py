@@ -89,18 +89,23 @@ class Gateway:
             self._local.models = models
         return models
 
-    async def infer(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run model work on the pool (bounded), off the event loop."""
+    async def infer(self, fn: Callable[..., T], *args: Any, timings: Timings | None = None) -> T:
+        """Run model work on the pool (bounded), off the event loop.
+
+        With ``timings``, the wait for a free worker is recorded as the stage "queue".
+        """
         loop = asyncio.get_running_loop()
         if self._slots is None or self._slots[0] is not loop:
             # Requests beyond this many wait here rather than in the pool's unbounded queue.
             self._slots = (loop, asyncio.Semaphore(self.workers * 4))
+        queued = time.perf_counter()
+        job = functools.partial(fn, *args)
         async with self._slots[1]:
-            return await loop.run_in_executor(
-                self._executor(), self._counted, functools.partial(fn, *args)
-            )
+            return await loop.run_in_executor(self._executor(), self._counted, job, queued, timings)
 
-    def _counted(self, job: Callable[[], T]) -> T:
+    def _counted(self, job: Callable[[], T], queued: float, timings: Timings | None) -> T:
+        if timings is not None:
+            timings.add("queue", queued)
         with self._busy_lock:
             self._busy += 1
         try:

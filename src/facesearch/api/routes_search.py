@@ -92,7 +92,8 @@ async def search(
 
     Send the photo as multipart field `image`, or `image_id` for a stored image.
     Results are one row per image (its best face), best first. The Server-Timing header
-    splits the time into decode, detect, embed, search and respond.
+    splits the time into upload, queue (waiting for a model worker), decode, detect,
+    embed, search (index and catalog) and respond (serialising the answer).
     """
     started = time.perf_counter()
     rate_limit_search(request, who)
@@ -106,7 +107,8 @@ async def search(
         record = await run_in_threadpool(gw.image, form.image_id)
         data = read_limited(str(image_file(record)), gw.engine.limits)
     timings = Timings()
-    probe = await gw.infer(gw.probe, data, timings)
+    timings.add("upload", started)  # auth, rate limit, multipart parsing, checks
+    probe = await gw.infer(gw.probe, data, timings, timings=timings)
     if not probe.faces:
         raise NoFaceFound("no face found in the probe photo")
     top_k = form.top_k or gw.engine.settings.search.top_k

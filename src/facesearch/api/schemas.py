@@ -83,7 +83,9 @@ class SearchOut(BaseModel):
     probe: ProbeOut
     likely_matches: int
     matches: list[MatchOut]
-    timings_ms: dict[str, float] = Field(description="decode, detect, embed, search.")
+    timings_ms: dict[str, float] = Field(
+        description="Milliseconds per stage: upload, queue, decode, detect, embed, search."
+    )
 
 
 class FaceOut(BaseModel):
