@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app_gallery import Gallery, build_gallery
 from facesearch import FaceSearch
 from facesearch.api import create_app
+from tests.app_gallery import Gallery, build_gallery
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,15 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app_gallery import NO_FACE, OBAMA_PROBE, TWO_PEOPLE, Gallery, archive_url, bearer, page_url
+from tests.app_gallery import (
+    NO_FACE,
+    OBAMA_PROBE,
+    TWO_PEOPLE,
+    Gallery,
+    archive_url,
+    bearer,
+    page_url,
+)
 
 
 def search(client: TestClient, gallery: Gallery, photo: Path, **form: object) -> dict:

@@ -12,11 +12,11 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app_gallery import OBAMA_PROBE, Gallery, bearer
 from facesearch import FaceSearch, Settings
 from facesearch.accounts.roles import ROLE_ACTIONS, Action, Role
 from facesearch.accounts.store import SqliteAccountStore
 from facesearch.api import create_app
+from tests.app_gallery import OBAMA_PROBE, Gallery, bearer
 
 # Every /v1 endpoint, with the action it needs (None: any signed-in caller).
 ENDPOINTS: list[tuple[str, str, Action | None]] = [

@@ -6,7 +6,7 @@ import re
 
 from fastapi.testclient import TestClient
 
-from app_gallery import OBAMA_PROBE, Gallery
+from tests.app_gallery import OBAMA_PROBE, Gallery
 
 
 def login_token(client: TestClient) -> str:

@@ -16,10 +16,10 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
-from app_gallery import Gallery, bearer, build_gallery
 from facesearch import FaceSearch
 from facesearch.accounts.store import SqliteAccountStore
 from facesearch.api import create_app
+from tests.app_gallery import Gallery, bearer, build_gallery
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from app_gallery import TEST_OUTPUT, Gallery, build_gallery
 from facesearch import FaceSearch
 from facesearch.api import create_app
+from tests.app_gallery import TEST_OUTPUT, Gallery, build_gallery
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app_gallery import TEST_OUTPUT, TWO_PEOPLE, Gallery, page_url
+from tests.app_gallery import TEST_OUTPUT, TWO_PEOPLE, Gallery, page_url
 
 OUTPUT = TEST_OUTPUT / "e2e"
 

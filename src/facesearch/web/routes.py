@@ -8,9 +8,10 @@ which has no session yet, carries a double-submit token instead.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Form, Request
+from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -19,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from facesearch.accounts import credentials as cred
 from facesearch.accounts.roles import Action, Principal, Role
 from facesearch.api.auth import ANONYMOUS, SESSION_COOKIE, auth_state, current_session
-from facesearch.api.deps import gateway
+from facesearch.api.deps import MAX_ID, gateway
 from facesearch.api.schemas import NOTICE
 from facesearch.errors import FacesearchError
 
@@ -170,7 +171,9 @@ async def search_page(request: Request) -> Response:
 
 
 @router.get("/images/{image_id}", response_class=HTMLResponse)
-async def image_page(request: Request, image_id: int) -> Response:
+async def image_page(
+    request: Request, image_id: Annotated[int, PathParam(ge=1, le=MAX_ID)]
+) -> Response:
     page = _Page(request, Action.VIEW_IMAGES)
     if page.stop is not None:
         return page.stop
