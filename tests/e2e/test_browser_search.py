@@ -13,6 +13,7 @@ OUTPUT = TEST_OUTPUT / "e2e"
 
 pytestmark = pytest.mark.browser
 
+LOADED = "i => (i.complete && i.naturalWidth) || new Promise(r => i.addEventListener('load', r))"
 EXPECTED = {"face_recognition:obama": "obama.jpg", "face_recognition:biden": "biden.jpg"}
 
 
@@ -58,9 +59,7 @@ def test_search_pick_a_face_and_open_the_source(
     assert "Likely match" in best.inner_text()
     link = best.get_by_role("link", name="Open source page")
     assert link.get_attribute("href") == page_url(second_face_top)
-    page.locator("#results img").first.evaluate(
-        "img => img.complete || new Promise(r => img.addEventListener('load', r))"
-    )
+    page.locator("#results img").first.evaluate(LOADED)
     page.screenshot(path=str(OUTPUT / "results.png"), full_page=True)
 
     # Below-threshold results are hidden until asked for.
@@ -74,7 +73,7 @@ def test_search_pick_a_face_and_open_the_source(
     dialog.wait_for(state="visible")
     assert second_face_top in dialog.locator("#detail-prov").inner_text()
     assert "newsroom" in dialog.inner_text()
-    page.wait_for_function("document.getElementById('detail-img').complete")
+    page.locator("#detail-img").evaluate(LOADED)
     page.screenshot(path=str(OUTPUT / "result-detail.png"))
 
     with page.expect_navigation():
