@@ -88,7 +88,7 @@ async def ingest_image(
     captured_at: str | None = Form(None, max_length=40, description="ISO 8601 date."),
     who: Principal = Depends(allow(Action.INGEST)),
 ) -> Response:
-    """Store the photo (kept under the home's `uploads/`), index its faces, record provenance."""
+    """Store the photo (kept in the home's `uploads/`), index its faces, record provenance."""
     gw = gateway(request)
     if not source.strip():
         raise InvalidInput("source must not be blank")
@@ -99,8 +99,9 @@ async def ingest_image(
     }
     data = await read_upload(image, gw.engine.limits)
     sha = sha256_of(data)
-    folder = Path(gw.engine.home) / "uploads" / sha[:2] / sha
-    path = folder / _safe_name(image.filename)
+    # Flat, named by content first (uploads/<sha256>-<name>): erasure finds it by hash.
+    folder = Path(gw.engine.home) / "uploads"
+    path = folder / f"{sha}-{_safe_name(image.filename)}"
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
@@ -190,9 +191,10 @@ async def face_thumbnail(
     """The face with a margin, at most 160 px, made on first request and cached."""
     gw = gateway(request)
     cache = request.app.state.thumbnails
+    # Looked up even when cached: a face erased since is never served from the cache.
+    record = await run_in_threadpool(gw.face_image, face_id)
     data = cache.get(face_id)
     if data is None:
-        record = await run_in_threadpool(gw.face_image, face_id)
         found = next(f for f in record.faces if f.id == face_id)
         data = await gw.infer(crop_face, str(image_file(record)), found.box, gw.engine.limits)
         cache.put(face_id, data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import PurePath
 from typing import Any
 
@@ -11,6 +12,12 @@ from facesearch.accounts.store import KeyInfo
 from facesearch.domain import BoundingBox, FaceRecord, ImageRecord, Match, Provenance
 
 NOTICE = "A match is an investigative lead, not an identification."
+_UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{64}-")
+
+
+def file_name(path: str) -> str:
+    """The name a person knows a file by (an upload's is stored after its hash)."""
+    return _UPLOAD_PREFIX.sub("", PurePath(path).name)
 
 
 class ErrorBody(BaseModel):
@@ -202,7 +209,7 @@ def provenance(p: Provenance) -> ProvenanceOut:
     return ProvenanceOut(
         source=p.source,
         path=p.path,
-        file_name=PurePath(p.path).name,
+        file_name=file_name(p.path),
         source_url=p.source_url,
         page_url=p.page_url,
         captured_at=p.captured_at,
@@ -232,7 +239,7 @@ def image(record: ImageRecord) -> ImageOut:
         bytes=record.bytes,
         ingested_at=record.ingested_at,
         path=record.path,
-        file_name=PurePath(record.path).name,
+        file_name=file_name(record.path),
         file_url=f"/v1/images/{record.id}/file",
         faces=[face(f) for f in record.faces],
         provenance=[provenance(p) for p in record.provenance],
@@ -252,7 +259,7 @@ def match(m: Match, rank: int, shown: Provenance | None) -> MatchOut:
         box=box(m.box),
         image_id=m.image.id,
         path=path,
-        file_name=PurePath(path).name,
+        file_name=file_name(path),
         source=first.source if first else "",
         source_url=first.source_url if first else None,
         page_url=first.page_url if first else None,
