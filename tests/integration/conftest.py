@@ -31,8 +31,9 @@ def gallery_rows(manifest: list[dict[str, str]]) -> list[dict[str, str]]:
 
 
 class Gallery:
-    def __init__(self, engine: FaceSearch, report: IngestReport, rows: list[dict[str, str]],
-                 root: Path) -> None:
+    def __init__(
+        self, engine: FaceSearch, report: IngestReport, rows: list[dict[str, str]], root: Path
+    ) -> None:
         self.engine = engine
         self.report = report
         self.rows = rows

@@ -51,8 +51,11 @@ def test_similarity_is_ranked_and_thresholded(gallery: Gallery) -> None:
     assert [m.rank for m in result.matches] == list(range(1, len(sims) + 1))
     assert all(m.is_match == (m.similarity >= result.threshold) for m in result.matches)
     # Every Obama photo of the face_recognition examples is a likely match.
-    obama = {str(gallery.path(r["path"])) for r in gallery.rows
-             if r["identity"] == "face_recognition:obama"}
+    obama = {
+        str(gallery.path(r["path"]))
+        for r in gallery.rows
+        if r["identity"] == "face_recognition:obama"
+    }
     matched = {m.image.path for m in result.matches if m.is_match}
     assert obama - {str(probe)} <= matched | {str(probe)}
     tight = gallery.engine.search(probe, top_k=40, threshold=0.999)[0]
@@ -66,9 +69,11 @@ def test_group_photos_yield_their_known_face_counts(gallery: Gallery) -> None:
     for r in groups:
         found = next(
             len(img.faces)
-            for img in [gallery.engine.catalog.get_images(
-                [gallery.engine.catalog.image_id_by_sha(_sha(gallery.path(r["path"])))]
-            )]
+            for img in [
+                gallery.engine.catalog.get_images(
+                    [gallery.engine.catalog.image_id_by_sha(_sha(gallery.path(r["path"])))]
+                )
+            ]
             for img in img.values()
         )
         expected = int(r["expected_faces"])
