@@ -11,6 +11,8 @@ import pytest
 from facesearch import FaceSearch, Settings
 from facesearch.ingest.report import IngestReport
 
+from ..conftest import register
+
 
 def gallery_rows(manifest: list[dict[str, str]]) -> list[dict[str, str]]:
     """LFW people with 2+ photos, 60 single-photo LFW people as distractors, and every
@@ -50,5 +52,6 @@ def gallery(
     rows = gallery_rows(manifest)
     home = tmp_path_factory.mktemp("gallery") / "home"
     with FaceSearch(Settings(home=home, workers=2)) as engine:
+        register(engine, "dev")
         report = engine.ingest([dev / r["path"] for r in rows], source="dev")
         yield Gallery(engine, report, rows, dev)

@@ -12,6 +12,8 @@ import pytest
 from facesearch import FaceSearch, ModelMismatch, Settings
 from facesearch.vision.dlib_models import DlibFaceEmbedder
 
+from ..conftest import REGISTER_ARGS
+
 
 def cli(*args: str, home: Path | None = None) -> subprocess.CompletedProcess[str]:
     extra = ["--home", str(home)] if home else []
@@ -27,6 +29,7 @@ def cli(*args: str, home: Path | None = None) -> subprocess.CompletedProcess[str
 def small_home(tmp_path_factory: pytest.TempPathFactory, dev: Path) -> Path:
     home = tmp_path_factory.mktemp("cli") / "home"
     examples = dev / "face_recognition" / "examples"
+    assert cli("sources", "add", "fr", *REGISTER_ARGS, home=home).returncode == 0
     done = cli(
         "ingest",
         str(examples / "obama.jpg"),
@@ -88,7 +91,8 @@ def test_stats_and_show(small_home: Path) -> None:
         ),
         (["search", "{dev}/face_recognition/examples/obama2.jpg", "--top-k", "0"], "top_k"),
         (["search", "{dev}/face_recognition/examples/obama2.jpg", "--threshold", "3"], "threshold"),
-        (["ingest", "/nonexistent-folder"], "no such file or directory"),
+        (["ingest", "/nonexistent-folder", "--source", "fr"], "no such file or directory"),
+        (["ingest", "{dev}/skimage", "--source", "nope"], "source 'nope' is not registered"),
         (["eval", "/nonexistent.csv"], "no such file"),
     ],
 )

@@ -16,6 +16,8 @@ from PIL import Image
 
 from facesearch import FaceSearch, Settings
 
+from ..conftest import REGISTER_ARGS, register
+
 GOOD = [
     "lfw/AJ_Cook/AJ_Cook_0001.jpg",
     "face_recognition/examples/obama.jpg",
@@ -50,6 +52,7 @@ def test_bad_files_are_reported_and_good_ones_all_indexed(tmp_path: Path, dev: P
         (folder / Path(rel).name).write_bytes((dev / rel).read_bytes())
     assert bad["bomb"].stat().st_size < 200_000
     with FaceSearch(Settings(home=tmp_path / "home", workers=1)) as fs:
+        register(fs, "mixed")
         report = fs.ingest([folder], source="mixed")
         assert report.images_added == len(GOOD)
         assert report.faces_indexed == len(GOOD)
@@ -67,6 +70,7 @@ def test_bad_files_are_reported_and_good_ones_all_indexed(tmp_path: Path, dev: P
 
 def test_a_rerun_adds_nothing_and_a_copy_adds_only_provenance(tmp_path: Path, dev: Path) -> None:
     with FaceSearch(Settings(home=tmp_path / "home", workers=1)) as fs:
+        register(fs, "a", "b")
         first = fs.ingest([dev / p for p in GOOD], source="a")
         before = fs.stats()
         again = fs.ingest([dev / p for p in GOOD], source="a")
@@ -98,6 +102,7 @@ def test_manifests_carry_provenance(tmp_path: Path, dev: Path) -> None:
         json.dumps({"path": str(dev / GOOD[2]), "page_url": "https://example.org/biden"}) + "\n"
     )
     with FaceSearch(Settings(home=tmp_path / "home", workers=1)) as fs:
+        register(fs, "press")
         report = fs.ingest([csv_manifest, jsonl], source="press")
         assert report.images_added == 2
         [result] = fs.search(dev / "face_recognition/examples/obama2.jpg", top_k=1)
@@ -127,6 +132,21 @@ def test_a_killed_ingest_resumes_without_duplicates_or_orphans(tmp_path: Path, d
         "1",
         "--no-progress",
     ]
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "facesearch.cli",
+            "sources",
+            "add",
+            "lfw",
+            *REGISTER_ARGS,
+            "--home",
+            str(home),
+        ],
+        check=True,
+        capture_output=True,
+    )
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     catalog = home / "catalog.sqlite"
     deadline = time.monotonic() + 120
@@ -179,6 +199,7 @@ def test_a_killed_ingest_resumes_without_duplicates_or_orphans(tmp_path: Path, d
 def test_the_index_is_repaired_from_the_catalog(tmp_path: Path, dev: Path) -> None:
     home = tmp_path / "home"
     with FaceSearch(Settings(home=home, workers=1)) as fs:
+        register(fs, "a")
         fs.ingest([dev / p for p in GOOD], source="a")
         faces = fs.stats()["faces"]
     # Lose the index entirely, as after a crash that took its files.
@@ -198,6 +219,7 @@ def test_two_workers_give_the_same_catalog_as_one(tmp_path: Path, dev: Path) -> 
     counts = []
     for workers in (1, 2):
         with FaceSearch(Settings(home=tmp_path / f"h{workers}", workers=workers)) as fs:
+            register(fs, "s")
             report = fs.ingest(photos, source="s")
             counts.append((report.images_added, report.faces_indexed, fs.stats()["faces"]))
     assert counts[0] == counts[1]

@@ -40,7 +40,8 @@ def test_tar_at_far_allows_the_stated_false_accepts() -> None:
     r = tar_at_far(scores, labels, 1e-2)
     assert r["far"] <= 1e-2
     assert (neg >= r["threshold"]).sum() <= 10
-    assert 0.8 < r["tar"] < 1.0
+    # Threshold near the 99th percentile of N(0,1), 2.33: TAR = P(N(3,1) >= 2.33) = 0.75.
+    assert 0.70 < r["tar"] < 0.80
 
 
 def test_k_fold_picks_thresholds_on_other_folds() -> None:
