@@ -336,9 +336,8 @@ class FaceSearch:
         probe_faces: tuple[ProbeFace, ...] = (),
         who: Requester | None = None,
         probe_sha256: str | None = None,
-        action: str = "search",
+        action: str | None = "search",
         include_suppressed: bool = False,
-        audit_details: dict[str, Any] | None = None,
     ) -> SearchResult:
         """Search one embedding; results collapse to one row per image (its best face).
 
@@ -389,16 +388,17 @@ class FaceSearch:
                     image=image,
                 )
             )
-        self.record(
-            action,
-            who,
-            probe_sha256=probe_sha256,
-            sources=list(sources or []),
-            top_k=k,
-            threshold=cut,
-            results=len(matches),
-            likely_matches=sum(m.is_match for m in matches),
-        )
+        if action is not None:  # None: the caller records the event itself
+            self.record(
+                action,
+                who,
+                probe_sha256=probe_sha256,
+                sources=list(sources or []),
+                top_k=k,
+                threshold=cut,
+                results=len(matches),
+                likely_matches=sum(m.is_match for m in matches),
+            )
         return SearchResult(
             probe_face=probe_face,
             threshold=cut,
@@ -625,7 +625,7 @@ class FaceSearch:
     def access_request(
         self, photo: bytes, face: int | None = None, who: Requester | None = None
     ) -> dict[str, Any]:
-        """ "Am I in here?": the report for a data subject. The photo stays in memory."""
+        """Am I in here? The report for a data subject. The photo stays in memory."""
         import hashlib
         import uuid
 
@@ -645,11 +645,18 @@ class FaceSearch:
             probe_faces=probe.faces,
             who=who,
             probe_sha256=hashlib.sha256(photo).hexdigest(),
-            action="access_request",
+            action=None,
             include_suppressed=True,
-            audit_details={"request_id": request_id},
         )
         report = access_report(result, {s.name: s for s in self.sources()}, strict, request_id)
+        # Only that it happened, a hash and the count: never the photo or its template.
+        self.record(
+            "access_request",
+            who,
+            request_id=request_id,
+            probe_sha256=hashlib.sha256(photo).hexdigest(),
+            results=report["images_found"],
+        )
         return report
 
     # -- audit and transparency --------------------------------------------------------
@@ -719,7 +726,8 @@ def _policy(source: Source) -> dict[str, Any]:
 
 
 def _receipt_details(receipt: Receipt) -> dict[str, Any]:
-    return receipt.as_dict()
+    """The receipt, as audit details (its action is the entry's own)."""
+    return {k: v for k, v in receipt.as_dict().items() if k != "action"}
 
 
 __all__ = ["FaceSearch", "ImageRecord", "Probe"]
