@@ -110,7 +110,7 @@ def test_ingest_needs_a_registered_source_with_a_lawful_basis(fs: FaceSearch, de
         fs.ingest([dev / OBAMA_PROBE], source="scraped")
     with pytest.raises(InvalidInput, match="lawful basis"):
         fs.add_source(Source("x", "because", "legal_claims", 30))
-    with pytest.raises(InvalidInput, match="Art. 9"):
+    with pytest.raises(InvalidInput, match=r"Art\. 9"):
         fs.add_source(Source("x", "consent", "none", 30))
     with pytest.raises(InvalidInput, match="for ever"):
         fs.add_source(Source("x", "consent", "explicit_consent", 0))
