@@ -39,6 +39,7 @@ from facesearch import FaceSearch, Settings
 from facesearch.accounts.store import SqliteAccountStore
 from facesearch.catalog.ports import NewImage
 from facesearch.domain import BoundingBox, DetectedFace, Provenance
+from facesearch.governance.policy import Source
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT.parent / "shared" / "data" / "faces-dev"
@@ -51,10 +52,18 @@ def build_home(home: Path, faces: int) -> None:
     """One real photo, then ``faces - 1`` synthetic single-face images."""
     rng = np.random.default_rng(SEED)
     with FaceSearch(Settings(home=home, workers=1)) as fs:
+        for name in ("real", "synthetic"):
+            fs.add_source(
+                Source(
+                    name=name,
+                    lawful_basis="legitimate_interests",
+                    special_category_condition="legal_claims",
+                    retention_days=3650,
+                )
+            )
         fs.ingest([GALLERY_PHOTO], source="real")
         box = BoundingBox(10, 10, 110, 110)
         face = DetectedFace(box=box, score=1.0, landmarks=(), sharpness=50.0)
-        fs.catalog.ensure_source("synthetic")
         ids: list[int] = []
         vectors = rng.standard_normal((faces - 1, 128)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -76,12 +76,39 @@ def write_manifest(photos: Path) -> Path:
 
 def main() -> int:
     photos = fetch_photos()
+    shutil.rmtree(DEMO / "home", ignore_errors=True)  # a fresh collection on every run
     manifest = write_manifest(photos)
     home = ["--home", str(DEMO / "home")]
     steps = [
+        [
+            "sources",
+            "add",
+            "face_recognition-tests",
+            "--lawful-basis",
+            "legitimate_interests",
+            "--condition",
+            "manifestly_public",
+            "--retention",
+            "30d",
+            "--description",
+            "Public portraits shipped with face_recognition 1.3.0's tests",
+            "--controller",
+            "facesearch demo",
+            *home,
+        ],
         ["ingest", str(manifest), "--source", "face_recognition-tests", *home],
         ["stats", *home],
-        ["search", str(photos / PROBE), "--top-k", "10", *home],
+        [
+            "search",
+            str(photos / PROBE),
+            "--top-k",
+            "10",
+            "--purpose",
+            "demo",
+            "--case-ref",
+            "DEMO-1",
+            *home,
+        ],
     ]
     for step in steps:
         print(f"\n$ facesearch {' '.join(step)}", flush=True)

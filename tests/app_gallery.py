@@ -12,6 +12,7 @@ from pathlib import Path
 
 from facesearch import FaceSearch, Settings
 from facesearch.accounts.store import SqliteAccountStore
+from facesearch.governance.policy import Source
 from facesearch.ingest.items import IngestItem
 
 NEWSROOM = {
@@ -27,6 +28,18 @@ OBAMA_PROBE = "face_recognition/examples/obama2.jpg"
 TWO_PEOPLE = "face_recognition/examples/knn_examples/test/obama_and_biden.jpg"
 NO_FACE = "skimage/coffee.png"
 TEST_OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
+
+
+def register(engine: FaceSearch, name: str) -> None:
+    """A source for tests: images may only be ingested into registered sources."""
+    engine.add_source(
+        Source(
+            name=name,
+            lawful_basis="legitimate_interests",
+            special_category_condition="legal_claims",
+            retention_days=3650,
+        )
+    )
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -64,6 +77,8 @@ def build_gallery(base: Path, dev: Path, manifest: list[dict[str, str]]) -> Gall
     ready = home / "gallery-ready"
     if not ready.exists():
         with FaceSearch(Settings(home=home, workers=1)) as fs:
+            register(fs, "newsroom")
+            register(fs, "lfw")
             items = [
                 IngestItem(
                     path=dev / rel,

@@ -6,6 +6,7 @@ import csv
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,8 +40,34 @@ def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
 
 
+def register(engine: Any, *names: str, retention_days: int = 3650, **policy: Any) -> None:
+    """Register sources for a test, with a lawful basis and a retention period."""
+    from facesearch.governance.policy import Source
+
+    for name in names:
+        engine.add_source(
+            Source(
+                name=name,
+                lawful_basis=policy.pop("lawful_basis", "legitimate_interests"),
+                special_category_condition=policy.pop("special_category_condition", "legal_claims"),
+                retention_days=retention_days,
+                **policy,
+            )
+        )
+
+
+REGISTER_ARGS = [
+    "--lawful-basis",
+    "legitimate_interests",
+    "--condition",
+    "legal_claims",
+    "--retention",
+    "10y",
+]
+
+
 @pytest.fixture
-def engine(home: Path) -> Iterator[object]:
+def engine(home: Path) -> Iterator[Any]:
     from facesearch import FaceSearch, Settings
 
     with FaceSearch(Settings(home=home, workers=1)) as fs:

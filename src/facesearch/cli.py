@@ -10,9 +10,11 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from facesearch import cli_governance
 from facesearch.errors import FacesearchError, InvalidInput, NoFaceFound
 
 EXIT_ERROR = 1
@@ -43,7 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
         "captured_at). Idempotent and resumable.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--source", default="default", help="collection the images belong to")
+    p.add_argument(
+        "--source",
+        required=True,
+        help="registered collection the images belong to (see `sources add`)",
+    )
     p.add_argument("--workers", type=int, help="worker processes (default: all cores)")
     p.add_argument("--report", type=Path, help="write the full ingest report as JSON here")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -67,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="only search this source (repeatable)",
     )
+    p.add_argument("--purpose", help="why this search is made (recorded in the audit log)")
+    p.add_argument("--case-ref", help="the case or matter it belongs to")
+    p.add_argument(
+        "--jurisdiction",
+        dest="requester_jurisdiction",
+        help="where the requester is (ISO 3166 code)",
+    )
 
     p = sub.add_parser("stats", parents=[common], help="counts and index state")
     p = sub.add_parser("show", parents=[common], help="one image with faces and provenance")
@@ -84,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("pairs", type=Path, metavar="PAIRS.csv")
     p.add_argument("--root", type=Path, default=Path("."), help="directory the paths are under")
+    cli_governance.add_parsers(sub, common)
 
     from facesearch.api.commands import add_parsers
 
@@ -140,6 +154,19 @@ def run(args: argparse.Namespace) -> int:
         return commands.run(args)
 
     with open_engine(args) as engine:
+        who = replace(
+            engine.default_requester(),
+            channel="cli",
+            purpose=getattr(args, "purpose", None),
+            case_ref=getattr(args, "case_ref", None),
+            **(
+                {"jurisdiction": args.requester_jurisdiction}
+                if getattr(args, "requester_jurisdiction", None)
+                else {}
+            ),
+        )
+        if args.command in cli_governance.COMMANDS:
+            return cli_governance.run(args, engine, who)
         if args.command == "ingest":
             if args.workers is not None and args.workers < 1:
                 raise InvalidInput("--workers must be at least 1")

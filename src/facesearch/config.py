@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +23,9 @@ from pydantic_settings import (
 # Set from measurement on ../shared/data/faces-dev (see docs/benchmarks.md): at this
 # cosine similarity the measured false match rate between different people is about 1e-3.
 DEFAULT_MATCH_THRESHOLD = 0.90
+# Where a false match costs a person their data or privacy (access requests, erasure by
+# person, suppression), a stricter threshold: fewer false matches, more missed ones.
+STRICT_MATCH_THRESHOLD = 0.93
 
 
 class Limits(BaseModel):
@@ -54,6 +57,33 @@ class Search(BaseModel):
         description="Similarity at or above which a result counts as a likely match.",
     )
     top_k: int = Field(20, gt=0, le=10_000, description="Default number of results.")
+
+
+class Governance(BaseModel):
+    """Data-protection rules of this deployment."""
+
+    require_purpose: bool = Field(
+        False, description="Refuse CLI and Python searches without purpose and case reference."
+    )
+    api_require_purpose: bool = Field(
+        True, description="Refuse API searches without purpose and case reference."
+    )
+    blocked_jurisdictions: list[str] = Field(
+        default_factory=list,
+        description="Refuse searches from requesters in these ISO 3166 jurisdictions.",
+    )
+    requester_jurisdiction: str | None = Field(
+        None, description="Jurisdiction of CLI and Python requesters (the deployment's own)."
+    )
+    strict_threshold: float = Field(
+        STRICT_MATCH_THRESHOLD,
+        ge=-1,
+        le=1,
+        description="Similarity for access requests, erasure by person and suppression.",
+    )
+    retention_interval_minutes: int = Field(
+        60, ge=0, description="How often the server runs retention (0: never)."
+    )
 
 
 class Api(BaseModel):
@@ -94,6 +124,12 @@ class Settings(BaseSettings):
     limits: Limits = Field(default_factory=Limits)
     faces: Faces = Field(default_factory=Faces)
     search: Search = Field(default_factory=Search)
+    governance: Governance = Field(default_factory=Governance)
+    encryption_key: SecretStr | None = Field(
+        None,
+        description="Base64 32-byte key for encryption at rest of templates and crops. "
+        "Set it in the environment (FACESEARCH_ENCRYPTION_KEY), never in the home directory.",
+    )
     api: Api = Field(default_factory=Api)
 
     @classmethod

@@ -80,6 +80,7 @@ class Provenance:
     page_url: str | None = None
     captured_at: str | None = None
     ingested_at: str | None = None
+    expires_at: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,3 +149,14 @@ class SearchResult:
     matches: tuple[Match, ...]
     model: ModelId
     probe_faces: tuple[ProbeFace, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    """Who asks, why, and from where: carried by every search and recorded in the audit log."""
+
+    actor: str
+    purpose: str | None = None
+    case_ref: str | None = None
+    jurisdiction: str | None = None
+    channel: str = "python"  # python, cli or api: the purpose rule is set per channel

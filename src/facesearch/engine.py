@@ -6,19 +6,36 @@ with the catalog, and offers one method per job: ingest, search, show, stats, re
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from facesearch.catalog.ports import Removal
 from facesearch.catalog.sqlite import SqliteCatalog
 from facesearch.config import Settings
-from facesearch.domain import ImageRecord, Match, ModelId, ProbeFace, SearchResult
-from facesearch.errors import InvalidInput, ModelMismatch, NoFaceFound, NotFound
+from facesearch.domain import ImageRecord, Match, ModelId, ProbeFace, Requester, SearchResult
+from facesearch.errors import (
+    ConfigError,
+    InvalidInput,
+    ModelMismatch,
+    NoFaceFound,
+    NotFound,
+    PermissionDenied,
+)
+from facesearch.governance.access import access_report
+from facesearch.governance.audit import AuditEvent, AuditLog, Verification
+from facesearch.governance.crypto import Sealer
+from facesearch.governance.erasure import Receipt, remove
+from facesearch.governance.policy import Source, parse_time, validate_source
+from facesearch.governance.suppression import SuppressionList
 from facesearch.imaging import DecodeLimits, decode_image, read_limited
 from facesearch.index.flat import FlatFileIndex
+from facesearch.index.memory import MemoryIndex
 from facesearch.index.ports import VectorIndex
 from facesearch.ingest.analyse import analyse, sha256_of
 from facesearch.ingest.items import IngestItem, iter_items
@@ -57,8 +74,16 @@ class FaceSearch:
         self.limits = DecodeLimits(
             max_bytes=self.settings.limits.max_bytes, max_pixels=self.settings.limits.max_pixels
         )
-        self.catalog = SqliteCatalog(self.home / "catalog.sqlite")
-        self.index: VectorIndex = FlatFileIndex(self.home / "index" / "flat")
+        secret = self.settings.encryption_key
+        self.sealer = Sealer.from_secret(secret.get_secret_value() if secret else None)
+        self.catalog = SqliteCatalog(self.home / "catalog.sqlite", self.sealer)
+        self._check_encryption()
+        # Encrypted homes keep no index files: they would be a plaintext copy of templates.
+        self.index: VectorIndex = (
+            MemoryIndex() if self.sealer.enabled else FlatFileIndex(self.home / "index" / "flat")
+        )
+        self.audit = AuditLog(self.home / "audit.sqlite", self._audit_head, self._set_audit_head)
+        self.suppressions = SuppressionList(self.home / "suppression.sqlite", self.sealer)
         self._detector = detector
         self._embedder = embedder
         self.repaired = self.sync_index()
@@ -87,7 +112,56 @@ class FaceSearch:
 
     def close(self) -> None:
         self.index.close()
+        self.audit.close()
+        self.suppressions.close()
         self.catalog.close()
+
+    def _check_encryption(self) -> None:
+        stored = self.catalog._meta("encryption")
+        mine = self.sealer.fingerprint()
+        if stored is None:
+            if mine is not None and self.catalog.face_state()[0] > 0:
+                raise ConfigError(
+                    "this home holds unencrypted templates; encryption can only be turned on "
+                    "for a new home"
+                )
+            if mine is not None:
+                self.catalog.db.execute("INSERT INTO meta VALUES ('encryption', ?)", (mine,))
+        elif mine is None:
+            raise ConfigError("this home is encrypted: set FACESEARCH_ENCRYPTION_KEY")
+        elif stored != mine:
+            raise ConfigError("FACESEARCH_ENCRYPTION_KEY is not the key this home was made with")
+
+    def _audit_head(self) -> tuple[int, str] | None:
+        value = self.catalog._meta("audit_head")
+        if value is None:
+            return None
+        seq, digest = value.split(":", 1)
+        return int(seq), digest
+
+    def _set_audit_head(self, seq: int, digest: str) -> None:
+        self.catalog.db.execute(
+            "INSERT OR REPLACE INTO meta VALUES ('audit_head', ?)", (f"{seq}:{digest}",)
+        )
+
+    def default_requester(self) -> Requester:
+        return Requester(
+            actor=f"local:{getpass.getuser()}",
+            jurisdiction=self.settings.governance.requester_jurisdiction,
+        )
+
+    def record(self, action: str, who: Requester | None, **details: Any) -> None:
+        """Append an audit entry (the engine's own actions, and the API's key changes)."""
+        who = who or self.default_requester()
+        self.audit.append(
+            AuditEvent(
+                action=action,
+                actor=who.actor,
+                purpose=who.purpose,
+                case_ref=who.case_ref,
+                details=details,
+            )
+        )
 
     def __enter__(self) -> FaceSearch:
         return self
@@ -140,25 +214,44 @@ class FaceSearch:
     def ingest(
         self,
         paths: Sequence[str | Path] | Sequence[IngestItem],
-        source: str = "default",
+        source: str,
         workers: int | None = None,
         progress: Progress | None = None,
+        who: Requester | None = None,
     ) -> IngestReport:
-        """Ingest folders, files and manifests (or prepared items) into ``source``."""
-        if not source.strip():
-            raise InvalidInput("a source name must not be empty")
+        """Ingest folders, files and manifests (or prepared items) into a registered source."""
+        self.source(source)  # refuses an unregistered source before any work
         items = [p for p in paths if isinstance(p, IngestItem)]
         items += iter_items([p for p in paths if not isinstance(p, IngestItem)])
         self._check_model()
-        run = IngestRun(self.catalog, self.index, source, self.limits, progress)
+        run = IngestRun(self.catalog, self.index, source, self.limits, progress, self._suppressor())
         n_workers = workers or self.settings.workers
-        return run_ingest(
+        report = run_ingest(
             run,
             items,
             n_workers,
             self.settings.faces,
             analyser=self._analyse_here if n_workers <= 1 else None,
         )
+        self.record(
+            "ingest",
+            who,
+            source=source,
+            files=report.files,
+            images_added=report.images_added,
+            copies_added=report.copies_added,
+            faces_indexed=report.faces_indexed,
+            faces_suppressed=report.faces_suppressed,
+            failures=len(report.failed),
+            interrupted=report.interrupted,
+        )
+        return report
+
+    def _suppressor(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        if self.suppressions.count() == 0:
+            return None
+        model, strict = self.model.key, self.settings.governance.strict_threshold
+        return lambda vectors: self.suppressions.matches(vectors, model, strict)
 
     def _analyse_here(self, data: bytes, sha: str) -> Any:
         try:
@@ -191,8 +284,11 @@ class FaceSearch:
         top_k: int | None = None,
         threshold: float | None = None,
         sources: Sequence[str] | None = None,
+        who: Requester | None = None,
     ) -> list[SearchResult]:
         """Rank stored images by how closely their faces match the probe's face(s)."""
+        who = who or self.default_requester()
+        self._check_requester(who)
         probe = photo if isinstance(photo, Probe) else self.probe(photo)
         if not probe.faces:
             raise NoFaceFound("no face found in the probe photo")
@@ -210,9 +306,24 @@ class FaceSearch:
                 threshold=threshold,
                 sources=sources,
                 probe_faces=probe.faces,
+                who=who,
+                probe_sha256=probe.sha256,
             )
             for i in chosen
         ]
+
+    def _check_requester(self, who: Requester) -> None:
+        rules = self.settings.governance
+        required = rules.api_require_purpose if who.channel == "api" else rules.require_purpose
+        if required and not ((who.purpose or "").strip() and (who.case_ref or "").strip()):
+            raise InvalidInput(
+                "every search needs a purpose and a case reference (purpose, case_ref)"
+            )
+        blocked = {j.upper() for j in rules.blocked_jurisdictions}
+        if blocked and (who.jurisdiction or "").upper() in blocked:
+            raise PermissionDenied(
+                f"searches from requesters in {who.jurisdiction} are blocked by this deployment"
+            )
 
     def search_vector(
         self,
@@ -223,8 +334,17 @@ class FaceSearch:
         threshold: float | None = None,
         sources: Sequence[str] | None = None,
         probe_faces: tuple[ProbeFace, ...] = (),
+        who: Requester | None = None,
+        probe_sha256: str | None = None,
+        action: str | None = "search",
+        include_suppressed: bool = False,
     ) -> SearchResult:
-        """Search one embedding; results collapse to one row per image (its best face)."""
+        """Search one embedding; results collapse to one row per image (its best face).
+
+        Faces of people on the suppression list are never returned, except to the access
+        and erasure requests of those people (``include_suppressed``). Every call is
+        written to the audit log as ``action``.
+        """
         k = top_k if top_k is not None else self.settings.search.top_k
         if k <= 0:
             raise InvalidInput("top_k must be a positive number")
@@ -240,6 +360,12 @@ class FaceSearch:
         allowed = self.catalog.face_ids(sources) if sources else None
         ids, sims = self.index.search(vector[None, :], k * OVERFETCH, allowed)
         hits = [(int(i), float(s)) for i, s in zip(ids[0], sims[0], strict=True) if i >= 0]
+        if hits and not include_suppressed and self.suppressions.count():
+            vectors = self.catalog.embeddings([i for i, _ in hits])
+            hidden = self.suppressions.matches(
+                vectors, self.model.key, self.settings.governance.strict_threshold
+            )
+            hits = [h for h, hide in zip(hits, hidden, strict=True) if not hide]
         face_to_image = self.catalog.faces_to_images([i for i, _ in hits])
         best: dict[int, tuple[int, float]] = {}
         for face_id, sim in hits:
@@ -261,6 +387,17 @@ class FaceSearch:
                     box=box,
                     image=image,
                 )
+            )
+        if action is not None:  # None: the caller records the event itself
+            self.record(
+                action,
+                who,
+                probe_sha256=probe_sha256,
+                sources=list(sources or []),
+                top_k=k,
+                threshold=cut,
+                results=len(matches),
+                likely_matches=sum(m.is_match for m in matches),
             )
         return SearchResult(
             probe_face=probe_face,
@@ -338,3 +475,267 @@ class FaceSearch:
         report["unreadable"] = unreadable
         report["model"] = self.model.key
         return report
+
+    # -- sources -----------------------------------------------------------------------
+    def add_source(self, source: Source, who: Requester | None = None) -> Source:
+        """Register a collection with its lawful basis and retention period."""
+        stored = self.catalog.add_source(validate_source(source))
+        self.record("source.add", who, source=source.name, policy=_policy(stored))
+        return stored
+
+    def update_source(self, name: str, who: Requester | None = None, **changes: Any) -> Source:
+        """Change a source's policy (its images' expiry dates follow its retention)."""
+        unknown = set(changes) - set(Source.__dataclass_fields__) - {"name", "counts"}
+        if unknown or "name" in changes:
+            raise InvalidInput(f"cannot change {', '.join(sorted(unknown or {'name'}))}")
+        updated = validate_source(replace(self.source(name), **changes))
+        stored = self.catalog.update_source(updated)
+        self.record(
+            "source.update", who, source=name, changes=sorted(changes), policy=_policy(stored)
+        )
+        return stored
+
+    def source(self, name: str) -> Source:
+        found = self.catalog.get_source(name)
+        if found is None:
+            raise NotFound(
+                f"source {name!r} is not registered: register it with its lawful basis and "
+                "retention period first (facesearch sources add)"
+            )
+        return found
+
+    def sources(self) -> list[Source]:
+        return self.catalog.list_sources()
+
+    # -- retention and erasure ---------------------------------------------------------
+    def _derived_files(self, removal: Removal) -> list[Path]:
+        """Files made from removed faces or images (face crops, thumbnails, uploads)."""
+        out: list[Path] = []
+        cache = self.home / "cache"
+        for face_id in removal.face_ids:
+            out += cache.glob(f"faces/{face_id}.*")
+        for image_id, sha in removal.images:
+            out += cache.glob(f"images/{image_id}.*")
+            out += (self.home / "uploads").glob(f"{sha}*")
+        return out
+
+    def run_retention(
+        self, dry_run: bool = False, who: Requester | None = None, at: datetime | None = None
+    ) -> Receipt:
+        """Remove every image whose retention period has passed (legal holds excepted)."""
+        when = (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
+        expired = self.catalog.expired_provenance(when)
+        receipt = remove(
+            self.catalog,
+            self.index,
+            expired,
+            action="retention",
+            scope={"expired_before": when},
+            dry_run=dry_run,
+            derived_files=self._derived_files,
+        )
+        self.record("retention", who, **_receipt_details(receipt))
+        return receipt
+
+    def erase(
+        self,
+        *,
+        image_ids: Sequence[int] = (),
+        sources: Sequence[str] = (),
+        jurisdiction: str | None = None,
+        dry_run: bool = False,
+        who: Requester | None = None,
+        reason: str = "",
+    ) -> Receipt:
+        """Erase images, whole sources, or every source whose people include a jurisdiction."""
+        names = list(sources)
+        for name in names:
+            self.source(name)
+        if jurisdiction:
+            code = jurisdiction.strip().upper()
+            names += [s.name for s in self.sources() if code in s.jurisdictions]
+        missing = set(image_ids) - set(self.catalog.get_images(list(image_ids)))
+        if missing:
+            raise NotFound(f"no image with id {', '.join(map(str, sorted(missing)))}")
+        if not (image_ids or names or jurisdiction):
+            raise InvalidInput("say what to erase: image ids, sources or a jurisdiction")
+        provenance = self.catalog.provenance_of(sources=names, image_ids=list(image_ids))
+        scope = {
+            "image_ids": sorted(image_ids),
+            "sources": sorted(set(names)),
+            "jurisdiction": jurisdiction,
+            "reason": reason,
+        }
+        receipt = remove(
+            self.catalog,
+            self.index,
+            provenance,
+            action="erasure",
+            scope=scope,
+            dry_run=dry_run,
+            derived_files=self._derived_files,
+        )
+        self.record("erasure", who, **_receipt_details(receipt))
+        return receipt
+
+    def find_person(
+        self,
+        photo: bytes | str | Path,
+        threshold: float | None = None,
+        face: int | None = None,
+        who: Requester | None = None,
+        top_k: int = 1000,
+    ) -> SearchResult:
+        """Every image of the person in ``photo`` above the strict threshold (for review
+        before an erasure), including images withheld from searches by an objection."""
+        probe = self.probe(photo)
+        if not probe.faces:
+            raise NoFaceFound("no face found in the photo")
+        index = face or 0
+        if not 0 <= index < len(probe.faces):
+            raise InvalidInput(f"face {index} does not exist: the photo has {len(probe.faces)}")
+        cut = self.settings.governance.strict_threshold if threshold is None else threshold
+        result = self.search_vector(
+            probe.embeddings[index],
+            probe_face=probe.faces[index],
+            top_k=top_k,
+            threshold=cut,
+            probe_faces=probe.faces,
+            who=who,
+            probe_sha256=probe.sha256,
+            action="erasure.review",
+            include_suppressed=True,
+        )
+        return replace(result, matches=tuple(m for m in result.matches if m.is_match))
+
+    # -- objection and access ----------------------------------------------------------
+    def suppress(
+        self,
+        photo: bytes | str | Path,
+        consent_ref: str,
+        note: str = "",
+        face: int | None = None,
+        who: Requester | None = None,
+    ) -> int:
+        """Add a person who objected to the suppression list (with their consent)."""
+        probe = self.probe(photo)
+        if not probe.faces:
+            raise NoFaceFound("no face found in the photo")
+        index = face or 0
+        if not 0 <= index < len(probe.faces):
+            raise InvalidInput(f"face {index} does not exist: the photo has {len(probe.faces)}")
+        suppression_id = self.suppressions.add(
+            probe.embeddings[index], self.model.key, consent_ref, note
+        )
+        self.record("suppression.add", who, suppression_id=suppression_id, consent_ref=consent_ref)
+        return suppression_id
+
+    def access_request(
+        self, photo: bytes, face: int | None = None, who: Requester | None = None
+    ) -> dict[str, Any]:
+        """Am I in here? The report for a data subject. The photo stays in memory."""
+        import hashlib
+        import uuid
+
+        probe = self.probe(photo)
+        if not probe.faces:
+            raise NoFaceFound("no face found in the photo")
+        index = face or 0
+        if not 0 <= index < len(probe.faces):
+            raise InvalidInput(f"face {index} does not exist: the photo has {len(probe.faces)}")
+        strict = self.settings.governance.strict_threshold
+        request_id = uuid.uuid4().hex[:12]
+        result = self.search_vector(
+            probe.embeddings[index],
+            probe_face=probe.faces[index],
+            top_k=1000,
+            threshold=strict,
+            probe_faces=probe.faces,
+            who=who,
+            probe_sha256=hashlib.sha256(photo).hexdigest(),
+            action=None,
+            include_suppressed=True,
+        )
+        report = access_report(result, {s.name: s for s in self.sources()}, strict, request_id)
+        # Only that it happened, a hash and the count: never the photo or its template.
+        self.record(
+            "access_request",
+            who,
+            request_id=request_id,
+            probe_sha256=hashlib.sha256(photo).hexdigest(),
+            results=report["images_found"],
+        )
+        return report
+
+    # -- audit and transparency --------------------------------------------------------
+    def verify_audit(self) -> Verification:
+        return self.audit.verify()
+
+    def export_audit(
+        self, case_ref: str | None = None, who: Requester | None = None
+    ) -> list[dict[str, Any]]:
+        entries = [e.as_dict() for e in self.audit.entries(case_ref=case_ref)]
+        self.record("audit.export", who, case=case_ref, entries=len(entries))
+        return entries
+
+    def transparency_report(
+        self, since: str | None = None, until: str | None = None
+    ) -> dict[str, Any]:
+        """Per source its basis, retention and counts; searches per purpose; removals."""
+        start = parse_time(since).isoformat() if since else None
+        end = parse_time(until).isoformat() if until else None
+        per_purpose: dict[str, int] = {}
+        counts: dict[str, int] = {}
+        erased: dict[str, int] = {"images": 0, "faces": 0}
+        expired: dict[str, int] = {"images": 0, "faces": 0}
+        for entry in self.audit.entries(since=start, until=end):
+            counts[entry.action] = counts.get(entry.action, 0) + 1
+            if entry.action == "search":
+                key = entry.purpose or "(none given)"
+                per_purpose[key] = per_purpose.get(key, 0) + 1
+            elif entry.action in ("erasure", "retention") and not entry.details.get("dry_run"):
+                bucket = erased if entry.action == "erasure" else expired
+                bucket["images"] += int(entry.details.get("images_removed", 0))
+                bucket["faces"] += int(entry.details.get("faces_removed", 0))
+        return {
+            "period": {"since": start, "until": end},
+            "sources": [
+                {
+                    **_policy(s),
+                    "images": s.counts.get("images", 0),
+                    "faces": s.counts.get("faces", 0),
+                }
+                for s in self.sources()
+            ],
+            "searches_by_purpose": per_purpose,
+            "searches": counts.get("search", 0),
+            "erasures": counts.get("erasure", 0),
+            "erased": erased,
+            "retention_runs": counts.get("retention", 0),
+            "expired": expired,
+            "access_requests": counts.get("access_request", 0),
+            "suppressions_added": counts.get("suppression.add", 0),
+            "suppressions_on_file": self.suppressions.count(),
+        }
+
+
+def _policy(source: Source) -> dict[str, Any]:
+    return {
+        "name": source.name,
+        "description": source.description,
+        "controller": source.controller,
+        "contact": source.contact,
+        "lawful_basis": source.lawful_basis,
+        "special_category_condition": source.special_category_condition,
+        "jurisdictions": list(source.jurisdictions),
+        "retention_days": source.retention_days,
+        "legal_hold": source.legal_hold,
+    }
+
+
+def _receipt_details(receipt: Receipt) -> dict[str, Any]:
+    """The receipt, as audit details (its action is the entry's own)."""
+    return {k: v for k, v in receipt.as_dict().items() if k != "action"}
+
+
+__all__ = ["FaceSearch", "ImageRecord", "Probe"]

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from facesearch import FaceSearch, Settings
 from facesearch.accounts.store import SqliteAccountStore
 from facesearch.api import create_app
-from tests.app_gallery import OBAMA_PROBE, bearer
+from tests.app_gallery import OBAMA_PROBE, bearer, register
 
 OBAMA = "face_recognition/examples/obama.jpg"
 
@@ -25,6 +25,7 @@ def empty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
         FaceSearch(Settings(home=home, workers=1)) as engine,
         TestClient(create_app(engine, accounts=store), base_url="https://testserver") as client,
     ):
+        register(engine, "case-7")
         yield client, keys
 
 
@@ -94,6 +95,14 @@ def test_bad_provenance_is_refused_before_storing(
     assert status == 400 and words in body["error"]["message"]
     after = client.get("/v1/sources", headers=bearer(keys["search"])).json()["items"]
     assert after == before
+
+
+def test_an_unregistered_source_is_refused(
+    empty: tuple[TestClient, dict[str, str]], dev: Path
+) -> None:
+    client, keys = empty
+    status, body = upload(client, keys["ingest"], dev / OBAMA, source="no-basis")
+    assert status == 404 and "is not registered" in body["error"]["message"]
 
 
 def test_a_file_that_is_not_an_image_is_not_stored(

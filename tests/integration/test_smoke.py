@@ -4,9 +4,12 @@ from pathlib import Path
 
 from facesearch import FaceSearch
 
+from ..conftest import register
+
 
 def test_search_finds_the_same_person_first(engine: FaceSearch, dev: Path) -> None:
     examples = dev / "face_recognition" / "examples"
+    register(engine, "t")
     report = engine.ingest([examples / "obama.jpg", examples / "biden.jpg"], source="t")
     assert report.images_added == 2 and report.faces_indexed == 2
     [result] = engine.search(examples / "obama2.jpg")

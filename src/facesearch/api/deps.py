@@ -15,7 +15,7 @@ _ERRORS = {
     400: "Invalid input (a parameter, or a file that is not a usable image).",
     401: "No API key or session, or an unknown or revoked one.",
     403: "The caller's role may not do this, or the CSRF token is missing.",
-    404: "No such thing.",
+    404: "No such thing (an id, or a source that is not registered).",
     413: "Upload over the size or pixel limit.",
     415: "The upload's content type is not an image.",
     422: "The request does not match this schema, or the probe holds no face.",

@@ -31,14 +31,14 @@ async def list_sources(
     limit: int = Query(100, ge=1, le=500),
     who: Principal = Depends(allow(Action.LIST_SOURCES)),
 ) -> schemas.SourcesPage:
-    """The collections images were ingested into, by name, with their image counts."""
+    """The registered collections, by name: their counts, lawful basis and retention."""
     gw = gateway(request)
     after = cursors.decode(cursor, "after", str) or ""
-    rows = [r for r in await gw.locked(gw.engine.catalog.list_sources) if r["name"] > after]
+    rows = [s for s in await gw.locked(gw.engine.sources) if s.name > after]
     page = rows[:limit]
     return schemas.SourcesPage(
-        items=[schemas.SourceOut(**r) for r in page],
-        next_cursor=cursors.encode({"after": page[-1]["name"]}) if len(rows) > limit else None,
+        items=[schemas.source(s) for s in page],
+        next_cursor=cursors.encode({"after": page[-1].name}) if len(rows) > limit else None,
     )
 
 

@@ -73,6 +73,7 @@ def _safe_name(name: str | None) -> str:
     summary="Ingest an uploaded image",
     responses=errors(
         400,
+        404,
         413,
         415,
         *AUTH_ERRORS,

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from facesearch.accounts.store import KeyInfo
 from facesearch.domain import BoundingBox, FaceRecord, ImageRecord, Match, Provenance
+from facesearch.governance.policy import Source
 
 NOTICE = "A match is an investigative lead, not an identification."
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{64}-")
@@ -134,8 +135,13 @@ class IngestOut(BaseModel):
 
 class SourceOut(BaseModel):
     name: str
+    description: str
+    lawful_basis: str
+    retention_days: int
+    legal_hold: bool
     created_at: str
     images: int
+    faces: int
 
 
 class SourcesPage(BaseModel):
@@ -267,6 +273,19 @@ def match(m: Match, rank: int, shown: Provenance | None) -> MatchOut:
         thumbnail_url=f"/v1/faces/{m.face_id}/thumbnail",
         image_url=f"/v1/images/{m.image.id}/file",
         provenance=[provenance(p) for p in m.image.provenance],
+    )
+
+
+def source(s: Source) -> SourceOut:
+    return SourceOut(
+        name=s.name,
+        description=s.description,
+        lawful_basis=s.lawful_basis,
+        retention_days=s.retention_days,
+        legal_hold=s.legal_hold,
+        created_at=s.created_at,
+        images=s.counts.get("images", 0),
+        faces=s.counts.get("faces", 0),
     )
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from facesearch.domain import DetectedFace, ImageRecord, Provenance
+from facesearch.governance.policy import Source
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,14 +35,27 @@ class FileStamp:
     mtime_ns: int
 
 
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """What a removal took out: for receipts, the index and caches."""
+
+    provenance: int
+    images: tuple[tuple[int, str], ...]  # (image id, sha256)
+    face_ids: tuple[int, ...]
+
+
 class Catalog(Protocol):
     def model_key(self) -> str | None: ...
 
     def set_model_key(self, key: str) -> None: ...
 
-    def ensure_source(self, name: str) -> int: ...
+    def add_source(self, source: Source) -> Source: ...
 
-    def list_sources(self) -> list[dict[str, Any]]: ...
+    def update_source(self, source: Source) -> Source: ...
+
+    def get_source(self, name: str) -> Source | None: ...
+
+    def list_sources(self) -> list[Source]: ...
 
     def seen_file(self, source: str, path: str, stamp: FileStamp) -> bool:
         """True when this exact file (same size and mtime) was already ingested here."""
@@ -89,5 +103,19 @@ class Catalog(Protocol):
     def stats(self) -> dict[str, Any]: ...
 
     def failures(self, limit: int = 100) -> list[dict[str, Any]]: ...
+
+    def expired_provenance(self, at: str) -> list[int]: ...
+
+    def provenance_of(
+        self, sources: Sequence[str] | None = None, image_ids: Sequence[int] | None = None
+    ) -> list[int]: ...
+
+    def describe_provenance(self, provenance_ids: Sequence[int]) -> list[dict[str, Any]]: ...
+
+    def remove_provenance(self, provenance_ids: Sequence[int]) -> Removal: ...
+
+    def scrub(self) -> None:
+        """Physically purge deleted rows (no copy left in files or journals)."""
+        ...
 
     def close(self) -> None: ...

@@ -12,9 +12,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from facesearch.catalog.ports import FileStamp, NewImage
+from facesearch.catalog.ports import FileStamp, NewImage, Removal
 from facesearch.domain import BoundingBox, FaceRecord, ImageRecord, Provenance
-from facesearch.errors import BackendUnavailable
+from facesearch.errors import BackendUnavailable, InvalidInput, NotFound
+from facesearch.governance.crypto import Sealer
+from facesearch.governance.policy import Source, expiry
 
 SCHEMA_VERSION = 1
 
@@ -23,7 +25,16 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sources (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL
+    description TEXT NOT NULL DEFAULT '',
+    controller TEXT NOT NULL DEFAULT '',
+    contact TEXT NOT NULL DEFAULT '',
+    lawful_basis TEXT NOT NULL,
+    special_category_condition TEXT NOT NULL,
+    jurisdictions TEXT NOT NULL DEFAULT '[]',
+    retention_days INTEGER NOT NULL CHECK (retention_days > 0),
+    legal_hold INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS images (
     id INTEGER PRIMARY KEY,
@@ -47,8 +58,10 @@ CREATE TABLE IF NOT EXISTS provenance (
     file_size INTEGER,
     file_mtime_ns INTEGER,
     ingested_at TEXT NOT NULL,
+    expires_at TEXT NOT NULL,
     UNIQUE (source_id, path, image_id)
 );
+CREATE INDEX IF NOT EXISTS provenance_expiry ON provenance(expires_at);
 CREATE INDEX IF NOT EXISTS provenance_image ON provenance(image_id);
 CREATE INDEX IF NOT EXISTS provenance_source_path ON provenance(source_id, path);
 CREATE TABLE IF NOT EXISTS faces (
@@ -81,14 +94,17 @@ def now() -> str:
 class SqliteCatalog:
     """Sources, images, provenance, faces and their embeddings in one SQLite file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, sealer: Sealer | None = None) -> None:
         self.path = path
+        self.sealer = sealer or Sealer(None)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
+            # Deleted rows are overwritten with zeros, so erased templates leave no copy.
+            self.db.execute("PRAGMA secure_delete=ON")
             self.db.execute("PRAGMA busy_timeout=10000")
             self.db.executescript(SCHEMA)
             self.db.execute(
@@ -109,19 +125,79 @@ class SqliteCatalog:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (key,))
 
     # -- sources -----------------------------------------------------------------------
-    def ensure_source(self, name: str) -> int:
-        self.db.execute(
-            "INSERT OR IGNORE INTO sources (name, created_at) VALUES (?, ?)", (name, now())
-        )
-        return int(self.db.execute("SELECT id FROM sources WHERE name = ?", (name,)).fetchone()[0])
+    def add_source(self, source: Source) -> Source:
+        stamp = now()
+        try:
+            self.db.execute(
+                """INSERT INTO sources (name, description, controller, contact, lawful_basis,
+                   special_category_condition, jurisdictions, retention_days, legal_hold,
+                   created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (*_source_row(source), stamp, stamp),
+            )
+        except sqlite3.IntegrityError:
+            raise InvalidInput(f"source {source.name!r} already exists") from None
+        return self._source(source.name)
 
-    def list_sources(self) -> list[dict[str, Any]]:
-        rows = self.db.execute(
-            """SELECT s.name, s.created_at, COUNT(DISTINCT p.image_id)
-               FROM sources s LEFT JOIN provenance p ON p.source_id = s.id
-               GROUP BY s.id ORDER BY s.name"""
-        ).fetchall()
-        return [{"name": r[0], "created_at": r[1], "images": r[2]} for r in rows]
+    def update_source(self, source: Source) -> Source:
+        """Replace a source's policy; expiry dates of its provenance follow its retention."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute(
+                """UPDATE sources SET description = ?, controller = ?, contact = ?,
+                   lawful_basis = ?, special_category_condition = ?, jurisdictions = ?,
+                   retention_days = ?, legal_hold = ?, updated_at = ? WHERE name = ?""",
+                (*_source_row(source)[1:], now(), source.name),
+            )
+            rows = self.db.execute(
+                """SELECT p.id, p.captured_at, p.ingested_at FROM provenance p
+                   JOIN sources s ON s.id = p.source_id WHERE s.name = ?""",
+                (source.name,),
+            ).fetchall()
+            self.db.executemany(
+                "UPDATE provenance SET expires_at = ? WHERE id = ?",
+                [(expiry(c, i, source.retention_days), pid) for pid, c, i in rows],
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return self._source(source.name)
+
+    def get_source(self, name: str) -> Source | None:
+        row = self.db.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE name = ?", (name,))
+        found = row.fetchone()
+        return None if found is None else _source_from(found, self._source_counts(name))
+
+    def _source(self, name: str) -> Source:
+        source = self.get_source(name)
+        if source is None:
+            raise NotFound(f"no source named {name!r}")
+        return source
+
+    def _source_counts(self, name: str) -> dict[str, int]:
+        images, faces = self.db.execute(
+            """SELECT COUNT(DISTINCT p.image_id), COALESCE(SUM(i.face_count), 0)
+               FROM provenance p JOIN sources s ON s.id = p.source_id
+               JOIN images i ON i.id = p.image_id WHERE s.name = ?""",
+            (name,),
+        ).fetchone()
+        return {"images": int(images), "faces": int(faces)}
+
+    def list_sources(self) -> list[Source]:
+        rows = self.db.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources ORDER BY name").fetchall()
+        return [_source_from(r, self._source_counts(r[0])) for r in rows]
+
+    def _policy(self, name: str) -> tuple[int, int]:
+        """(id, retention days) of a registered source; refuses an unregistered one."""
+        row = self.db.execute(
+            "SELECT id, retention_days FROM sources WHERE name = ?", (name,)
+        ).fetchone()
+        if row is None:
+            raise NotFound(
+                f"source {name!r} is not registered: register it with its lawful basis and "
+                "retention period first (facesearch sources add)"
+            )
+        return int(row[0]), int(row[1])
 
     # -- ingest ------------------------------------------------------------------------
     def seen_file(self, source: str, path: str, stamp: FileStamp) -> bool:
@@ -178,7 +254,7 @@ class SqliteCatalog:
                         json.dumps([[round(x, 1), round(y, 1)] for x, y in face.landmarks]),
                         face.size,
                         face.sharpness,
-                        np.asarray(vec, dtype=np.float32).tobytes(),
+                        self.sealer.seal(np.asarray(vec, dtype=np.float32).tobytes()),
                     ),
                 )
                 face_ids.append(int(cur.lastrowid or 0))
@@ -204,7 +280,7 @@ class SqliteCatalog:
     def _insert_provenance(
         self, image_id: int, provenance: Provenance, stamp: FileStamp | None
     ) -> bool:
-        source_id = self.ensure_source(provenance.source)
+        source_id, retention_days = self._policy(provenance.source)
         self.db.execute(
             "DELETE FROM failures WHERE source_id = ? AND path = ?", (source_id, provenance.path)
         )
@@ -213,6 +289,7 @@ class SqliteCatalog:
             (image_id, source_id, provenance.path),
         ).fetchone()
         size, mtime = (stamp.size, stamp.mtime_ns) if stamp else (None, None)
+        stamp_now = now()
         if row is not None:
             # Same copy seen again: refresh what a manifest may have added, keep the rest.
             self.db.execute(
@@ -231,7 +308,8 @@ class SqliteCatalog:
             return False
         self.db.execute(
             """INSERT INTO provenance (image_id, source_id, path, source_url, page_url, captured_at,
-               file_size, file_mtime_ns, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               file_size, file_mtime_ns, ingested_at, expires_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 image_id,
                 source_id,
@@ -241,13 +319,14 @@ class SqliteCatalog:
                 provenance.captured_at,
                 size,
                 mtime,
-                now(),
+                stamp_now,
+                expiry(provenance.captured_at, stamp_now, retention_days),
             ),
         )
         return True
 
     def record_failure(self, source: str, path: str, reason: str) -> None:
-        source_id = self.ensure_source(source)
+        source_id, _ = self._policy(source)
         self.db.execute(
             """INSERT INTO failures (source_id, path, reason, at) VALUES (?, ?, ?, ?)
                ON CONFLICT (source_id, path) DO UPDATE SET reason = excluded.reason,
@@ -284,7 +363,7 @@ class SqliteCatalog:
                 )
             for r in self.db.execute(
                 f"""SELECT p.image_id, s.name, p.path, p.source_url, p.page_url, p.captured_at,
-                           p.ingested_at
+                           p.ingested_at, p.expires_at
                     FROM provenance p JOIN sources s ON s.id = p.source_id
                     WHERE p.image_id IN ({marks}) ORDER BY p.image_id, p.id""",
                 chunk,
@@ -359,9 +438,9 @@ class SqliteCatalog:
             if not rows:
                 return
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(
-                len(rows), -1
-            )
+            vecs = np.frombuffer(
+                b"".join(self.sealer.open(r[1]) for r in rows), dtype=np.float32
+            ).reshape(len(rows), -1)
             yield ids, vecs
             last = int(ids[-1])
 
@@ -372,7 +451,11 @@ class SqliteCatalog:
             found.update(
                 self.db.execute(f"SELECT id, embedding FROM faces WHERE id IN ({marks})", chunk)
             )
-        return np.stack([np.frombuffer(found[int(i)], dtype=np.float32) for i in face_ids])
+        if not found:
+            return np.empty((0, 0), dtype=np.float32)
+        return np.stack(
+            [np.frombuffer(self.sealer.open(found[int(i)]), dtype=np.float32) for i in face_ids]
+        )
 
     def face_state(self) -> tuple[int, int]:
         count, total = self.db.execute(
@@ -401,6 +484,115 @@ class SqliteCatalog:
         ).fetchall()
         return [{"source": r[0], "path": r[1], "reason": r[2], "at": r[3]} for r in rows]
 
+    # -- removal -----------------------------------------------------------------------
+    def expired_provenance(self, at: str) -> list[int]:
+        """Provenance rows past their expiry whose source is not on legal hold."""
+        rows = self.db.execute(
+            """SELECT p.id FROM provenance p JOIN sources s ON s.id = p.source_id
+               WHERE p.expires_at <= ? AND s.legal_hold = 0 ORDER BY p.id""",
+            (at,),
+        )
+        return [int(r[0]) for r in rows]
+
+    def provenance_of(
+        self, sources: Sequence[str] | None = None, image_ids: Sequence[int] | None = None
+    ) -> list[int]:
+        """Provenance row ids of whole sources or of whole images."""
+        out: list[int] = []
+        if sources:
+            marks = ",".join("?" * len(sources))
+            out += [
+                int(r[0])
+                for r in self.db.execute(
+                    f"""SELECT p.id FROM provenance p JOIN sources s ON s.id = p.source_id
+                    WHERE s.name IN ({marks})""",
+                    list(sources),
+                )
+            ]
+        for chunk in _chunks(sorted({int(i) for i in image_ids or ()}), 500):
+            marks = ",".join("?" * len(chunk))
+            out += [
+                int(r[0])
+                for r in self.db.execute(
+                    f"SELECT id FROM provenance WHERE image_id IN ({marks})", chunk
+                )
+            ]
+        return sorted(set(out))
+
+    def describe_provenance(self, provenance_ids: Sequence[int]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for chunk in _chunks(sorted(provenance_ids), 500):
+            marks = ",".join("?" * len(chunk))
+            rows += [
+                {
+                    "provenance_id": r[0],
+                    "image_id": r[1],
+                    "source": r[2],
+                    "path": r[3],
+                    "expires_at": r[4],
+                    "sha256": r[5],
+                }
+                for r in self.db.execute(
+                    f"""SELECT p.id, p.image_id, s.name, p.path, p.expires_at, i.sha256
+                        FROM provenance p JOIN sources s ON s.id = p.source_id
+                        JOIN images i ON i.id = p.image_id WHERE p.id IN ({marks})
+                        ORDER BY p.id""",
+                    chunk,
+                )
+            ]
+        return rows
+
+    def remove_provenance(self, provenance_ids: Sequence[int]) -> Removal:
+        """Delete provenance rows, and every image left with none, with its faces."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            touched: set[int] = set()
+            for chunk in _chunks(sorted(set(provenance_ids)), 500):
+                marks = ",".join("?" * len(chunk))
+                touched |= {
+                    int(r[0])
+                    for r in db.execute(
+                        f"SELECT image_id FROM provenance WHERE id IN ({marks})", chunk
+                    )
+                }
+                db.execute(f"DELETE FROM provenance WHERE id IN ({marks})", chunk)
+            orphans: list[tuple[int, str]] = []
+            for chunk in _chunks(sorted(touched), 500):
+                marks = ",".join("?" * len(chunk))
+                orphans += [
+                    (int(r[0]), str(r[1]))
+                    for r in db.execute(
+                        f"""SELECT id, sha256 FROM images WHERE id IN ({marks}) AND id NOT IN
+                        (SELECT image_id FROM provenance WHERE image_id IN ({marks}))""",
+                        chunk + chunk,
+                    )
+                ]
+            face_ids: list[int] = []
+            for chunk in _chunks([i for i, _ in orphans], 500):
+                marks = ",".join("?" * len(chunk))
+                face_ids += [
+                    int(r[0])
+                    for r in db.execute(f"SELECT id FROM faces WHERE image_id IN ({marks})", chunk)
+                ]
+                db.execute(f"DELETE FROM faces WHERE image_id IN ({marks})", chunk)
+                db.execute(f"DELETE FROM images WHERE id IN ({marks})", chunk)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return Removal(
+            provenance=len(set(provenance_ids)),
+            images=tuple(orphans),
+            face_ids=tuple(sorted(face_ids)),
+        )
+
+    def scrub(self) -> None:
+        """Leave no copy of deleted rows in the database or its WAL (after an erasure)."""
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.db.execute("VACUUM")
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def close(self) -> None:
         self.db.close()
 
@@ -408,3 +600,40 @@ class SqliteCatalog:
 def _chunks(items: Sequence[int], size: int) -> Iterator[list[int]]:
     for i in range(0, len(items), size):
         yield list(items[i : i + size])
+
+
+_SOURCE_COLUMNS = (
+    "name, lawful_basis, special_category_condition, retention_days, description, controller, "
+    "contact, jurisdictions, legal_hold, created_at, updated_at"
+)
+
+
+def _source_row(s: Source) -> tuple[Any, ...]:
+    return (
+        s.name,
+        s.description,
+        s.controller,
+        s.contact,
+        s.lawful_basis,
+        s.special_category_condition,
+        json.dumps(list(s.jurisdictions)),
+        s.retention_days,
+        int(s.legal_hold),
+    )
+
+
+def _source_from(r: Sequence[Any], counts: dict[str, int]) -> Source:
+    return Source(
+        name=r[0],
+        lawful_basis=r[1],
+        special_category_condition=r[2],
+        retention_days=r[3],
+        description=r[4],
+        controller=r[5],
+        contact=r[6],
+        jurisdictions=tuple(json.loads(r[7])),
+        legal_hold=bool(r[8]),
+        created_at=r[9],
+        updated_at=r[10],
+        counts=counts,
+    )

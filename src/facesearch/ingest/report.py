@@ -15,6 +15,7 @@ class IngestReport:
     unchanged: int = 0  # already ingested from this very path: nothing to do
     faces_indexed: int = 0
     faces_skipped: int = 0
+    faces_suppressed: int = 0
     images_without_faces: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)
     skipped_faces: list[dict[str, Any]] = field(default_factory=list)
@@ -41,6 +42,7 @@ class IngestReport:
             f"{self.unchanged} unchanged",
             f"{self.faces_indexed} faces indexed",
             f"{self.faces_skipped} faces skipped",
+            *([f"{self.faces_suppressed} suppressed"] if self.faces_suppressed else []),
             f"{len(self.failed)} failed",
         ]
         head = "Interrupted after " if self.interrupted else "Ingested "

@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -28,6 +28,7 @@ from facesearch.ingest.items import IngestItem
 from facesearch.ingest.report import IngestReport
 
 Progress = Callable[[IngestReport, int], None]  # (report so far, files done)
+Suppressor = Callable[[np.ndarray], np.ndarray]  # embeddings -> which match an objection
 Analyser = Callable[[bytes, str], "Analysis | str"]
 
 INDEX_FLUSH_FACES = 256
@@ -50,12 +51,14 @@ class IngestRun:
         source: str,
         limits: DecodeLimits,
         progress: Progress | None = None,
+        suppressed: Suppressor | None = None,
     ) -> None:
         self.catalog = catalog
         self.index = index
         self.source = source
         self.limits = limits
         self.progress = progress
+        self.suppressed = suppressed
         self.report = IngestReport(source=source)
         self.done = 0
         self._ids: list[int] = []
@@ -93,6 +96,7 @@ class IngestRun:
         if isinstance(result, str):
             self._fail(path, result)
             return
+        result = self._drop_suppressed(result)
         image = NewImage(
             sha256=result.sha256,
             width=result.width,
@@ -123,6 +127,28 @@ class IngestRun:
             time.monotonic() - self._last_flush > INDEX_FLUSH_SECONDS
         ):
             self.flush()
+
+    def _drop_suppressed(self, result: Analysis) -> Analysis:
+        """Faces of people who objected are never stored: skipped, with the reason."""
+        if self.suppressed is None or not result.faces:
+            return result
+        hit = self.suppressed(result.embeddings)
+        if not hit.any():
+            return result
+        self.report.faces_suppressed += int(hit.sum())
+        return replace(
+            result,
+            faces=[f for f, h in zip(result.faces, hit, strict=True) if not h],
+            embeddings=result.embeddings[~hit],
+            skipped=[
+                *result.skipped,
+                *(
+                    {"box": f.box.as_dict(), "reason": "suppressed (objection on file)"}
+                    for f, h in zip(result.faces, hit, strict=True)
+                    if h
+                ),
+            ],
+        )
 
     def flush(self) -> None:
         if self._ids:

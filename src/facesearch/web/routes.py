@@ -163,7 +163,7 @@ async def search_page(request: Request) -> Response:
     if page.stop is not None:
         return page.stop
     gw = gateway(request)
-    sources = await gw.locked(gw.engine.catalog.list_sources)
+    sources = await gw.locked(gw.engine.sources)
     return page.render(
         "search.html",
         {"sources": sources, "threshold": gw.engine.settings.search.threshold},
@@ -195,7 +195,7 @@ async def sources_page(request: Request) -> Response:
     if page.stop is not None:
         return page.stop
     gw = gateway(request)
-    sources = await gw.locked(gw.engine.catalog.list_sources)
+    sources = await gw.locked(gw.engine.sources)
     return page.render("sources.html", {"sources": sources})
 
 

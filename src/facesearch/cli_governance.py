@@ -1,0 +1,371 @@
+"""The data-protection commands: sources, retention, erase, suppress, dsar, audit, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from facesearch.domain import Requester
+from facesearch.engine import FaceSearch
+from facesearch.errors import InvalidInput
+from facesearch.governance.access import access_report_html
+from facesearch.governance.erasure import Receipt
+from facesearch.governance.policy import (
+    ART6_BASES,
+    ART9_CONDITIONS,
+    Source,
+    parse_jurisdictions,
+    parse_period,
+)
+from facesearch.render import emit
+
+COMMANDS = ("sources", "retention", "erase", "suppress", "dsar", "audit", "report")
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("sources", parents=[common], help="register and manage collections")
+    ssub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for name in ("add", "update"):
+        q = ssub.add_parser(name, parents=[common], help=f"{name} a source")
+        q.add_argument("name", metavar="NAME")
+        required = name == "add"
+        q.add_argument(
+            "--lawful-basis",
+            required=required,
+            choices=sorted(ART6_BASES),
+            help="GDPR Art. 6(1) basis",
+        )
+        q.add_argument(
+            "--condition",
+            required=required,
+            choices=sorted(ART9_CONDITIONS),
+            help="GDPR Art. 9(2) condition for biometric data",
+        )
+        q.add_argument(
+            "--retention",
+            required=required,
+            help="how long images are kept: days, or e.g. 90d, 18m, 5y",
+        )
+        q.add_argument("--description")
+        q.add_argument("--controller", help="who decides why and how the data is used")
+        q.add_argument("--contact", help="where data subjects can write")
+        q.add_argument("--jurisdictions", help="where the people in it are, e.g. GB,FR")
+        hold = q.add_mutually_exclusive_group()
+        hold.add_argument(
+            "--legal-hold",
+            dest="legal_hold",
+            action="store_true",
+            default=None,
+            help="suspend retention (e.g. litigation)",
+        )
+        hold.add_argument("--no-legal-hold", dest="legal_hold", action="store_false")
+    ssub.add_parser("list", parents=[common], help="every source with its basis and counts")
+    q = ssub.add_parser("show", parents=[common], help="one source")
+    q.add_argument("name", metavar="NAME")
+
+    p = sub.add_parser("retention", parents=[common], help="remove images past their retention")
+    rsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = rsub.add_parser("run", parents=[common], help="remove expired images now")
+    q.add_argument("--dry-run", action="store_true", help="report what would go, remove nothing")
+
+    p = sub.add_parser(
+        "erase",
+        parents=[common],
+        help="erase images for real",
+        description="Erase by image, source, jurisdiction or person. By person: "
+        "run once with --person PHOTO to review the matches, then again with "
+        "--select IDS (or --all-matches) to erase them.",
+    )
+    p.add_argument("--image", type=int, action="append", default=[], metavar="ID")
+    p.add_argument("--source", action="append", default=[], metavar="NAME")
+    p.add_argument("--jurisdiction", metavar="CODE", help="every source listing this jurisdiction")
+    p.add_argument("--person", type=Path, metavar="PHOTO", help="images of the person in PHOTO")
+    p.add_argument("--select", help="with --person: comma-separated image ids to erase")
+    p.add_argument("--all-matches", action="store_true", help="with --person: erase every match")
+    p.add_argument("--threshold", type=float, help="with --person: similarity (default strict)")
+    p.add_argument("--reason", default="", help="why (kept in the receipt and the audit log)")
+    p.add_argument("--dry-run", action="store_true", help="report what would go, remove nothing")
+    p.add_argument("--receipt", type=Path, help="write the erasure receipt as JSON here")
+
+    p = sub.add_parser("suppress", parents=[common], help="the objection (suppression) list")
+    usub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = usub.add_parser("add", parents=[common], help="add a person who objected")
+    q.add_argument("photo", type=Path, metavar="PHOTO")
+    q.add_argument("--consent-ref", required=True, help="reference of their consent to keep it")
+    q.add_argument("--note", default="")
+    q.add_argument("--face", type=int)
+    usub.add_parser("list", parents=[common], help="entries (no templates shown)")
+    q = usub.add_parser("remove", parents=[common], help="remove an entry")
+    q.add_argument("id", type=int)
+
+    p = sub.add_parser(
+        "dsar",
+        parents=[common],
+        help="access request: is this person in here?",
+        description="Report every image of the person in PHOTO above the strict "
+        "threshold. The photo is processed in memory and never stored.",
+    )
+    p.add_argument("photo", type=Path, metavar="PHOTO")
+    p.add_argument("--face", type=int)
+    p.add_argument("--html", type=Path, help="also write a self-contained HTML report here")
+
+    p = sub.add_parser("audit", parents=[common], help="the tamper-evident audit log")
+    asub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    asub.add_parser("verify", parents=[common], help="check the hash chain")
+    asub.add_parser(
+        "head", parents=[common], help="latest entry number and hash (keep it elsewhere)"
+    )
+    q = asub.add_parser("export", parents=[common], help="entries, as JSON Lines")
+    q.add_argument("--case", help="only this case reference")
+    q.add_argument("--output", type=Path, help="write here instead of stdout")
+
+    p = sub.add_parser("report", parents=[common], help="transparency report")
+    p.add_argument("--since", help="ISO date")
+    p.add_argument("--until", help="ISO date")
+
+
+def run(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> int:
+    handler = {
+        "sources": _sources,
+        "retention": _retention,
+        "erase": _erase,
+        "suppress": _suppress,
+        "dsar": _dsar,
+        "audit": _audit,
+        "report": _report,
+    }[args.command]
+    return handler(args, engine, who)
+
+
+def _policy_args(args: argparse.Namespace) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "lawful_basis": args.lawful_basis,
+        "special_category_condition": args.condition,
+        "retention_days": parse_period(args.retention) if args.retention else None,
+        "description": args.description,
+        "controller": args.controller,
+        "contact": args.contact,
+        "jurisdictions": parse_jurisdictions(args.jurisdictions)
+        if args.jurisdictions is not None
+        else None,
+        "legal_hold": args.legal_hold,
+    }
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def source_json(s: Source) -> dict[str, Any]:
+    return {
+        "name": s.name,
+        "description": s.description,
+        "controller": s.controller,
+        "contact": s.contact,
+        "lawful_basis": s.lawful_basis,
+        "special_category_condition": s.special_category_condition,
+        "jurisdictions": list(s.jurisdictions),
+        "retention_days": s.retention_days,
+        "legal_hold": s.legal_hold,
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+        **s.counts,
+    }
+
+
+def _source_text(s: Source) -> str:
+    hold = " LEGAL HOLD" if s.legal_hold else ""
+    return (
+        f"{s.name}: {s.counts.get('images', 0)} images, {s.counts.get('faces', 0)} faces; "
+        f"{ART6_BASES[s.lawful_basis]}; {ART9_CONDITIONS[s.special_category_condition]}; "
+        f"kept {s.retention_days} days{hold}; jurisdictions {','.join(s.jurisdictions) or '-'}"
+        + (f"\n  {s.description}" if s.description else "")
+        + (f"\n  controller: {s.controller} {s.contact}".rstrip() if s.controller else "")
+    )
+
+
+def _sources(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> int:
+    if args.action == "add":
+        source = engine.add_source(Source(name=args.name, **_policy_args(args)), who=who)
+        emit(args.json, source_json(source), "Registered " + _source_text(source))
+    elif args.action == "update":
+        changes = _policy_args(args)
+        if not changes:
+            raise InvalidInput("nothing to update: give at least one option")
+        source = engine.update_source(args.name, who=who, **changes)
+        emit(args.json, source_json(source), "Updated " + _source_text(source))
+    elif args.action == "list":
+        sources = engine.sources()
+        emit(
+            args.json,
+            [source_json(s) for s in sources],
+            "\n".join(_source_text(s) for s in sources) or "No sources registered.",
+        )
+    else:
+        source = engine.source(args.name)
+        emit(args.json, source_json(source), _source_text(source))
+    return 0
+
+
+def _receipt_text(receipt: Receipt) -> str:
+    verb = "Would remove" if receipt.dry_run else "Removed"
+    return (
+        f"{verb} {receipt.images_removed} images, {receipt.faces_removed} faces and "
+        f"{receipt.provenance_removed} provenance rows"
+        + ("" if receipt.dry_run else f" (receipt {receipt.receipt_id})")
+    )
+
+
+def _retention(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> int:
+    receipt = engine.run_retention(dry_run=args.dry_run, who=who)
+    emit(args.json, receipt.as_dict(), _receipt_text(receipt))
+    return 0
+
+
+def _erase(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> int:
+    image_ids = list(args.image)
+    if args.person is not None:
+        found = engine.find_person(args.person, threshold=args.threshold, who=who)
+        if not (args.select or args.all_matches):
+            rows = [
+                f"  image {m.image.id}  {m.similarity:.3f}  {m.image.path}" for m in found.matches
+            ]
+            data = {
+                "matches": [
+                    {"image_id": m.image.id, "similarity": m.similarity, "path": m.image.path}
+                    for m in found.matches
+                ]
+            }
+            emit(
+                args.json,
+                data,
+                f"{len(rows)} image(s) of this person at similarity >= "
+                f"{found.threshold:.2f}:\n"
+                + "\n".join(rows)
+                + "\nReview them, then erase with --select IDS or --all-matches.",
+            )
+            return 0
+        matched = {m.image.id for m in found.matches}
+        chosen = matched if args.all_matches else {int(i) for i in args.select.split(",") if i}
+        if not chosen <= matched:
+            raise InvalidInput(f"not among the matches: {sorted(chosen - matched)}")
+        image_ids += sorted(chosen)
+        if not image_ids:
+            raise InvalidInput("no image of this person was found: nothing to erase")
+    receipt = engine.erase(
+        image_ids=image_ids,
+        sources=args.source,
+        jurisdiction=args.jurisdiction,
+        dry_run=args.dry_run,
+        who=who,
+        reason=args.reason,
+    )
+    if args.receipt:
+        args.receipt.write_text(json.dumps(receipt.as_dict(), indent=2))
+    emit(args.json, receipt.as_dict(), _receipt_text(receipt))
+    return 0
+
+
+def _suppress(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> int:
+    if args.action == "add":
+        sid = engine.suppress(args.photo, args.consent_ref, args.note, face=args.face, who=who)
+        emit(
+            args.json,
+            {"id": sid},
+            f"Added suppression {sid}: this person's faces will be "
+            "skipped by ingest and withheld from searches",
+        )
+    elif args.action == "list":
+        rows = engine.suppressions.list()
+        emit(
+            args.json,
+            rows,
+            "\n".join(
+                f"{r['id']}: consent {r['consent_ref']} ({r['created_at']}) {r['note']}"
+                for r in rows
+            )
+            or "The suppression list is empty.",
+        )
+    else:
+        engine.suppressions.remove(args.id)
+        engine.record("suppression.remove", who, suppression_id=args.id)
+        emit(args.json, {"removed": args.id}, f"Removed suppression {args.id}")
+    return 0
+
+
+def _dsar(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> int:
+    from facesearch.imaging import read_limited
+
+    report = engine.access_request(
+        read_limited(str(args.photo), engine.limits), face=args.face, who=who
+    )
+    if args.html:
+        args.html.write_text(access_report_html(report))
+    lines = [
+        f"Access request {report['request_id']}: {report['images_found']} image(s) "
+        f"at similarity >= {report['threshold']:.2f}"
+    ]
+    for img in report["images"]:
+        for c in img["copies"]:
+            lines.append(
+                f"  image {img['image_id']} ({img['similarity']:.3f}) source "
+                f"{c['source']} [{c['lawful_basis']}] kept until {c['kept_until']}"
+            )
+    emit(args.json, report, "\n".join(lines))
+    return 0
+
+
+def _audit(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> int:
+    if args.action == "verify":
+        result = engine.verify_audit()
+        emit(
+            args.json,
+            {
+                "ok": result.ok,
+                "entries": result.entries,
+                "problem": result.problem,
+                "seq": result.seq,
+            },
+            f"Audit log intact: {result.entries} entries"
+            if result.ok
+            else f"AUDIT LOG TAMPERED: {result.problem}",
+        )
+        return 0 if result.ok else 4
+    if args.action == "head":
+        head = engine.audit.head()
+        emit(
+            args.json,
+            {"seq": head[0], "hash": head[1]} if head else None,
+            f"{head[0]} {head[1]}" if head else "The audit log is empty.",
+        )
+        return 0
+    entries = engine.export_audit(args.case, who=who)
+    text = "\n".join(json.dumps(e, sort_keys=True) for e in entries)
+    if args.output:
+        args.output.write_text(text + ("\n" if text else ""))
+        print(f"Wrote {len(entries)} entries to {args.output}")
+    else:
+        print(text)
+    return 0
+
+
+def _report(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> int:
+    report = engine.transparency_report(args.since, args.until)
+    lines = ["Transparency report", "", "Sources:"]
+    for s in report["sources"]:
+        lines.append(
+            f"  {s['name']}: {s['images']} images, {s['faces']} faces; "
+            f"{s['lawful_basis']} / {s['special_category_condition']}; "
+            f"retention {s['retention_days']} days" + ("; LEGAL HOLD" if s["legal_hold"] else "")
+        )
+    lines.append(f"Searches: {report['searches']}")
+    for purpose, n in sorted(report["searches_by_purpose"].items()):
+        lines.append(f"  {purpose}: {n}")
+    lines += [
+        f"Erasures: {report['erasures']} ({report['erased']['images']} images)",
+        f"Retention runs: {report['retention_runs']} ({report['expired']['images']} images)",
+        f"Access requests: {report['access_requests']}",
+        f"Suppressions added: {report['suppressions_added']} "
+        f"({report['suppressions_on_file']} on file)",
+    ]
+    emit(args.json, report, "\n".join(lines))
+    return 0

@@ -1,0 +1,1 @@
+"""Data protection: sources and lawful basis, retention, erasure, objection, access, audit."""

@@ -1,0 +1,109 @@
+"""The suppression list: templates of people who objected, kept for that sole purpose.
+
+Stored in their own file, apart from the gallery, and never searched as a gallery: they
+are only compared with faces being ingested (which are then skipped) and with search
+results (which are then withheld).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from facesearch.errors import BackendUnavailable, InvalidInput, NotFound
+from facesearch.governance.crypto import Sealer
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS suppressions (
+    id INTEGER PRIMARY KEY,
+    consent_ref TEXT NOT NULL,
+    note TEXT NOT NULL DEFAULT '',
+    model TEXT NOT NULL,
+    template BLOB NOT NULL,
+    created_at TEXT NOT NULL
+);
+"""
+
+
+class SuppressionList:
+    def __init__(self, path: Path, sealer: Sealer) -> None:
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA secure_delete=ON")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise BackendUnavailable(f"cannot open suppression list {path}: {exc}") from exc
+        self.sealer = sealer
+        self._cache: tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None = None
+
+    def add(
+        self, template: npt.NDArray[np.float32], model: str, consent_ref: str, note: str
+    ) -> int:
+        if not consent_ref.strip():
+            raise InvalidInput(
+                "a suppression needs the reference of the person's consent to keep their template"
+            )
+        cur = self.db.execute(
+            "INSERT INTO suppressions (consent_ref, note, model, template, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (
+                consent_ref,
+                note,
+                model,
+                self.sealer.seal(template.astype(np.float32).tobytes()),
+                datetime.now(UTC).isoformat(timespec="seconds"),
+            ),
+        )
+        self._cache = None
+        return int(cur.lastrowid or 0)
+
+    def remove(self, suppression_id: int) -> None:
+        cur = self.db.execute("DELETE FROM suppressions WHERE id = ?", (suppression_id,))
+        if cur.rowcount == 0:
+            raise NotFound(f"no suppression with id {suppression_id}")
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._cache = None
+
+    def list(self) -> list[dict[str, Any]]:
+        rows = self.db.execute(
+            "SELECT id, consent_ref, note, model, created_at FROM suppressions ORDER BY id"
+        )
+        return [
+            {"id": r[0], "consent_ref": r[1], "note": r[2], "model": r[3], "created_at": r[4]}
+            for r in rows
+        ]
+
+    def templates(self, model: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        if self._cache is None:
+            rows = self.db.execute(
+                "SELECT id, template FROM suppressions WHERE model = ? ORDER BY id", (model,)
+            ).fetchall()
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            vecs = np.array(
+                [np.frombuffer(self.sealer.open(r[1]), dtype=np.float32) for r in rows],
+                dtype=np.float32,
+            ).reshape(len(rows), -1)
+            self._cache = (ids, vecs)
+        return self._cache
+
+    def matches(
+        self, vectors: npt.NDArray[np.float32], model: str, threshold: float
+    ) -> npt.NDArray[np.bool_]:
+        """For each row of ``vectors``: does it match a suppressed person?"""
+        _, templates = self.templates(model)
+        if len(templates) == 0 or len(vectors) == 0:
+            return np.zeros(len(vectors), dtype=bool)
+        best: npt.NDArray[np.bool_] = (vectors @ templates.T).max(axis=1) >= threshold
+        return best
+
+    def count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM suppressions").fetchone()[0])
+
+    def close(self) -> None:
+        self.db.close()

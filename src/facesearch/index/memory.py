@@ -1,0 +1,57 @@
+"""MemoryIndex: exact search held only in memory, rebuilt from the catalog on every open.
+
+Used when templates are encrypted at rest: index files would be a plaintext copy of the
+templates, so there are none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import numpy.typing as npt
+
+from facesearch.index.flat import top_k
+from facesearch.index.ports import Ids, IndexState, Vectors
+
+
+class MemoryIndex:
+    kind = "exact-memory"
+
+    def __init__(self, dim: int = 128) -> None:
+        self.dim = dim
+        self.model_key: str | None = None
+        self._ids: Ids = np.empty(0, dtype=np.int64)
+        self._vectors: Vectors = np.empty((0, dim), dtype=np.float32)
+
+    def add(self, ids: Ids, vectors: Vectors) -> None:
+        self._ids = np.concatenate([self._ids, np.asarray(ids, dtype=np.int64)])
+        self._vectors = np.concatenate([self._vectors, np.asarray(vectors, dtype=np.float32)])
+
+    def remove(self, ids: Iterable[int]) -> int:
+        drop = np.isin(self._ids, np.fromiter(ids, dtype=np.int64))
+        self._ids, self._vectors = self._ids[~drop], self._vectors[~drop]
+        return int(drop.sum())
+
+    def search(
+        self, query: Vectors, k: int, allowed_ids: Ids | None = None
+    ) -> tuple[Ids, npt.NDArray[np.float32]]:
+        ids, vectors = self._ids, self._vectors
+        if allowed_ids is not None:
+            mask = np.isin(ids, allowed_ids)
+            ids, vectors = ids[mask], vectors[mask]
+        return top_k(np.atleast_2d(query).astype(np.float32) @ vectors.T, ids, k)
+
+    def ids(self) -> Ids:
+        return self._ids
+
+    def state(self) -> IndexState:
+        return IndexState(self.kind, len(self._ids), int(self._ids.sum()), self.model_key)
+
+    def reset(self, model_key: str | None) -> None:
+        self.model_key = model_key
+        self._ids = np.empty(0, dtype=np.int64)
+        self._vectors = np.empty((0, self.dim), dtype=np.float32)
+
+    def close(self) -> None:
+        pass
