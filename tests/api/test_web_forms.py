@@ -135,3 +135,22 @@ def test_a_revoked_key_ends_its_web_sessions(client: TestClient, gallery: Galler
     assert browser.get("/stats").status_code == 200
     client.delete(f"/v1/keys/{made['info']['key_id']}", headers=admin)
     assert browser.get("/stats", follow_redirects=False).status_code == 303
+
+
+def test_sources_statistics_and_image_pages_render(client: TestClient, gallery: Gallery) -> None:
+    browser = fresh(client)
+    sign_in(browser, api_key=gallery.keys["admin"])
+    sources = browser.get("/sources")
+    assert sources.status_code == 200
+    assert "newsroom" in sources.text and "legitimate_interests" in sources.text
+    stats = browser.get("/stats")
+    assert stats.status_code == 200 and "consistent with the catalog" in stats.text
+    first = browser.get("/v1/images", params={"limit": 1}).json()["items"][0]
+    page = browser.get(f"/images/{first['id']}")
+    assert page.status_code == 200
+    assert first["provenance"][0]["path"] in page.text
+    assert f'src="/v1/images/{first["id"]}/file"' in page.text
+    assert browser.get("/images/999999").status_code == 404
+    keys = browser.get("/admin/keys")
+    assert keys.status_code == 200 and "test search" in keys.text
+    assert gallery.keys["search"] not in keys.text  # keys are never shown again
