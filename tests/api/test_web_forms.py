@@ -154,3 +154,18 @@ def test_sources_statistics_and_image_pages_render(client: TestClient, gallery: 
     keys = browser.get("/admin/keys")
     assert keys.status_code == 200 and "test search" in keys.text
     assert gallery.keys["search"] not in keys.text  # keys are never shown again
+
+
+def test_password_guessing_is_throttled(client: TestClient) -> None:
+    browser = fresh(client)
+    statuses = []
+    for n in range(12):
+        response = browser.post(
+            "/login",
+            data={"csrf_token": login_token(browser), "username": "mallory", "password": f"g{n}"},
+        )
+        statuses.append(response.status_code)
+    assert statuses[:10] == [401] * 10
+    assert statuses[10:] == [429, 429]
+    assert int(response.headers["retry-after"]) >= 1
+    assert "Too many sign-in attempts" in response.text

@@ -7,6 +7,7 @@ which has no session yet, carries a double-submit token instead.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from facesearch.accounts import credentials as cred
+from facesearch.accounts.ratelimit import TokenBuckets
 from facesearch.accounts.roles import Action, Principal, Role
 from facesearch.api.auth import ANONYMOUS, SESSION_COOKIE, auth_state, current_session
 from facesearch.api.deps import MAX_ID, gateway
@@ -26,11 +28,15 @@ from facesearch.errors import FacesearchError
 
 HERE = Path(__file__).parent
 LOGIN_CSRF_COOKIE = "fs_login_csrf"
+# Sign-in attempts per client address and username: slows password guessing to a crawl.
+LOGIN_RATE_PER_MINUTE = 10
+LOGIN_BURST = 10
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(include_in_schema=False)
 
 
 def mount(app: FastAPI) -> None:
+    app.state.login_limits = TokenBuckets(LOGIN_RATE_PER_MINUTE, LOGIN_BURST)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(router)
 
@@ -118,6 +124,13 @@ async def login(
     api_key: str = Form(""),
 ) -> Response:
     auth = auth_state(request)
+    limits: TokenBuckets = request.app.state.login_limits
+    client = request.client.host if request.client else "unknown"
+    wait = limits.take(f"{client}:{username.strip() or 'api-key'}")
+    if wait > 0:
+        response = _login_form(request, "Too many sign-in attempts; wait a minute.", 429)
+        response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+        return response
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not csrf_token or not cred.same(expected, csrf_token):
         return _login_form(
