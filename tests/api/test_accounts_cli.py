@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from facesearch import FaceSearch, Settings
 from facesearch.accounts.store import SqliteAccountStore
 from facesearch.cli import main
 
@@ -40,6 +41,9 @@ def test_keys_create_list_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[s
     code, out, _ = run(capsys, "keys", "list", "--home", home)
     assert "revoked" in out
     store.close()
+    with FaceSearch(Settings(home=tmp_path / "home", workers=1)) as engine:
+        actions = [e.action for e in engine.audit.entries() if e.details.get("key_id")]
+    assert actions == ["key.create", "key.revoke"]
 
 
 def test_key_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

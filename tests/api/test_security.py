@@ -113,6 +113,15 @@ def test_admin_manages_keys_over_the_api(client: TestClient, gallery: Gallery) -
     assert client.get("/v1/me", headers=bearer(new["key"])).status_code == 401
     bad = client.post("/v1/keys", json={"name": "x", "role": "overlord"}, headers=admin)
     assert bad.status_code == 400 and "unknown role" in bad.json()["error"]["message"]
+    admin_id = client.get("/v1/me", headers=admin).json()["id"]
+    engine = client.app.state.gateway.engine  # type: ignore[attr-defined]
+    logged = [
+        (e.action, e.actor)
+        for e in engine.audit.entries()
+        if e.details.get("key_id") == new["info"]["key_id"]
+    ]
+    assert logged == [("key.create", f"key:{admin_id}"), ("key.revoke", f"key:{admin_id}")]
+    assert all(new["key"] not in str(e.details) for e in engine.audit.entries())
 
 
 # -- uploads ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from facesearch.accounts.ratelimit import TokenBuckets
 from facesearch.accounts.roles import Action, Principal, Role
 from facesearch.accounts.store import Session, SqliteAccountStore
 from facesearch.api.errors import ApiError
+from facesearch.domain import Requester
 
 SESSION_COOKIE = "fs_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -90,6 +91,11 @@ def allow(action: Action) -> Callable[..., Awaitable[Principal]]:
         return who
 
     return check
+
+
+def requester(who: Principal) -> Requester:
+    """The caller as the engine's audit log names it."""
+    return Requester(actor=f"{who.kind}:{who.id}", channel="api")
 
 
 def rate_limit_search(request: Request, who: Principal) -> None:

@@ -10,6 +10,7 @@ import argparse
 import getpass
 import json
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from facesearch.errors import InvalidInput
@@ -56,10 +57,21 @@ def run(args: argparse.Namespace) -> int:
     store = SqliteAccountStore(settings.home / "accounts.sqlite")
     try:
         if args.command == "keys":
-            return keys(args, store)
+            return keys(args, store, lambda action, info: audit_key(settings, action, info))
         return users(args, store)
     finally:
         store.close()
+
+
+def audit_key(settings: Any, action: str, info: Any) -> None:
+    """Key changes made at the command line go into the home's audit log too."""
+    from dataclasses import replace
+
+    from facesearch.engine import FaceSearch
+
+    with FaceSearch(settings) as engine:
+        who = replace(engine.default_requester(), channel="cli")
+        engine.record(action, who, key_id=info.key_id, name=info.name, role=info.role.value)
 
 
 def serve(args: argparse.Namespace, settings: Any) -> int:
@@ -77,9 +89,10 @@ def serve(args: argparse.Namespace, settings: Any) -> int:
     return 0
 
 
-def keys(args: argparse.Namespace, store: Any) -> int:
+def keys(args: argparse.Namespace, store: Any, audit: Callable[[str, Any], None]) -> int:
     if args.keys_command == "create":
         info, full = store.create_key(args.name, args.role)
+        audit("key.create", info)
         data: Any = {"key": full, "key_id": info.key_id, "name": info.name, "role": info.role}
         text = (
             f"{full}\n\nKey {info.key_id} ({info.role.value}) for {info.name}. "
@@ -105,6 +118,7 @@ def keys(args: argparse.Namespace, store: Any) -> int:
         text = "\n".join(rows) if rows else "No API keys yet: facesearch keys create --name ..."
     else:
         info = store.revoke_key(args.key_id)
+        audit("key.revoke", info)
         data = {"key_id": info.key_id, "revoked_at": info.revoked_at}
         text = f"Revoked key {info.key_id} ({info.name})"
     print(json.dumps(data, default=str) if args.json else text)

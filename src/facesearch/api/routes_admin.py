@@ -10,8 +10,9 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from facesearch.accounts.roles import ROLE_ACTIONS, Action, Principal
+from facesearch.accounts.store import KeyInfo
 from facesearch.api import cursors, schemas
-from facesearch.api.auth import allow, auth_state, principal
+from facesearch.api.auth import allow, auth_state, principal, requester
 from facesearch.api.deps import AUTH_ERRORS, errors, gateway
 
 router = APIRouter(prefix="/v1")
@@ -100,6 +101,7 @@ async def create_key(
     """The key is in this answer only: it is stored as a salted hash."""
     store = auth_state(request).store
     info, full = await run_in_threadpool(store.create_key, body.name, body.role)
+    await audit_key(request, "key.create", who, info)
     return schemas.KeyCreated(key=full, info=schemas.key(info))
 
 
@@ -117,7 +119,21 @@ async def revoke_key(
 ) -> schemas.KeyOut:
     """The key stops working at once, and so do web sessions opened with it."""
     info = await run_in_threadpool(auth_state(request).store.revoke_key, key_id)
+    await audit_key(request, "key.revoke", who, info)
     return schemas.key(info)
+
+
+async def audit_key(request: Request, action: str, who: Principal, info: KeyInfo) -> None:
+    """Key changes go into the engine's audit log, with who made them (never the key)."""
+    gw = gateway(request)
+    await gw.locked(
+        gw.engine.record,
+        action,
+        requester(who),
+        key_id=info.key_id,
+        name=info.name,
+        role=info.role.value,
+    )
 
 
 @health.get("/healthz", response_model=schemas.Health, summary="Liveness")
