@@ -1,8 +1,9 @@
 """At what similarity should a result count as a likely match?
 
-Embeds every labelled one-face photo of the dev set through the engine (default model,
-largest face), then scores every pair of photos *within one source* (labels are unique
-only within a source): same label = genuine pair, different label = impostor pair.
+Embeds every labelled one-face photo of the dev set through the engine (default model
+or ``--variant``, largest face), then scores every pair of photos *within one source*
+(labels are unique only within a source): same label = genuine pair, different label =
+impostor pair.
 The proposed threshold is the lowest similarity, rounded up to 0.01, at which the false
 match rate over all impostor pairs is at most ``--fmr`` (default 1e-3). It reports the
 false and true match rates there, overall and per source, and at the current default.
@@ -48,13 +49,15 @@ def rates(scores: np.ndarray, same: np.ndarray, threshold: float) -> dict[str, A
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fmr", type=float, default=1e-3, help="target false match rate")
+    parser.add_argument("--variant", default="default", choices=sorted(devset.VARIANTS))
     args = parser.parse_args()
+    variant = devset.VARIANTS[args.variant]
     cache = devset.DescriptorCache()
     per_source: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     missing: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(home=Path(tmp) / "home", workers=1)
-        with FaceSearch(settings, **devset.DEFAULT.parts(cache)) as fs:
+        with FaceSearch(settings, **variant.parts(cache)) as fs:
             model = fs.model.key
             for source, photos in sorted(devset.labelled_photos().items()):
                 vecs, idents = [], []
@@ -74,9 +77,11 @@ def main() -> None:
     print(
         json.dumps(
             {
+                "variant": variant.name,
                 "model": model,
                 "target_fmr": args.fmr,
                 "exact_threshold": round(exact["threshold"], 4),
+                "tmr_at_exact_threshold": round(exact["tar"], 4),
                 "proposed_threshold": proposed,
                 "at_proposed": rates(scores, same, proposed)
                 | {"per_source": {k: rates(s, m, proposed) for k, (s, m) in per_source.items()}},
