@@ -471,7 +471,10 @@ class FaceSearch:
             scores, labels, [p.fold for p in pairs], self.settings.search.threshold
         )
         report["images"] = len(paths)
-        report["images_without_face"] = sorted(p for p, v in vectors.items() if v is None)
+        unreadable_paths = {u["path"] for u in unreadable}
+        report["images_without_face"] = sorted(
+            p for p, v in vectors.items() if v is None and p not in unreadable_paths
+        )
         report["unreadable"] = unreadable
         report["model"] = self.model.key
         return report
