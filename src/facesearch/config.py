@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import (
@@ -56,6 +56,26 @@ class Search(BaseModel):
     top_k: int = Field(20, gt=0, le=10_000, description="Default number of results.")
 
 
+class IndexSettings(BaseModel):
+    """Which vector index answers searches; see docs/index.md for how these were measured."""
+
+    kind: Literal["auto", "exact", "ann"] = Field(
+        "auto", description="auto: exact below ann_threshold faces, approximate above."
+    )
+    ann_threshold: int = Field(
+        200_000, gt=0, description="Faces at which auto switches from exact to approximate."
+    )
+    nprobe: int = Field(
+        0, ge=0, description="IVF cells scanned per query (0: nlist/32); more is slower, surer."
+    )
+    candidates: int = Field(
+        100, gt=0, description="Approximate candidates re-scored exactly per query (at least k)."
+    )
+    compact_fraction: float = Field(
+        0.05, gt=0, le=1, description="Share of removed faces that triggers compaction."
+    )
+
+
 class Settings(BaseSettings):
     """Everything facesearch can be told."""
 
@@ -72,6 +92,7 @@ class Settings(BaseSettings):
     limits: Limits = Field(default_factory=Limits)
     faces: Faces = Field(default_factory=Faces)
     search: Search = Field(default_factory=Search)
+    index: IndexSettings = Field(default_factory=IndexSettings)
 
     @classmethod
     def settings_customise_sources(

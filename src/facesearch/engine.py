@@ -18,7 +18,7 @@ from facesearch.config import Settings
 from facesearch.domain import Match, ModelId, ProbeFace, SearchResult
 from facesearch.errors import InvalidInput, ModelMismatch, NoFaceFound, NotFound
 from facesearch.imaging import DecodeLimits, decode_image, read_limited
-from facesearch.index.flat import FlatFileIndex
+from facesearch.index import factory
 from facesearch.index.ports import VectorIndex
 from facesearch.ingest.analyse import analyse, sha256_of
 from facesearch.ingest.items import IngestItem, iter_items
@@ -58,7 +58,7 @@ class FaceSearch:
             max_bytes=self.settings.limits.max_bytes, max_pixels=self.settings.limits.max_pixels
         )
         self.catalog = SqliteCatalog(self.home / "catalog.sqlite")
-        self.index: VectorIndex = FlatFileIndex(self.home / "index" / "flat")
+        self.index: VectorIndex = factory.open_index(self.home, self.settings, self.catalog)
         self._detector = detector
         self._embedder = embedder
         self.repaired = self.sync_index()
@@ -112,17 +112,32 @@ class FaceSearch:
             self.index.add(chunk, self.catalog.embeddings(chunk.tolist()))
         return {"added": len(missing), "removed": removed}
 
-    def reindex(self, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-        """Rebuild the index from the catalog's embeddings."""
-        self.index.reset(self.catalog.model_key())
-        total, _ = self.catalog.face_state()
-        done = 0
-        for ids, vecs in self.catalog.iter_embeddings():
-            self.index.add(ids, vecs)
-            done += len(ids)
-            if progress:
-                progress(done, total)
-        return {"kind": self.index.kind, "faces": done}
+    def switch_index(self) -> bool:
+        """Switch between exact and approximate search when the collection size asks."""
+        count = self.catalog.face_state()[0]
+        kind = factory.wanted_kind(self.settings, self.home, count, self.index.kind)
+        if kind == self.index.kind:
+            return False
+        self.index.close()
+        self.index = factory.build_index(kind, self.home, self.settings, self.catalog)
+        return True
+
+    def compact(self) -> dict[str, Any]:
+        """Rewrite the index files so that no removed face's vector is left in them."""
+        self.index.compact()
+        return {"kind": self.index.kind, "faces": self.index.state().count}
+
+    def reindex(
+        self, progress: Callable[[int, int], None] | None = None, kind: str | None = None
+    ) -> dict[str, Any]:
+        """Rebuild the index from the catalog's embeddings (``kind``: exact, ann or auto)."""
+        if kind is not None:
+            factory.force_kind(self.home, kind)
+        count = self.catalog.face_state()[0]
+        wanted = factory.wanted_kind(self.settings, self.home, count, self.index.kind)
+        self.index.close()
+        self.index = factory.build_index(wanted, self.home, self.settings, self.catalog, progress)
+        return {"kind": self.index.kind, "faces": self.index.state().count}
 
     # -- ingest ------------------------------------------------------------------------
     def _check_model(self) -> None:
@@ -152,13 +167,15 @@ class FaceSearch:
         self._check_model()
         run = IngestRun(self.catalog, self.index, source, self.limits, progress)
         n_workers = workers or self.settings.workers
-        return run_ingest(
+        report = run_ingest(
             run,
             items,
             n_workers,
             self.settings.faces,
             analyser=self._analyse_here if n_workers <= 1 else None,
         )
+        self.switch_index()
+        return report
 
     def _analyse_here(self, data: bytes, sha: str) -> Any:
         try:

@@ -74,6 +74,23 @@ CREATE TABLE IF NOT EXISTS failures (
 """
 
 
+# Face count and id sum kept by triggers, so the index check on every open reads one row
+# instead of scanning every face (at 10M faces a scan reads gigabytes of embeddings).
+COUNTERS = """
+CREATE TABLE IF NOT EXISTS face_totals (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    count INTEGER NOT NULL,
+    id_sum INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS face_totals_insert AFTER INSERT ON faces BEGIN
+    UPDATE face_totals SET count = count + 1, id_sum = id_sum + NEW.id;
+END;
+CREATE TRIGGER IF NOT EXISTS face_totals_delete AFTER DELETE ON faces BEGIN
+    UPDATE face_totals SET count = count - 1, id_sum = id_sum - OLD.id;
+END;
+"""
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -91,11 +108,25 @@ class SqliteCatalog:
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.execute("PRAGMA busy_timeout=10000")
             self.db.executescript(SCHEMA)
+            self._init_counters()
             self.db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
         except sqlite3.DatabaseError as exc:
             raise BackendUnavailable(f"cannot open catalog {path}: {exc}") from exc
+
+    def _init_counters(self) -> None:
+        self.db.executescript(COUNTERS)
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if self.db.execute("SELECT 1 FROM face_totals").fetchone() is None:
+                self.db.execute(
+                    "INSERT INTO face_totals SELECT 1, COUNT(*), COALESCE(SUM(id), 0) FROM faces"
+                )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
 
     # -- meta --------------------------------------------------------------------------
     def _meta(self, key: str) -> str | None:
@@ -359,16 +390,36 @@ class SqliteCatalog:
         return np.stack([np.frombuffer(found[int(i)], dtype=np.float32) for i in face_ids])
 
     def face_state(self) -> tuple[int, int]:
-        count, total = self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(id), 0) FROM faces"
-        ).fetchone()
+        count, total = self.db.execute("SELECT count, id_sum FROM face_totals").fetchone()
         return int(count), int(total)
+
+    def embeddings_found(
+        self, face_ids: Sequence[int]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """The embeddings of those ids that exist (ids in the order returned)."""
+        found: dict[int, bytes] = {}
+        for chunk in _chunks([int(i) for i in face_ids], 500):
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self.db.execute(f"SELECT id, embedding FROM faces WHERE id IN ({marks})", chunk)
+            )
+        ids = np.fromiter(found, dtype=np.int64, count=len(found))
+        if not found:
+            return ids, np.empty((0, 0), dtype=np.float32)
+        vecs = np.frombuffer(b"".join(found.values()), dtype=np.float32).reshape(len(found), -1)
+        return ids, vecs
+
+    def sample_embeddings(self, n: int, seed: int = 0) -> npt.NDArray[np.float32]:
+        """Up to n embeddings drawn at random (to train an approximate index)."""
+        ids = self.face_ids()
+        pick = np.random.default_rng(seed).choice(len(ids), size=min(n, len(ids)), replace=False)
+        return self.embeddings_found(np.sort(ids[pick]).tolist())[1]
 
     def stats(self) -> dict[str, Any]:
         q = self.db.execute
         return {
             "images": q("SELECT COUNT(*) FROM images").fetchone()[0],
-            "faces": q("SELECT COUNT(*) FROM faces").fetchone()[0],
+            "faces": q("SELECT count FROM face_totals").fetchone()[0],
             "provenance": q("SELECT COUNT(*) FROM provenance").fetchone()[0],
             "sources": q("SELECT COUNT(*) FROM sources").fetchone()[0],
             "failures": q("SELECT COUNT(*) FROM failures").fetchone()[0],

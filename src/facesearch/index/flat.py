@@ -185,6 +185,9 @@ class FlatFileIndex:
             model_key=self.model_key,
         )
 
+    def compact(self) -> None:
+        """Nothing to do: ``remove`` already writes a generation without the rows."""
+
     def reset(self, model_key: str | None) -> None:
         self.model_key = model_key
         self._rewrite(np.empty(0, dtype=np.int64), np.empty((0, self.dim), dtype=np.float32))
