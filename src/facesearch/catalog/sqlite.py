@@ -277,6 +277,54 @@ class SqliteCatalog:
         )
         return True
 
+    def bulk_add_embeddings(
+        self, source: str, embeddings: npt.NDArray[np.float32], prefix: str = "synthetic"
+    ) -> npt.NDArray[np.int64]:
+        """Store one synthetic image with one face per embedding, in one transaction.
+
+        For benchmarks and tests at scale (millions of rows in batches), where running
+        the detector is not the point. Returns the new face ids in order.
+        """
+        import hashlib
+
+        vecs = np.ascontiguousarray(embeddings, dtype=np.float32)
+        source_id = self.ensure_source(source)
+        at = now()
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            first_image = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM images").fetchone()[0])
+            first_face = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM faces").fetchone()[0])
+            image_ids = range(first_image + 1, first_image + 1 + len(vecs))
+            face_ids = np.arange(first_face + 1, first_face + 1 + len(vecs), dtype=np.int64)
+            db.executemany(
+                """INSERT INTO images (id, sha256, width, height, format, bytes, face_count,
+                   ingested_at) VALUES (?, ?, 150, 150, 'synthetic', 0, 1, ?)""",
+                (
+                    (i, hashlib.sha256(v.tobytes()).hexdigest(), at)
+                    for i, v in zip(image_ids, vecs, strict=True)
+                ),
+            )
+            db.executemany(
+                """INSERT INTO faces (id, image_id, idx, x1, y1, x2, y2, score, landmarks,
+                   size, sharpness, embedding)
+                   VALUES (?, ?, 0, 0, 0, 150, 150, 1.0, '[]', 150, 10.0, ?)""",
+                (
+                    (int(f), i, v.tobytes())
+                    for f, i, v in zip(face_ids, image_ids, vecs, strict=True)
+                ),
+            )
+            db.executemany(
+                """INSERT INTO provenance (image_id, source_id, path, ingested_at)
+                   VALUES (?, ?, ?, ?)""",
+                ((i, source_id, f"{prefix}/{i}", at) for i in image_ids),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return face_ids
+
     def record_failure(self, source: str, path: str, reason: str) -> None:
         source_id = self.ensure_source(source)
         self.db.execute(

@@ -46,7 +46,8 @@ class ExactRerankIndex:
             if len(ids) == 0:
                 return top_k(np.empty((len(query), 0), dtype=np.float32), ids, k)
             return top_k(query @ vecs.T, ids, k)
-        cand, _ = self.inner.search(query, max(k, self.pool), allowed_ids)
+        # Twice k at least: quantised scores misorder near-ties around the k-th place.
+        cand, _ = self.inner.search(query, max(2 * k, self.pool), allowed_ids)
         ids, vecs = self.lookup(np.unique(cand[cand >= 0]).tolist())
         row_of = {int(i): n for n, i in enumerate(ids)}
         out_ids = np.full((len(query), k), -1, dtype=np.int64)
