@@ -32,7 +32,6 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ann_synthetic as syn
-
 from facesearch.index.faiss_ivf import FaissIvfIndex, default_nlist
 from facesearch.index.flat import top_k
 from facesearch.index.rerank import ExactRerankIndex
