@@ -19,7 +19,7 @@ from typing import Any
 
 from facesearch.catalog.sqlite import SqliteCatalog
 from facesearch.config import Settings
-from facesearch.errors import InvalidInput
+from facesearch.errors import BackendUnavailable, InvalidInput
 from facesearch.index.faiss_ivf import FaissIvfIndex
 from facesearch.index.flat import FlatFileIndex, write_atomic
 from facesearch.index.ports import VectorIndex
@@ -121,7 +121,10 @@ def open_index(home: Path, settings: Settings, catalog: SqliteCatalog) -> Vector
             opened: VectorIndex = make_index(kind, home, settings, catalog)
             return opened
         return build_index(kind, home, settings, catalog)
-    index = make_index(kind, home, settings, catalog)
+    try:
+        index = make_index(kind, home, settings, catalog)
+    except BackendUnavailable:  # damaged files: the index is derived, rebuild it
+        return build_index(kind, home, settings, catalog)
     if kind == "ann" and needs_retrain(index.inner, count):
         index.close()
         return build_index(kind, home, settings, catalog)

@@ -80,7 +80,7 @@ class FaissIvfIndex:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._load()
-        except (OSError, RuntimeError, ValueError) as exc:
+        except (OSError, RuntimeError, ValueError, KeyError) as exc:
             raise BackendUnavailable(f"cannot open index at {self.dir}: {exc}") from exc
 
     # -- files -------------------------------------------------------------------------

@@ -73,7 +73,7 @@ class FlatFileIndex:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._load()
-        except OSError as exc:
+        except (OSError, ValueError, KeyError) as exc:  # unreadable state: rebuild
             raise BackendUnavailable(f"cannot open index at {self.dir}: {exc}") from exc
 
     # -- files -------------------------------------------------------------------------
