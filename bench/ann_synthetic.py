@@ -1,10 +1,12 @@
 """Seeded synthetic face embeddings for the ANN benchmarks: clustered, 128-d, unit length.
 
-Identities belong to one of GROUPS look-alike groups (real galleries are not uniform:
-people who look alike sit close together); an identity's centre is its group centre plus
-spread, drawn from an anisotropic Gaussian (real embeddings use their dimensions
-unevenly); its faces are the centre plus small noise, so two faces of one person have
-cosine similarity around 0.9, look-alikes around 0.6-0.7, and strangers far less.
+Identities belong to look-alike groups of GROUP_FACES faces (real galleries are not
+uniform: people who look alike sit close together). The groups grow in number, not in
+size, with the gallery, so every size has the same local structure. An identity's
+centre is its group centre plus spread, drawn from an anisotropic Gaussian (real
+embeddings use their dimensions unevenly); its faces are the centre plus small noise,
+so two faces of one person have cosine similarity around 0.9, look-alikes around 0.6,
+and strangers far less.
 Chunks are generated independently from (seed, chunk number), so a 10M gallery is never
 held twice in memory and any chunk can be regenerated.
 """
@@ -21,7 +23,7 @@ DIM = 128
 FACES_PER_ID = 5
 CHUNK = 100_000  # a multiple of FACES_PER_ID: identities never straddle chunks
 NOISE = 0.03  # per-dimension noise around the identity centre
-GROUPS = 2_000
+GROUP_FACES = 500  # faces per look-alike group (100 identities)
 SPREAD = 0.09  # per-dimension spread of identities around their group centre
 SCALES = (1.0 / np.sqrt(1.0 + np.arange(DIM) / 8.0)).astype(np.float32)
 
@@ -33,20 +35,24 @@ def _unit(x: F32) -> F32:
     return out
 
 
-def _groups(seed: int) -> F32:
+def n_groups(n_gallery: int) -> int:
+    return max(1, n_gallery // GROUP_FACES)
+
+
+def _groups(seed: int, count: int) -> F32:
     rng = np.random.default_rng([seed, 2**31])
-    return _unit(rng.standard_normal((GROUPS, DIM), dtype=np.float32) * SCALES)
+    return _unit(rng.standard_normal((count, DIM), dtype=np.float32) * SCALES)
 
 
-def _centres(seed: int, rng: np.random.Generator, n: int) -> F32:
-    groups = _groups(seed)[rng.integers(0, GROUPS, size=n)]
-    return _unit(groups + rng.standard_normal((n, DIM), dtype=np.float32) * SPREAD)
+def _centres(seed: int, groups: int, rng: np.random.Generator, n: int) -> F32:
+    groups_ = _groups(seed, groups)[rng.integers(0, groups, size=n)]
+    return _unit(groups_ + rng.standard_normal((n, DIM), dtype=np.float32) * SPREAD)
 
 
-def chunk(seed: int, number: int, size: int = CHUNK) -> F32:
+def chunk(seed: int, number: int, groups: int, size: int = CHUNK) -> F32:
     """Faces number*CHUNK .. +size (size <= CHUNK), identity = face // FACES_PER_ID."""
     rng = np.random.default_rng([seed, number])
-    centres = _centres(seed, rng, CHUNK // FACES_PER_ID)
+    centres = _centres(seed, groups, rng, CHUNK // FACES_PER_ID)
     faces = np.repeat(centres, FACES_PER_ID, axis=0)
     faces += rng.standard_normal(faces.shape, dtype=np.float32) * NOISE
     return _unit(faces)[:size]
@@ -55,7 +61,7 @@ def chunk(seed: int, number: int, size: int = CHUNK) -> F32:
 def chunks(seed: int, n: int) -> Iterator[tuple[int, F32]]:
     """(first face id, vectors) for faces 0..n-1."""
     for number, start in enumerate(range(0, n, CHUNK)):
-        yield start, chunk(seed, number, min(CHUNK, n - start))
+        yield start, chunk(seed, number, n_groups(n), min(CHUNK, n - start))
 
 
 def queries(seed: int, n_gallery: int, n: int) -> F32:
@@ -67,14 +73,14 @@ def queries(seed: int, n_gallery: int, n: int) -> F32:
         number = int(face) // CHUNK
         local = (int(face) % CHUNK) // FACES_PER_ID
         crng = np.random.default_rng([seed, number])
-        centre = _centres(seed, crng, CHUNK // FACES_PER_ID)[local]
+        centre = _centres(seed, n_groups(n_gallery), crng, CHUNK // FACES_PER_ID)[local]
         out[i] = centre + rng.standard_normal(DIM, dtype=np.float32) * NOISE
     return _unit(out)
 
 
 def gallery_file(seed: int, n: int, directory: Path) -> npt.NDArray[np.float32]:
     """The gallery as a float32 memmap on disk (written once, reused across runs)."""
-    path = directory / f"gallery-{seed}-{n}.f32"
+    path = directory / f"gallery-{seed}-{n}-g{n_groups(n)}.f32"
     if not path.exists() or path.stat().st_size != n * DIM * 4:
         tmp = path.with_suffix(".tmp")
         with open(tmp, "wb") as fh:

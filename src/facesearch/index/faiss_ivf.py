@@ -40,13 +40,24 @@ from facesearch.index.ports import Ids, IndexState, Vectors
 
 STATE = "state.json"
 TRAIN_PER_CELL = 40  # faiss's k-means wants at least 39 points per centroid
+FILTER_PROBE_MAX = 4.0  # a filtered search scans at most this many times more cells
+# k-means on 2 cores: 4096 cells train in about a minute; more cost more build time than
+# they save in queries at 10M faces (docs/benchmarks.md).
+MAX_NLIST = 4096
+HNSW_QUANTIZER_FROM = 1024  # from this many cells, find a vector's cells with HNSW
+KMEANS_ITERATIONS = 10
 
 
 def default_nlist(expected: int) -> int:
-    """About 4*sqrt(n) cells, a power of two from 16 to 16384, trainable on n vectors."""
+    """About 4*sqrt(n) cells, a power of two from 16 to MAX_NLIST, trainable on n vectors."""
     target = 2 ** round(math.log2(4 * math.sqrt(max(expected, 1))))
     trainable = 2 ** math.floor(math.log2(max(expected // TRAIN_PER_CELL, 1)))
-    return int(min(16384, max(16, min(target, trainable))))
+    return int(min(MAX_NLIST, max(16, min(target, trainable))))
+
+
+def default_nprobe(nlist: int) -> int:
+    """Cells scanned per query: 1/32 of them, 16 to 32 (measured, docs/benchmarks.md)."""
+    return min(nlist, max(16, min(32, nlist // 32)))
 
 
 def _fsync_append(path: Path, data: bytes) -> None:
@@ -164,8 +175,13 @@ class FaissIvfIndex:
 
     def _set_nprobe(self) -> None:
         if self.ivf is not None:
-            self.nprobe = self.nprobe_setting or max(8, self.nlist // 32)
-            faiss.extract_index_ivf(self.ivf).nprobe = self.nprobe
+            self.nprobe = self.nprobe_setting or default_nprobe(self.nlist)
+            ivf = faiss.extract_index_ivf(self.ivf)
+            ivf.nprobe = self.nprobe
+            quantizer: Any = faiss.downcast_index(ivf.quantizer)
+            if isinstance(quantizer, faiss.IndexHNSWFlat):
+                # Must find every cell a (filtered) search scans.
+                quantizer.hnsw.efSearch = max(128, int(2 * FILTER_PROBE_MAX * self.nprobe))
 
     # -- training and snapshots ----------------------------------------------------------
     @property
@@ -291,14 +307,20 @@ class FaissIvfIndex:
                 ids, vecs = ids[mask], vecs[mask]
             return top_k(query @ vecs.T, ids, k)
         params: Any = None
-        make_params: Any = faiss.SearchParametersIVF
-        if allowed_ids is not None:
-            share = len(allowed_ids) / max(len(self._ids), 1)
-            # A filter thins every cell, so the true neighbours sit in more of them.
-            nprobe = min(self.nlist, int(self.nprobe * min(8.0, max(1.0, 1 / max(share, 1e-9)))))
+        if allowed_ids is not None and len(self._ids):
+            allowed = np.asarray(allowed_ids, dtype=np.int64)
+            allowed = allowed[(allowed >= 0) & (allowed <= self._ids[-1])]
+            # A bitmap over the id range: built in a millisecond even for millions of ids.
+            bits = np.zeros(int(self._ids[-1]) + 1, dtype=bool)
+            bits[allowed] = True
+            bitmap = np.packbits(bits, bitorder="little")
+            share = len(allowed) / len(self._ids)
+            # A filter thins every cell, so the nearest allowed faces sit in more cells.
+            scale = min(FILTER_PROBE_MAX, max(1.0, math.sqrt(1 / max(share, 1e-9))))
+            make_params: Any = faiss.SearchParametersIVF
             params = make_params(
-                sel=faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, dtype=np.int64)),
-                nprobe=nprobe,
+                sel=faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap)),
+                nprobe=min(self.nlist, int(self.nprobe * scale)),
             )
         sims, ids = self.ivf.search(query, k, params=params)
         sims = np.where(ids >= 0, sims, -np.inf).astype(np.float32)
