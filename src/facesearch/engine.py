@@ -113,10 +113,10 @@ class FaceSearch:
         return {"added": len(missing), "removed": removed}
 
     def switch_index(self) -> bool:
-        """Switch between exact and approximate search when the collection size asks."""
+        """Switch between exact and approximate search (or retrain) when the size asks."""
         count = self.catalog.face_state()[0]
         kind = factory.wanted_kind(self.settings, self.home, count, self.index.kind)
-        if kind == self.index.kind:
+        if kind == self.index.kind and not factory.outgrown(self.index, count):
             return False
         self.index.close()
         self.index = factory.build_index(kind, self.home, self.settings, self.catalog)

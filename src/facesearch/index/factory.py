@@ -91,7 +91,7 @@ def build_index(
     index.reset(catalog.model_key())
     if kind == "ann" and catalog.face_state()[0] > 0:
         ivf: FaissIvfIndex = index.inner
-        ivf.train(catalog.sample_embeddings(ivf.train_size))
+        ivf.train(catalog.sample_embeddings(ivf.train_size), planned=total)
         for ids, vecs in catalog.iter_embeddings(100_000):
             ivf.add_bulk(ids, vecs)
             done += len(ids)
@@ -134,3 +134,9 @@ def open_index(home: Path, settings: Settings, catalog: SqliteCatalog) -> Vector
 
 def needs_retrain(ivf: FaissIvfIndex, count: int) -> bool:
     return ivf.trained and count > RETRAIN_GROWTH * max(ivf.trained_for, 1)
+
+
+def outgrown(index: VectorIndex, count: int) -> bool:
+    """True when an approximate index's cells were trained for a much smaller collection."""
+    inner = getattr(index, "inner", None)
+    return isinstance(inner, FaissIvfIndex) and needs_retrain(inner, count)

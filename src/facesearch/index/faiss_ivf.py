@@ -192,8 +192,8 @@ class FaissIvfIndex:
     def trained(self) -> bool:
         return self.ivf is not None
 
-    def train(self, sample: Vectors) -> None:
-        """Train the cells on a sample (engine: a random sample of the catalog)."""
+    def train(self, sample: Vectors, planned: int = 0) -> None:
+        """Train the cells on a sample (a random sample of the ``planned`` faces)."""
         sample = np.ascontiguousarray(sample, dtype=np.float32)
         self.nlist = min(self.nlist, max(1, len(sample) // TRAIN_PER_CELL))
         quantizer = faiss.IndexFlatIP(self.dim)
@@ -206,7 +206,7 @@ class FaissIvfIndex:
         )
         ivf.train(sample)  # faiss's Python wrapper keeps the quantizer alive with ivf
         self.ivf = ivf
-        self.trained_for = max(len(self._ids), len(sample))
+        self.trained_for = max(len(self._ids), len(sample), planned)
         if len(self._delta_ids):
             self.ivf.add_with_ids(self._delta_vecs, self._delta_ids)
         self._set_nprobe()
