@@ -45,6 +45,7 @@ FILTER_PROBE_MAX = 4.0  # a filtered search scans at most this many times more c
 # they save in queries at 10M faces (docs/benchmarks.md).
 MAX_NLIST = 4096
 HNSW_QUANTIZER_FROM = 1024  # from this many cells, find a vector's cells with HNSW
+ADD_EF_SEARCH = 32  # HNSW breadth when assigning a new vector to its cell
 KMEANS_ITERATIONS = 10
 
 
@@ -88,6 +89,7 @@ class FaissIvfIndex:
         self.compact_fraction = compact_fraction
         self.snapshot_fraction = snapshot_fraction
         self.expected = expected
+        self._hnsw_quantizer = False
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._load()
@@ -179,9 +181,10 @@ class FaissIvfIndex:
             ivf = faiss.extract_index_ivf(self.ivf)
             ivf.nprobe = self.nprobe
             quantizer: Any = faiss.downcast_index(ivf.quantizer)
-            if isinstance(quantizer, faiss.IndexHNSWFlat):
-                # Must find every cell a (filtered) search scans.
-                quantizer.hnsw.efSearch = max(128, int(2 * FILTER_PROBE_MAX * self.nprobe))
+            self._hnsw_quantizer = isinstance(quantizer, faiss.IndexHNSWFlat)
+            if self._hnsw_quantizer:
+                # Adding needs only each vector's nearest cell; searches ask for more.
+                quantizer.hnsw.efSearch = ADD_EF_SEARCH
 
     # -- training and snapshots ----------------------------------------------------------
     @property
@@ -196,14 +199,20 @@ class FaissIvfIndex:
         """Train the cells on a sample (a random sample of the ``planned`` faces)."""
         sample = np.ascontiguousarray(sample, dtype=np.float32)
         self.nlist = min(self.nlist, max(1, len(sample) // TRAIN_PER_CELL))
-        quantizer = faiss.IndexFlatIP(self.dim)
-        ivf = faiss.IndexIVFScalarQuantizer(
+        quantizer: Any = (
+            faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT)
+            if self.nlist >= HNSW_QUANTIZER_FROM
+            else faiss.IndexFlatIP(self.dim)
+        )
+        ivf: Any = faiss.IndexIVFScalarQuantizer(
             quantizer,
             self.dim,
             self.nlist,
             faiss.ScalarQuantizer.QT_8bit,
             faiss.METRIC_INNER_PRODUCT,
         )
+        ivf.quantizer_trains_alone = 2  # k-means on the sample, then the centres into HNSW
+        ivf.cp.niter = KMEANS_ITERATIONS
         ivf.train(sample)  # faiss's Python wrapper keeps the quantizer alive with ivf
         self.ivf = ivf
         self.trained_for = max(len(self._ids), len(sample), planned)
@@ -306,7 +315,8 @@ class FaissIvfIndex:
                 mask = np.isin(ids, allowed_ids)
                 ids, vecs = ids[mask], vecs[mask]
             return top_k(query @ vecs.T, ids, k)
-        params: Any = None
+        make: Any = faiss.SearchParametersIVF
+        nprobe, sel, bitmap = self.nprobe, None, None
         if allowed_ids is not None and len(self._ids):
             allowed = np.asarray(allowed_ids, dtype=np.int64)
             allowed = allowed[(allowed >= 0) & (allowed <= self._ids[-1])]
@@ -314,15 +324,19 @@ class FaissIvfIndex:
             bits = np.zeros(int(self._ids[-1]) + 1, dtype=bool)
             bits[allowed] = True
             bitmap = np.packbits(bits, bitorder="little")
+            sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
             share = len(allowed) / len(self._ids)
             # A filter thins every cell, so the nearest allowed faces sit in more cells.
             scale = min(FILTER_PROBE_MAX, max(1.0, math.sqrt(1 / max(share, 1e-9))))
-            make_params: Any = faiss.SearchParametersIVF
-            params = make_params(
-                sel=faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap)),
-                nprobe=min(self.nlist, int(self.nprobe * scale)),
-            )
+            nprobe = min(self.nlist, int(self.nprobe * scale))
+        params = make(nprobe=nprobe)
+        if sel is not None:
+            params.sel = sel
+        if self._hnsw_quantizer:  # the cell search must return all nprobe cells
+            make_hnsw: Any = faiss.SearchParametersHNSW  # type: ignore[attr-defined]
+            params.quantizer_params = make_hnsw(efSearch=max(64, 2 * nprobe))
         sims, ids = self.ivf.search(query, k, params=params)
+        del bitmap  # kept alive until the search is done
         sims = np.where(ids >= 0, sims, -np.inf).astype(np.float32)
         return ids.astype(np.int64), sims
 
