@@ -261,11 +261,7 @@ class FaissIvfIndex:
         self._delta_vecs = np.concatenate([self._delta_vecs, vectors])
         if self.ivf is not None:
             self.ivf.add_with_ids(vectors, ids)
-        self._ids = (
-            np.concatenate([self._ids, np.sort(ids)])
-            if len(self._ids) == 0 or ids.min() > self._ids[-1]
-            else np.union1d(self._ids, ids)
-        )
+        self._remember(ids)
         self._write_state()
         if self.ivf is None and len(self._delta_ids) >= self.train_size:
             self.train(self._delta_vecs)
@@ -283,7 +279,14 @@ class FaissIvfIndex:
             raise InvalidInput("train the index before a bulk add")
         ids = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
         self.ivf.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
-        self._ids = np.union1d(self._ids, ids)
+        self._remember(ids)
+
+    def _remember(self, ids: Ids) -> None:
+        # Catalog ids only grow, so the sorted id list is usually extended, not merged.
+        if len(self._ids) == 0 or ids.min() > self._ids[-1]:
+            self._ids = np.concatenate([self._ids, np.sort(ids)])
+        else:
+            self._ids = np.union1d(self._ids, ids)
 
     def remove(self, ids: Iterable[int]) -> int:
         drop = np.unique(np.fromiter(ids, dtype=np.int64))
