@@ -163,7 +163,7 @@ def bench_ivf(
     sweep = []
     base_nprobe = ivf.nprobe
     for nprobe in args.sweep:
-        faiss_ivf(ivf).nprobe = nprobe
+        ivf.nprobe = nprobe
         found, lat = timed_queries(lambda q: index.search(q, K_SHOWN)[0], queries)
         sweep.append(
             {
@@ -172,19 +172,13 @@ def bench_ivf(
                 "p50_ms": pct(lat, 50),
             }
         )
-    faiss_ivf(ivf).nprobe = base_nprobe
+    ivf.nprobe = base_nprobe
     out["nprobe_sweep"] = sweep
     log("filtered search")
     out["filtered"] = bench_filtered(index, gallery, queries)
     log("delete 1% and compact")
     out["delete_1pct"] = bench_delete(ivf, index, gallery, queries, truth, directory)
     return out
-
-
-def faiss_ivf(ivf: FaissIvfIndex) -> Any:
-    import faiss
-
-    return faiss.extract_index_ivf(ivf.ivf)
 
 
 def bench_filtered(index: ExactRerankIndex, gallery: np.ndarray, queries: np.ndarray) -> Any:
