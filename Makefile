@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-fast lint typecheck bench clean
+.PHONY: help demo test test-fast lint typecheck bench bench-ann clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,10 @@ bench: $(STAMP) ## the benchmarks (see bench/README.md)
 	$(BIN)/python bench/accuracy.py
 	$(BIN)/python bench/calibrate_threshold.py
 	$(BIN)/python bench/http_search.py
+
+bench-ann: $(STAMP) ## approximate vs exact search at 100k and 1M faces (docs/benchmarks.md)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/ann_search.py --sizes 100000,1000000
 
 clean: ## remove the virtual environment and demo data
 	rm -rf $(VENV) demo-data

@@ -85,7 +85,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("show", parents=[common], help="one image with faces and provenance")
     p.add_argument("image_id", type=int, metavar="IMAGE_ID")
 
-    p = sub.add_parser("reindex", parents=[common], help="rebuild the index from the catalog")
+    p = sub.add_parser(
+        "reindex",
+        parents=[common],
+        help="rebuild the index from the catalog",
+        description="Rebuild the vector index from the catalog. --kind exact or ann forces "
+        "that index from now on; auto (the default) picks by collection size.",
+    )
+    p.add_argument("--kind", choices=["auto", "exact", "ann"], help="force an index kind")
+    p = sub.add_parser(
+        "compact",
+        parents=[common],
+        help="drop removed faces from the index files",
+        description="Rewrite the index files so that no removed face's vector stays on disk.",
+    )
 
     p = sub.add_parser(
         "eval",
@@ -202,9 +215,15 @@ def run(args: argparse.Namespace) -> int:
             render.emit(args.json, render.image_json(image), render.image_text(image))
             return 0
         if args.command == "reindex":
-            result = engine.reindex()
+            result = engine.reindex(kind=args.kind)
             render.emit(
                 args.json, result, f"Rebuilt the {result['kind']} index: {result['faces']} faces"
+            )
+            return 0
+        if args.command == "compact":
+            result = engine.compact()
+            render.emit(
+                args.json, result, f"Compacted the {result['kind']} index: {result['faces']} faces"
             )
             return 0
         if args.command == "eval":

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
@@ -110,6 +110,26 @@ class Api(BaseModel):
     )
 
 
+class IndexSettings(BaseModel):
+    """Which vector index answers searches; see docs/index.md for how these were measured."""
+
+    kind: Literal["auto", "exact", "ann"] = Field(
+        "auto", description="auto: exact below ann_threshold faces, approximate above."
+    )
+    ann_threshold: int = Field(
+        200_000, gt=0, description="Faces at which auto switches from exact to approximate."
+    )
+    nprobe: int = Field(
+        0, ge=0, description="IVF cells scanned per query (0: nlist/32); more is slower, surer."
+    )
+    candidates: int = Field(
+        100, gt=0, description="Approximate candidates re-scored exactly per query (at least k)."
+    )
+    compact_fraction: float = Field(
+        0.05, gt=0, le=1, description="Share of removed faces that triggers compaction."
+    )
+
+
 class Settings(BaseSettings):
     """Everything facesearch can be told."""
 
@@ -133,6 +153,7 @@ class Settings(BaseSettings):
         "Set it in the environment (FACESEARCH_ENCRYPTION_KEY), never in the home directory.",
     )
     api: Api = Field(default_factory=Api)
+    index: IndexSettings = Field(default_factory=IndexSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -34,7 +34,7 @@ from facesearch.governance.erasure import Receipt, remove
 from facesearch.governance.policy import Source, parse_time, validate_source
 from facesearch.governance.suppression import SuppressionList
 from facesearch.imaging import DecodeLimits, decode_image, read_limited
-from facesearch.index.flat import FlatFileIndex
+from facesearch.index import factory
 from facesearch.index.memory import MemoryIndex
 from facesearch.index.ports import VectorIndex
 from facesearch.ingest.analyse import analyse, sha256_of
@@ -80,7 +80,9 @@ class FaceSearch:
         self._check_encryption()
         # Encrypted homes keep no index files: they would be a plaintext copy of templates.
         self.index: VectorIndex = (
-            MemoryIndex() if self.sealer.enabled else FlatFileIndex(self.home / "index" / "flat")
+            MemoryIndex()
+            if self.sealer.enabled
+            else factory.open_index(self.home, self.settings, self.catalog)
         )
         self.audit = AuditLog(self.home / "audit.sqlite", self._audit_head, self._set_audit_head)
         self.suppressions = SuppressionList(self.home / "suppression.sqlite", self.sealer)
@@ -186,17 +188,41 @@ class FaceSearch:
             self.index.add(chunk, self.catalog.embeddings(chunk.tolist()))
         return {"added": len(missing), "removed": removed}
 
-    def reindex(self, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-        """Rebuild the index from the catalog's embeddings."""
-        self.index.reset(self.catalog.model_key())
-        total, _ = self.catalog.face_state()
-        done = 0
-        for ids, vecs in self.catalog.iter_embeddings():
-            self.index.add(ids, vecs)
-            done += len(ids)
-            if progress:
-                progress(done, total)
-        return {"kind": self.index.kind, "faces": done}
+    def switch_index(self) -> bool:
+        """Switch between exact and approximate search (or retrain) when the size asks."""
+        if self.sealer.enabled:
+            return False  # encrypted homes always search exactly, in memory
+        count = self.catalog.face_state()[0]
+        kind = factory.wanted_kind(self.settings, self.home, count, self.index.kind)
+        if kind == self.index.kind and not factory.outgrown(self.index, count):
+            return False
+        self.index.close()
+        self.index = factory.build_index(kind, self.home, self.settings, self.catalog)
+        return True
+
+    def compact(self) -> dict[str, Any]:
+        """Rewrite the index files so that no removed face's vector is left in them."""
+        self.index.compact()
+        return {"kind": self.index.kind, "faces": self.index.state().count}
+
+    def reindex(
+        self, progress: Callable[[int, int], None] | None = None, kind: str | None = None
+    ) -> dict[str, Any]:
+        """Rebuild the index from the catalog's embeddings (``kind``: exact, ann or auto)."""
+        if self.sealer.enabled:
+            if kind == "ann":
+                raise InvalidInput("encrypted homes search exactly, in memory: no ANN index")
+            self.index.reset(self.catalog.model_key())
+            for ids, vecs in self.catalog.iter_embeddings():
+                self.index.add(ids, vecs)
+            return {"kind": self.index.kind, "faces": self.index.state().count}
+        if kind is not None:
+            factory.force_kind(self.home, kind)
+        count = self.catalog.face_state()[0]
+        wanted = factory.wanted_kind(self.settings, self.home, count, self.index.kind)
+        self.index.close()
+        self.index = factory.build_index(wanted, self.home, self.settings, self.catalog, progress)
+        return {"kind": self.index.kind, "faces": self.index.state().count}
 
     # -- ingest ------------------------------------------------------------------------
     def _check_model(self) -> None:
@@ -245,6 +271,7 @@ class FaceSearch:
             failures=len(report.failed),
             interrupted=report.interrupted,
         )
+        self.switch_index()
         return report
 
     def _suppressor(self) -> Callable[[np.ndarray], np.ndarray] | None:

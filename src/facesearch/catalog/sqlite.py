@@ -87,6 +87,23 @@ CREATE TABLE IF NOT EXISTS failures (
 """
 
 
+# Face count and id sum kept by triggers, so the index check on every open reads one row
+# instead of scanning every face (at 10M faces a scan reads gigabytes of embeddings).
+COUNTERS = """
+CREATE TABLE IF NOT EXISTS face_totals (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    count INTEGER NOT NULL,
+    id_sum INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS face_totals_insert AFTER INSERT ON faces BEGIN
+    UPDATE face_totals SET count = count + 1, id_sum = id_sum + NEW.id;
+END;
+CREATE TRIGGER IF NOT EXISTS face_totals_delete AFTER DELETE ON faces BEGIN
+    UPDATE face_totals SET count = count - 1, id_sum = id_sum - OLD.id;
+END;
+"""
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -107,11 +124,25 @@ class SqliteCatalog:
             self.db.execute("PRAGMA secure_delete=ON")
             self.db.execute("PRAGMA busy_timeout=10000")
             self.db.executescript(SCHEMA)
+            self._init_counters()
             self.db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
         except sqlite3.DatabaseError as exc:
             raise BackendUnavailable(f"cannot open catalog {path}: {exc}") from exc
+
+    def _init_counters(self) -> None:
+        self.db.executescript(COUNTERS)
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if self.db.execute("SELECT 1 FROM face_totals").fetchone() is None:
+                self.db.execute(
+                    "INSERT INTO face_totals SELECT 1, COUNT(*), COALESCE(SUM(id), 0) FROM faces"
+                )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
 
     # -- meta --------------------------------------------------------------------------
     def _meta(self, key: str) -> str | None:
@@ -325,6 +356,55 @@ class SqliteCatalog:
         )
         return True
 
+    def bulk_add_embeddings(
+        self, source: str, embeddings: npt.NDArray[np.float32], prefix: str = "synthetic"
+    ) -> npt.NDArray[np.int64]:
+        """Store one synthetic image with one face per embedding, in one transaction.
+
+        For benchmarks and tests at scale (millions of rows in batches), where running
+        the detector is not the point. Returns the new face ids in order.
+        """
+        import hashlib
+
+        vecs = np.ascontiguousarray(embeddings, dtype=np.float32)
+        source_id, retention_days = self._policy(source)
+        at = now()
+        expires = expiry(None, at, retention_days)
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            first_image = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM images").fetchone()[0])
+            first_face = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM faces").fetchone()[0])
+            image_ids = range(first_image + 1, first_image + 1 + len(vecs))
+            face_ids = np.arange(first_face + 1, first_face + 1 + len(vecs), dtype=np.int64)
+            db.executemany(
+                """INSERT INTO images (id, sha256, width, height, format, bytes, face_count,
+                   ingested_at) VALUES (?, ?, 150, 150, 'synthetic', 0, 1, ?)""",
+                (
+                    (i, hashlib.sha256(v.tobytes()).hexdigest(), at)
+                    for i, v in zip(image_ids, vecs, strict=True)
+                ),
+            )
+            db.executemany(
+                """INSERT INTO faces (id, image_id, idx, x1, y1, x2, y2, score, landmarks,
+                   size, sharpness, embedding)
+                   VALUES (?, ?, 0, 0, 0, 150, 150, 1.0, '[]', 150, 10.0, ?)""",
+                (
+                    (int(f), i, self.sealer.seal(v.tobytes()))
+                    for f, i, v in zip(face_ids, image_ids, vecs, strict=True)
+                ),
+            )
+            db.executemany(
+                """INSERT INTO provenance (image_id, source_id, path, ingested_at, expires_at)
+                   VALUES (?, ?, ?, ?, ?)""",
+                ((i, source_id, f"{prefix}/{i}", at, expires) for i in image_ids),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return face_ids
+
     def record_failure(self, source: str, path: str, reason: str) -> None:
         source_id, _ = self._policy(source)
         self.db.execute(
@@ -458,16 +538,36 @@ class SqliteCatalog:
         )
 
     def face_state(self) -> tuple[int, int]:
-        count, total = self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(id), 0) FROM faces"
-        ).fetchone()
+        count, total = self.db.execute("SELECT count, id_sum FROM face_totals").fetchone()
         return int(count), int(total)
+
+    def embeddings_found(
+        self, face_ids: Sequence[int]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """The embeddings of those ids that exist (ids in the order returned)."""
+        found: dict[int, bytes] = {}
+        for chunk in _chunks([int(i) for i in face_ids], 500):
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self.db.execute(f"SELECT id, embedding FROM faces WHERE id IN ({marks})", chunk)
+            )
+        ids = np.fromiter(found, dtype=np.int64, count=len(found))
+        if not found:
+            return ids, np.empty((0, 0), dtype=np.float32)
+        vecs = np.frombuffer(b"".join(found.values()), dtype=np.float32).reshape(len(found), -1)
+        return ids, vecs
+
+    def sample_embeddings(self, n: int, seed: int = 0) -> npt.NDArray[np.float32]:
+        """Up to n embeddings drawn at random (to train an approximate index)."""
+        ids = self.face_ids()
+        pick = np.random.default_rng(seed).choice(len(ids), size=min(n, len(ids)), replace=False)
+        return self.embeddings_found(np.sort(ids[pick]).tolist())[1]
 
     def stats(self) -> dict[str, Any]:
         q = self.db.execute
         return {
             "images": q("SELECT COUNT(*) FROM images").fetchone()[0],
-            "faces": q("SELECT COUNT(*) FROM faces").fetchone()[0],
+            "faces": q("SELECT count FROM face_totals").fetchone()[0],
             "provenance": q("SELECT COUNT(*) FROM provenance").fetchone()[0],
             "sources": q("SELECT COUNT(*) FROM sources").fetchone()[0],
             "failures": q("SELECT COUNT(*) FROM failures").fetchone()[0],

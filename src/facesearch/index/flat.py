@@ -73,7 +73,7 @@ class FlatFileIndex:
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._load()
-        except OSError as exc:
+        except (OSError, ValueError, KeyError) as exc:  # unreadable state: rebuild
             raise BackendUnavailable(f"cannot open index at {self.dir}: {exc}") from exc
 
     # -- files -------------------------------------------------------------------------
@@ -184,6 +184,9 @@ class FlatFileIndex:
             id_sum=int(self._ids.sum()) if len(self._ids) else 0,
             model_key=self.model_key,
         )
+
+    def compact(self) -> None:
+        """Nothing to do: ``remove`` already writes a generation without the rows."""
 
     def reset(self, model_key: str | None) -> None:
         self.model_key = model_key

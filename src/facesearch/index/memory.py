@@ -53,5 +53,8 @@ class MemoryIndex:
         self._ids = np.empty(0, dtype=np.int64)
         self._vectors = np.empty((0, self.dim), dtype=np.float32)
 
+    def compact(self) -> None:
+        """Nothing to rewrite: removed rows are already gone from memory."""
+
     def close(self) -> None:
         pass

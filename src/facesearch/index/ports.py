@@ -59,6 +59,10 @@ class VectorIndex(Protocol):
         """Count, id sum and model key, for the consistency check against the catalog."""
         ...
 
+    def compact(self) -> None:
+        """Rewrite the index files so that no removed vector is left in them."""
+        ...
+
     def reset(self, model_key: str | None) -> None:
         """Drop everything (before a rebuild)."""
         ...

@@ -1,0 +1,73 @@
+"""Which nprobe and re-rank pool reach recall@10 >= 0.99, on an index already built?
+
+Loads the IVF index that bench/ann_search.py left in --workdir (after its 1% delete),
+recomputes exact ground truth over the surviving faces, and sweeps nprobe x candidates.
+
+    .venv/bin/python bench/ann_tuning.py --faces 10000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ann_synthetic as syn
+from facesearch.index.faiss_ivf import FaissIvfIndex
+from facesearch.index.rerank import ExactRerankIndex
+
+SEED = 5  # as bench/ann_search.py
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--faces", type=int, default=10_000_000)
+    parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "facesearch-ann"))
+    parser.add_argument("--nprobe", default="32,64,128,256")
+    parser.add_argument("--candidates", default="100,300")
+    args = parser.parse_args()
+    work = Path(args.workdir)
+    gallery = syn.gallery_file(SEED, args.faces, work)
+    queries = syn.queries(SEED, args.faces, 100)
+    t0 = time.perf_counter()
+    ivf = FaissIvfIndex(work / "ivf")
+    load_s = time.perf_counter() - t0
+    gone = np.setdiff1d(np.arange(args.faces), ivf.ids())
+    deep = syn.exact_top(gallery, queries, 60)
+    truth = np.array([row[~np.isin(row, gone)][:10] for row in deep])
+    out = []
+    for pool in (int(x) for x in args.candidates.split(",")):
+        index = ExactRerankIndex(
+            ivf, lambda ids: (np.asarray(ids), gallery[np.asarray(ids)]), pool=pool
+        )
+        for nprobe in (int(x) for x in args.nprobe.split(",")):
+            ivf.nprobe = nprobe
+            found, lat = [], []
+            for q in queries:
+                t = time.perf_counter()
+                found.append(index.search(q[None, :], 10)[0][0])
+                lat.append(time.perf_counter() - t)
+            out.append(
+                {
+                    "nprobe": nprobe,
+                    "candidates": pool,
+                    "recall@10": round(syn.recall(np.array(found), truth, 10), 4),
+                    "p50_ms": round(float(np.median(lat)) * 1e3, 3),
+                }
+            )
+            print(json.dumps(out[-1]), file=sys.stderr, flush=True)
+    print(
+        json.dumps(
+            {"faces": args.faces, "nlist": ivf.nlist, "load_s": round(load_s, 1), "sweep": out}
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,215 @@
+"""One contract for every VectorIndex adapter: answer like exact numpy on the same vectors.
+
+The approximate adapter is held to recall against exact search (its own scores are
+estimates); the exact adapters and the re-ranked one must report exact similarities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from facesearch.index.faiss_ivf import FaissIvfIndex
+from facesearch.index.flat import FlatFileIndex
+from facesearch.index.rerank import ExactRerankIndex
+
+DIM = 128
+N = 20_000
+
+
+def clustered(n: int, seed: int) -> np.ndarray:
+    """Unit vectors, five per identity, identities in look-alike groups (as in galleries)."""
+    rng = np.random.default_rng(seed)
+    groups = rng.standard_normal((200, DIM)).astype(np.float32)
+    groups /= np.linalg.norm(groups, axis=1, keepdims=True)
+    people = groups[rng.integers(0, 200, n // 5)] + 0.09 * rng.standard_normal((n // 5, DIM))
+    people /= np.linalg.norm(people, axis=1, keepdims=True)
+    faces = np.repeat(people, 5, axis=0) + 0.03 * rng.standard_normal((n, DIM))
+    return (faces / np.linalg.norm(faces, axis=1, keepdims=True)).astype(np.float32)
+
+
+VECTORS = clustered(N, 1)
+IDS = np.arange(1, N + 1, dtype=np.int64) * 3  # not 0..n-1: ids are catalog ids
+QUERIES = (
+    VECTORS[::400] + 0.02 * np.random.default_rng(2).standard_normal((N // 400, DIM))
+).astype(np.float32)
+QUERIES /= np.linalg.norm(QUERIES, axis=1, keepdims=True)
+
+
+def exact(query: np.ndarray, k: int, ids: np.ndarray = IDS, vecs: np.ndarray = VECTORS) -> Any:
+    sims = query @ vecs.T
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return ids[order], np.take_along_axis(sims, order, axis=1)
+
+
+def recall(found: np.ndarray, truth: np.ndarray) -> float:
+    hits = sum(len(set(f.tolist()) & set(t.tolist())) for f, t in zip(found, truth, strict=True))
+    return hits / truth.size
+
+
+def catalog_lookup(ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """What the catalog answers: the ids that exist and their float32 embeddings."""
+    pos = np.searchsorted(IDS, np.asarray(ids, dtype=np.int64))
+    pos = pos[(pos < N) & (IDS[np.minimum(pos, N - 1)] == np.asarray(ids))]
+    return IDS[pos], VECTORS[pos]
+
+
+Opener = Callable[[Path], Any]
+ADAPTERS: dict[str, tuple[Opener, bool, float]] = {
+    # name: (open a directory, reports exact similarities, required recall@10)
+    "flat": (lambda d: FlatFileIndex(d), True, 1.0),
+    "faiss-ivf": (lambda d: FaissIvfIndex(d, expected=N, nprobe=16), False, 0.9),
+    "faiss-ivf+rerank": (
+        lambda d: ExactRerankIndex(
+            FaissIvfIndex(d, expected=N, nprobe=16), catalog_lookup, exact_filter_max=500
+        ),
+        True,
+        0.98,
+    ),
+}
+
+
+@pytest.fixture(params=sorted(ADAPTERS), scope="module")
+def adapter(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def built(adapter: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path]]:
+    directory = tmp_path_factory.mktemp(adapter) / "index"
+    index = ADAPTERS[adapter][0](directory)
+    index.reset("test-model")
+    for start in range(0, N, 2_500):  # ingest adds in batches; the IVF trains on the way
+        index.add(IDS[start : start + 2_500], VECTORS[start : start + 2_500])
+    yield index, directory
+    index.close()
+
+
+def test_answers_like_exact_search(adapter: str, built: tuple[Any, Path]) -> None:
+    index, _ = built
+    _, exact_sims, required = ADAPTERS[adapter]
+    found, sims = index.search(QUERIES, 10)
+    truth, truth_sims = exact(QUERIES, 10)
+    assert recall(found, truth) >= required
+    assert (np.diff(sims, axis=1) <= 1e-6).all(), "best first"
+    rows = np.searchsorted(IDS, found)
+    true_sims = np.einsum("qd,qkd->qk", QUERIES, VECTORS[rows])
+    tolerance = 1e-5 if exact_sims else 0.02
+    assert np.abs(sims - true_sims).max() <= tolerance
+    if exact_sims:
+        assert np.allclose(sims[:, 0], truth_sims[:, 0], atol=1e-5)
+
+
+def test_state_matches_what_was_added(built: tuple[Any, Path]) -> None:
+    index, _ = built
+    state = index.state()
+    assert (state.count, state.id_sum, state.model_key) == (N, int(IDS.sum()), "test-model")
+    assert np.array_equal(np.sort(index.ids()), IDS)
+
+
+def test_filter_keeps_recall_and_never_leaks(adapter: str, built: tuple[Any, Path]) -> None:
+    index, _ = built
+    required = ADAPTERS[adapter][2]
+    for share in (0.3, 0.02):  # the re-ranked adapter answers the small one exactly
+        allowed = IDS[(np.arange(N) // 5) % int(1 / share) == 0]
+        found, _ = index.search(QUERIES, 10, allowed)
+        assert np.isin(found[found >= 0], allowed).all()
+        mask = np.isin(IDS, allowed)
+        truth, _ = exact(QUERIES, 10, IDS[mask], VECTORS[mask])
+        assert recall(found, truth) >= required - 0.03
+
+
+def test_short_answers_are_padded(built: tuple[Any, Path]) -> None:
+    index, _ = built
+    found, sims = index.search(QUERIES[:1], 5, IDS[:3])
+    assert sorted(found[0, :3].tolist()) == sorted(IDS[:3].tolist())
+    assert found[0, 3:].tolist() == [-1, -1] and np.isneginf(sims[0, 3:]).all()
+
+
+def test_reopens_with_the_same_answers(adapter: str, built: tuple[Any, Path]) -> None:
+    index, directory = built
+    before = index.search(QUERIES, 10)
+    again = ADAPTERS[adapter][0](directory)
+    assert again.state() == index.state()
+    after = again.search(QUERIES, 10)
+    assert np.array_equal(before[0], after[0])
+
+
+def test_remove_takes_effect_at_once_and_compaction_erases(adapter: str, tmp_path: Path) -> None:
+    directory = tmp_path / "index"
+    index = ADAPTERS[adapter][0](directory)
+    index.reset("test-model")
+    index.add(IDS[:15_000], VECTORS[:15_000])  # trained (IVF) snapshot
+    index.add(IDS[15_000:], VECTORS[15_000:])  # the rest sits in the delta files
+    top, _ = index.search(QUERIES, 1)
+    victims = [int(top[0, 0]), int(IDS[-1])]  # one in the snapshot, one in the delta
+    codes = ivf_codes(index, victims)
+    snapshot_code = ivf_codes(index, victims[:1])  # the delta victim is not coded on disk
+    assert index.remove([*victims, 7]) == 2  # 7 was never added: ignored
+    found, _ = index.search(np.concatenate([QUERIES, VECTORS[-1:]]), 10)
+    assert not np.isin(found, victims).any()
+    assert index.state().count == N - 2
+    if adapter != "flat":  # only marked on disk so far: the scan below can see them
+        before = b"".join(p.read_bytes() for p in directory.rglob("*") if p.is_file())
+        assert VECTORS[-1].tobytes() in before
+        assert snapshot_code and snapshot_code[0] in before
+    index.compact()
+    blob = b"".join(p.read_bytes() for p in directory.rglob("*") if p.is_file())
+    for victim in victims:
+        vector = VECTORS[np.searchsorted(IDS, victim)]
+        assert vector.tobytes() not in blob
+        assert vector.astype(np.float16).tobytes() not in blob
+    for code in codes:
+        assert code not in blob
+    reopened = ADAPTERS[adapter][0](directory)
+    assert reopened.state() == index.state()
+    assert not np.isin(reopened.search(QUERIES, 10)[0], victims).any()
+
+
+def ivf_codes(index: Any, ids: list[int]) -> list[bytes]:
+    """The 8-bit codes the IVF holds for these ids (what erasure must also remove)."""
+    import faiss
+
+    inner = getattr(index, "inner", index)
+    if not isinstance(inner, FaissIvfIndex) or inner.ivf is None:
+        return []
+    lists = faiss.extract_index_ivf(inner.ivf).invlists
+    out = []
+    for n in range(lists.nlist):
+        size = lists.list_size(n)
+        if not size:
+            continue
+        held = faiss.rev_swig_ptr(lists.get_ids(n), size)
+        codes = faiss.rev_swig_ptr(lists.get_codes(n), size * lists.code_size)
+        for pos in np.flatnonzero(np.isin(held, ids)):
+            out.append(bytes(codes[pos * lists.code_size : (pos + 1) * lists.code_size]))
+    return out
+
+
+def test_an_unacknowledged_tail_is_cut_off(adapter: str, tmp_path: Path) -> None:
+    """A writer that died between appending rows and acknowledging them leaves no trace."""
+    directory = tmp_path / "index"
+    index = ADAPTERS[adapter][0](directory)
+    index.reset("test-model")
+    index.add(IDS[:100], VECTORS[:100])
+    state = index.state()
+    for path in directory.iterdir():
+        if path.suffix in (".f32", ".i64") and not path.name.startswith("removed"):
+            with open(path, "ab") as fh:  # half-written rows of a crashed add
+                fh.write(b"\x01" * 1000)
+    reopened = ADAPTERS[adapter][0](directory)
+    assert reopened.state() == state
+    assert reopened.search(QUERIES[:1], 200)[0][0, 100:].tolist() == [-1] * 100
+
+
+def test_reset_empties(adapter: str, tmp_path: Path) -> None:
+    index = ADAPTERS[adapter][0](tmp_path / "index")
+    index.reset("a")
+    index.add(IDS[:50], VECTORS[:50])
+    index.reset("b")
+    assert (index.state().count, index.state().model_key) == (0, "b")
+    assert (index.search(QUERIES[:1], 3)[0] == -1).all()
