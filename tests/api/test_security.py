@@ -16,7 +16,7 @@ from facesearch import FaceSearch, Settings
 from facesearch.accounts.roles import ROLE_ACTIONS, Action, Role
 from facesearch.accounts.store import SqliteAccountStore
 from facesearch.api import create_app
-from tests.app_gallery import OBAMA_PROBE, Gallery, bearer
+from tests.app_gallery import OBAMA_PROBE, PURPOSE, Gallery, bearer
 
 # Every /v1 endpoint, with the action it needs (None: any signed-in caller).
 ENDPOINTS: list[tuple[str, str, Action | None]] = [
@@ -150,7 +150,9 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
 
 
 def post_image(client: TestClient, key: str, data: bytes, ctype: str = "image/jpeg") -> dict:
-    response = client.post("/v1/search", files={"image": ("x", data, ctype)}, headers=bearer(key))
+    response = client.post(
+        "/v1/search", files={"image": ("x", data, ctype)}, data=PURPOSE, headers=bearer(key)
+    )
     return {"status": response.status_code, **response.json()["error"]}
 
 
@@ -220,7 +222,9 @@ def test_searches_over_the_rate_get_429_with_retry_after(small: tuple[TestClient
     now[0] += 10_000  # a fresh minute: the bucket is full (2 searches at once)
     statuses = [post_image(client, key, b"x")["status"] for _ in range(3)]
     assert statuses == [400, 400, 429]
-    response = client.post("/v1/search", files={"image": ("x", b"x")}, headers=bearer(key))
+    response = client.post(
+        "/v1/search", files={"image": ("x", b"x")}, data=PURPOSE, headers=bearer(key)
+    )
     assert response.status_code == 429 and int(response.headers["retry-after"]) == 10
     now[0] += 10  # 6 per minute: one search every 10 s
     assert post_image(client, key, b"x")["status"] == 400

@@ -53,9 +53,28 @@
     search();
   }
 
+  // Purpose and case reference are kept for the browser tab's session only.
+  ["f-purpose", "f-case"].forEach((id) => {
+    const field = $(id);
+    field.value = sessionStorage.getItem(id) || "";
+    field.addEventListener("change", () => {
+      sessionStorage.setItem(id, field.value);
+      if (state.file) search();
+    });
+  });
+
   async function search() {
     if (!state.file) return;
+    const purpose = $("f-purpose").value.trim();
+    const caseRef = $("f-case").value.trim();
+    if (!purpose || !caseRef) {
+      setStatus("Give the purpose and the case reference of this search first.", true);
+      $(purpose ? "f-case" : "f-purpose").focus();
+      return;
+    }
     const form = new FormData();
+    form.append("purpose", purpose);
+    form.append("case_ref", caseRef);
     form.append("image", state.file);
     form.append("top_k", String(state.topK));
     if (state.face !== null) form.append("face", String(state.face));
