@@ -73,6 +73,8 @@ def test_admins_register_and_edit_sources_with_the_csrf_token(
     assert saved.status_code == 200
     source = engine.source("case-77")
     assert source.legal_hold and source.retention_days == 90
+    missing = browser.post("/sources/nope", data={**edit, "csrf_token": csrf})
+    assert missing.status_code == 404 and "not registered" in missing.text
 
     searcher, _ = browser_for(client, gallery.keys["search"], "/")
     view = searcher.get("/sources")

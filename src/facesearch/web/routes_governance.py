@@ -14,7 +14,7 @@ from facesearch.accounts.roles import Action
 from facesearch.api.auth import requester
 from facesearch.api.deps import gateway
 from facesearch.api.memory_form import PhotoForm, read_photo_form
-from facesearch.errors import FacesearchError, InvalidInput
+from facesearch.errors import FacesearchError, InvalidInput, NotFound
 from facesearch.governance.access import access_report_html
 from facesearch.governance.policy import (
     ART6_BASES,
@@ -132,7 +132,7 @@ async def update_source(
         )  # fmt: skip
         await gw.locked(gw.engine.update_source, name, requester(page.who), **policy)
     except FacesearchError as exc:
-        return await sources_view(page, str(exc), 404 if "not registered" in str(exc) else 400)
+        return await sources_view(page, str(exc), 404 if isinstance(exc, NotFound) else 400)
     return await sources_view(page)
 
 
