@@ -147,7 +147,7 @@ def test_the_schedule_repeats_and_survives_a_failed_run(gallery: Gallery, tmp_pa
 def test_erasure_by_person_reviews_then_erases_and_thumbnails_go_too(
     app: tuple[TestClient, FaceSearch], gallery: Gallery
 ) -> None:
-    client, _ = app
+    client, engine = app
     admin = bearer(gallery.keys["admin"])
     photo = (gallery.dev / OBAMA_PROBE).read_bytes()
     review = client.post(
@@ -155,7 +155,7 @@ def test_erasure_by_person_reviews_then_erases_and_thumbnails_go_too(
     )
     assert review.status_code == 200, review.text
     found = review.json()
-    assert found["threshold"] == 0.93
+    assert found["threshold"] == engine.settings.governance.strict_threshold
     assert [m["file_name"] for m in found["matches"]] == ["obama.jpg"]
     [match] = found["matches"]
     thumb = client.get(match["thumbnail_url"], headers=admin)
