@@ -37,6 +37,7 @@ bench: $(STAMP) ## the benchmarks (see bench/README.md)
 	$(BIN)/python bench/ingest_throughput.py
 	$(BIN)/python bench/exact_search.py
 	$(BIN)/python bench/accuracy.py
+	$(BIN)/python bench/calibrate_threshold.py
 	$(BIN)/python bench/http_search.py
 
 clean: ## remove the virtual environment and demo data

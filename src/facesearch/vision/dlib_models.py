@@ -155,12 +155,18 @@ class DlibFaceEmbedder:
             out.append(dlib.get_face_chip(image, shape, size=CHIP_SIZE, padding=CHIP_PADDING))
         return out
 
+    def describe(self, chips: Sequence[RGBImage]) -> Embeddings:
+        """The network's raw descriptors of aligned chips (not flip-averaged, not scaled)."""
+        if not chips:
+            return np.empty((0, self.model.dim), dtype=np.float32)
+        return np.asarray(self._net.compute_face_descriptor(list(chips)), dtype=np.float32)
+
     def embed_faces(self, image: RGBImage, faces: Sequence[DetectedFace]) -> Embeddings:
         if not faces:
             return np.empty((0, self.model.dim), dtype=np.float32)
         chips = self.chips(image, faces)
         batch = chips + [flip(c) for c in chips] if self.flip_average else chips
-        raw = np.asarray(self._net.compute_face_descriptor(batch), dtype=np.float32)
+        raw = self.describe(batch)
         if self.flip_average:
             raw = raw[: len(chips)] + raw[len(chips) :]
         return normalize(raw)

@@ -1,0 +1,201 @@
+"""Shared by the accuracy benches: the dev photos, their labels, and model variants.
+
+Not a benchmark itself. The dev set is ``../shared/data/faces-dev`` next to the checkout
+(or ``FACESEARCH_DEV``). Labels are unique only within one source, so every pair and
+every gallery built here stays inside one source.
+
+Descriptors are cached on disk (``bench/.cache``), keyed by the pixels, the landmarks and
+the mirror flag, so variants that align a face the same way share the network's work.
+The cache changes no result: a hit returns the very descriptor the network gave before.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import dlib
+import face_recognition_models
+import numpy as np
+
+from facesearch.domain import BoundingBox, DetectedFace
+from facesearch.vision.align import flip, normalize, sharpness
+from facesearch.vision.dlib_models import (
+    CHIP_PADDING,
+    CHIP_SIZE,
+    DlibFaceDetector,
+    DlibFaceEmbedder,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+DEV = Path(os.environ.get("FACESEARCH_DEV", ROOT.parent / "shared" / "data" / "faces-dev"))
+CACHE = ROOT / "bench" / ".cache"
+PAIR_FILES = ("pairs_lfw_view1_clean.csv", "pairs_deepface_master.csv")
+
+# Copies of one photo (the dev README says so): kept out of galleries and pair sets, or a
+# probe would "find" its own photo at another size.
+COPIES = {
+    "face_recognition/examples/obama-480p.jpg": "same photo as obama-240p.jpg",
+    "face_recognition/examples/obama-720p.jpg": "same photo as obama-240p.jpg",
+    "face_recognition/examples/obama-1080p.jpg": "same photo as obama-240p.jpg",
+    "face_recognition/tests/test_images/32bit.png": "same photo as obama2.jpg",
+    "deepface/img11_reflection.jpg": "img11.jpg with a mirrored copy added",
+}
+
+
+def manifest() -> list[dict[str, str]]:
+    with open(DEV / "manifest.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def source_of(identity: str) -> str:
+    return identity.split(":", 1)[0]
+
+
+def labelled_photos() -> dict[str, list[tuple[str, str]]]:
+    """Per source: (path, identity) of every labelled one-face photo, copies left out."""
+    out: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for row in manifest():
+        if row["identity"] and row["kind"] == "face" and row["path"] not in COPIES:
+            out[source_of(row["identity"])].append((row["path"], row["identity"]))
+    return dict(out)
+
+
+# -- descriptors, cached ------------------------------------------------------------------
+class DescriptorCache:
+    """Raw network descriptors by (pixels, landmarks, mirrored), saved between runs."""
+
+    def __init__(self) -> None:
+        tag = f"dlib{dlib.__version__}-frm{version('face_recognition_models')}-{CHIP_SIZE}"
+        self.path = CACHE / f"descriptors-{tag}-{CHIP_PADDING}.npz"
+        self.data: dict[str, np.ndarray] = {}
+        if self.path.exists():
+            with np.load(self.path) as npz:
+                self.data = {k: npz[k] for k in npz.files}
+        self.hits = self.misses = 0
+
+    def save(self) -> None:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp.npz")
+        np.savez(tmp, **self.data)
+        os.replace(tmp, self.path)
+
+
+def face_key(image: np.ndarray, face: DetectedFace) -> str:
+    digest = hashlib.sha1(image.tobytes()).hexdigest()[:20]
+    points = ",".join(f"{round(x)}:{round(y)}" for x, y in face.landmarks)
+    return f"{digest}/{image.shape[0]}x{image.shape[1]}/{points}"
+
+
+class CachedDlibEmbedder:
+    """DlibFaceEmbedder with the network's descriptors cached (same vectors, less work)."""
+
+    def __init__(self, cache: DescriptorCache, flip_average: bool = True) -> None:
+        self.inner = DlibFaceEmbedder(flip_average=flip_average)
+        self.model = self.inner.model
+        self.flip_average = flip_average
+        self.cache = cache
+
+    def embed_faces(self, image: np.ndarray, faces: Sequence[DetectedFace]) -> np.ndarray:
+        if not faces:
+            return np.empty((0, self.model.dim), dtype=np.float32)
+        keys = [face_key(image, f) for f in faces]
+        wanted = [(k, m) for k in keys for m in ((0, 1) if self.flip_average else (0,))]
+        missing = [i for i, (k, m) in enumerate(wanted) if f"{k}|{m}" not in self.cache.data]
+        self.cache.hits += len(wanted) - len(missing)
+        self.cache.misses += len(missing)
+        if missing:
+            chips = dict(zip(keys, self.inner.chips(image, faces), strict=True))
+            batch = [
+                flip(chips[wanted[i][0]]) if wanted[i][1] else chips[wanted[i][0]] for i in missing
+            ]
+            for i, vec in zip(missing, self.inner.describe(batch), strict=True):
+                self.cache.data[f"{wanted[i][0]}|{wanted[i][1]}"] = vec
+        raw = np.stack(
+            [
+                sum(self.cache.data[f"{k}|{m}"] for m in ((0, 1) if self.flip_average else (0,)))
+                for k in keys
+            ]
+        ).astype(np.float32)
+        return normalize(raw)
+
+
+class PlainDlibDetector:
+    """dlib as face_recognition 1.3 calls it: HOG upsampled once on the whole image (no
+    downscaling, no tight-crop fallback), 5-point landmarks, faces in dlib's order (so a
+    probe's face 0 is the one ``face_encodings(image)[0]`` would take)."""
+
+    name = "dlib-hog-plain"
+
+    def __init__(self) -> None:
+        self._detector = dlib.get_frontal_face_detector()
+        self._predictor = dlib.shape_predictor(
+            face_recognition_models.pose_predictor_five_point_model_location()
+        )
+
+    def detect_faces(self, image: np.ndarray) -> list[DetectedFace]:
+        height, width = image.shape[:2]
+        faces = []
+        for rect in self._detector(image, 1):
+            shape = self._predictor(image, rect)
+            chip = dlib.get_face_chip(image, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
+            faces.append(
+                DetectedFace(
+                    box=BoundingBox(
+                        max(0, rect.left()),
+                        max(0, rect.top()),
+                        min(width, rect.right() + 1),
+                        min(height, rect.bottom() + 1),
+                    ),
+                    score=0.0,
+                    landmarks=tuple(
+                        (float(shape.part(i).x), float(shape.part(i).y)) for i in range(5)
+                    ),
+                    sharpness=sharpness(chip),
+                )
+            )
+        return faces
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A way to run the models: detector settings and embedding options."""
+
+    name: str
+    upsample: int = 1
+    tight_crop_fallback: bool = True
+    flip_average: bool = True
+    plain: bool = False
+
+    def parts(self, cache: DescriptorCache) -> dict[str, Any]:
+        detector: Any = (
+            PlainDlibDetector()
+            if self.plain
+            else DlibFaceDetector(
+                upsample=self.upsample, tight_crop_fallback=self.tight_crop_fallback
+            )
+        )
+        return {"detector": detector, "embedder": CachedDlibEmbedder(cache, self.flip_average)}
+
+
+DEFAULT = Variant("engine default (HOG upsample 1, tight-crop fallback, flip average)")
+VARIANTS = {
+    "default": DEFAULT,
+    "no-flip": Variant("no flip averaging", flip_average=False),
+    "no-fallback": Variant("no tight-crop fallback", tight_crop_fallback=False),
+    "upsample0": Variant("HOG upsample 0", upsample=0),
+    "upsample2": Variant("HOG upsample 2", upsample=2),
+    "plain-dlib": Variant(
+        "plain dlib as face_recognition (HOG upsample 1, chip 150/0.25, no flip)",
+        tight_crop_fallback=False,
+        flip_average=False,
+        plain=True,
+    ),
+}
