@@ -63,6 +63,8 @@
     });
   });
 
+  let latest = 0; // searches can overlap (a changed field, a face picked): the last one wins
+
   async function search() {
     if (!state.file) return;
     const purpose = $("f-purpose").value.trim();
@@ -82,6 +84,7 @@
     if ($("f-from").value) form.append("captured_from", $("f-from").value);
     if ($("f-to").value) form.append("captured_to", $("f-to").value);
     setStatus("Searching…");
+    const ticket = ++latest;
     let response, body;
     try {
       response = await fetch("/v1/search", {
@@ -92,9 +95,10 @@
       });
       body = await response.json();
     } catch (err) {
-      setStatus("The search failed: " + err, true);
+      if (ticket === latest) setStatus("The search failed: " + err, true);
       return;
     }
+    if (ticket !== latest) return; // a newer search is under way
     if (!response.ok) {
       const message = body && body.error ? body.error.message : response.statusText;
       setStatus(message + (response.status === 401 ? " (sign in again)" : ""), true);
