@@ -123,7 +123,7 @@ def paired(home: Path, url: str, key: str, requests: int) -> dict[str, Any]:
             response = http.post(
                 f"{url}/v1/search",
                 files={"image": ("probe.jpg", data, "image/jpeg")},
-                data={"top_k": "20"},
+                data={"top_k": "20", "purpose": "benchmark", "case_ref": "BENCH-1"},
             )
             http_ms.append((time.perf_counter() - t) * 1000)
             assert response.json()["matches"][0]["file_name"] == "obama.jpg"
@@ -186,7 +186,7 @@ def http_run(url: str, key: str, clients: int, requests: int) -> dict[str, Any]:
                 response = http.post(
                     f"{url}/v1/search",
                     files={"image": ("probe.jpg", data, "image/jpeg")},
-                    data={"top_k": "20"},
+                    data={"top_k": "20", "purpose": "benchmark", "case_ref": "BENCH-1"},
                 )
                 elapsed = (time.perf_counter() - t) * 1000
                 assert response.status_code == 200, response.text

@@ -27,6 +27,8 @@ LFW_PEOPLE = ("Justin_Leonard", "Marc_Grossman", "Martha_Burk", "Mary_Carey")
 OBAMA_PROBE = "face_recognition/examples/obama2.jpg"
 TWO_PEOPLE = "face_recognition/examples/knn_examples/test/obama_and_biden.jpg"
 NO_FACE = "skimage/coffee.png"
+# Every API search carries a purpose and a case reference (governance.api_require_purpose).
+PURPOSE = {"purpose": "testing the search API", "case_ref": "TEST-1"}
 TEST_OUTPUT = Path(__file__).resolve().parent.parent / "test-output"
 
 
@@ -63,7 +65,13 @@ class Gallery:
     keys: dict[str, str]  # role (and "revoked") -> full API key
 
     def settings(self, **api: object) -> Settings:
-        return Settings(home=self.home, workers=1, api={"secure_cookies": True, **api})
+        # No scheduled retention: the newsroom photos' capture dates are old enough to expire.
+        return Settings(
+            home=self.home,
+            workers=1,
+            api={"secure_cookies": True, **api},
+            governance={"retention_interval_minutes": 0},
+        )
 
 
 def build_gallery(base: Path, dev: Path, manifest: list[dict[str, str]]) -> Gallery:

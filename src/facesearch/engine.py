@@ -339,6 +339,10 @@ class FaceSearch:
             for i in chosen
         ]
 
+    def check_requester(self, who: Requester) -> None:
+        """Refuse a search this deployment's rules refuse (no purpose, a blocked place)."""
+        self._check_requester(who)
+
     def _check_requester(self, who: Requester) -> None:
         rules = self.settings.governance
         required = rules.api_require_purpose if who.channel == "api" else rules.require_purpose

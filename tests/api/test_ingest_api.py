@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from facesearch import FaceSearch, Settings
 from facesearch.accounts.store import SqliteAccountStore
 from facesearch.api import create_app
-from tests.app_gallery import OBAMA_PROBE, bearer, register
+from tests.app_gallery import OBAMA_PROBE, PURPOSE, bearer, register
 
 OBAMA = "face_recognition/examples/obama.jpg"
 
@@ -66,6 +66,7 @@ def test_an_upload_is_stored_with_provenance_and_found(
         found = client.post(
             "/v1/search",
             files={"image": ("probe.jpg", fh, "image/jpeg")},
+            data=PURPOSE,
             headers=bearer(keys["search"]),
         ).json()
     best = found["matches"][0]

@@ -12,6 +12,7 @@ from PIL import Image
 from tests.app_gallery import (
     NO_FACE,
     OBAMA_PROBE,
+    PURPOSE,
     TWO_PEOPLE,
     Gallery,
     archive_url,
@@ -25,7 +26,7 @@ def search(client: TestClient, gallery: Gallery, photo: Path, **form: object) ->
         response = client.post(
             "/v1/search",
             files={"image": (photo.name, fh, "image/jpeg")},
-            data={k: str(v) for k, v in form.items()},
+            data={**PURPOSE, **{k: str(v) for k, v in form.items()}},
             headers=bearer(gallery.keys["search"]),
         )
     assert response.status_code == 200, response.text
@@ -65,6 +66,7 @@ def test_response_headers_carry_request_id_and_timing(client: TestClient, galler
         response = client.post(
             "/v1/search",
             files={"image": ("p.jpg", fh, "image/jpeg")},
+            data=PURPOSE,
             headers={**bearer(gallery.keys["search"]), "X-Request-ID": "case-42.probe-1"},
         )
     assert response.headers["x-request-id"] == "case-42.probe-1"
@@ -90,7 +92,9 @@ def test_thumbnail_and_file_of_a_match(client: TestClient, gallery: Gallery) -> 
 def test_search_with_a_stored_image_finds_itself(client: TestClient, gallery: Gallery) -> None:
     auth = bearer(gallery.keys["search"])
     first = client.get("/v1/images", params={"limit": 1}, headers=auth).json()["items"][0]
-    response = client.post("/v1/search", data={"image_id": str(first["id"])}, headers=auth)
+    response = client.post(
+        "/v1/search", data={"image_id": str(first["id"]), **PURPOSE}, headers=auth
+    )
     assert response.status_code == 200, response.text
     best = response.json()["matches"][0]
     assert best["image_id"] == first["id"] and best["similarity"] > 0.99
@@ -110,7 +114,7 @@ def test_the_face_parameter_picks_the_probe_face(client: TestClient, gallery: Ga
         response = client.post(
             "/v1/search",
             files={"image": ("two.jpg", fh, "image/jpeg")},
-            data={"face": str(faces)},
+            data={"face": str(faces), **PURPOSE},
             headers=bearer(gallery.keys["search"]),
         )
     assert response.status_code == 400
@@ -122,6 +126,7 @@ def test_a_photo_without_a_face_is_a_clear_422(client: TestClient, gallery: Gall
         response = client.post(
             "/v1/search",
             files={"image": ("coffee.png", fh, "image/png")},
+            data=PURPOSE,
             headers=bearer(gallery.keys["search"]),
         )
     assert response.status_code == 422
@@ -189,6 +194,7 @@ def test_other_requests_are_answered_while_a_big_photo_is_analysed(
             response = client.post(
                 "/v1/search",
                 files={"image": ("big.jpg", fh, "image/jpeg")},
+                data=PURPOSE,
                 headers=bearer(gallery.keys["search"]),
             )
         outcome["status"] = response.status_code
@@ -205,3 +211,78 @@ def test_other_requests_are_answered_while_a_big_photo_is_analysed(
     finally:
         worker.join()
     assert outcome["status"] in (200, 422)
+
+
+def test_a_search_without_purpose_or_case_is_refused_and_one_with_them_is_audited(
+    client: TestClient, gallery: Gallery
+) -> None:
+    auth = bearer(gallery.keys["search"])
+    photo = (gallery.dev / OBAMA_PROBE).read_bytes()
+    for form in (
+        {},
+        {"purpose": "fraud inquiry"},
+        {"case_ref": "C-9"},
+        {"purpose": " ", "case_ref": "C-9"},
+    ):
+        response = client.post(
+            "/v1/search", files={"image": ("p.jpg", photo, "image/jpeg")}, data=form, headers=auth
+        )
+        assert response.status_code == 400, form
+        error = response.json()["error"]
+        assert error["code"] == "invalid_input"
+        assert "purpose and a case reference" in error["message"]
+    engine = client.app.state.gateway.engine  # type: ignore[attr-defined]
+    form = {"purpose": "fraud inquiry", "case_ref": "C-9", "jurisdiction": "gb"}
+    ok = client.post(
+        "/v1/search", files={"image": ("p.jpg", photo, "image/jpeg")}, data=form, headers=auth
+    )
+    assert ok.status_code == 200
+    [entry] = [e for e in engine.audit.entries(case_ref="C-9")]
+    me = client.get("/v1/me", headers=auth).json()
+    assert (entry.action, entry.actor, entry.purpose) == (
+        "search",
+        f"key:{me['id']}",
+        "fraud inquiry",
+    )
+    assert entry.details["results"] == len(ok.json()["matches"])
+    mixed = client.post(
+        "/v1/search",
+        files={"image": ("p.jpg", photo, "image/jpeg")},
+        data=form,
+        headers={**auth, "X-Requester-Jurisdiction": "FR"},
+    )
+    assert mixed.status_code == 400 and "differ" in mixed.json()["error"]["message"]
+
+
+def test_blocked_jurisdictions_get_403_and_the_purpose_rule_can_be_switched_off(
+    gallery: Gallery,
+) -> None:
+    from facesearch import FaceSearch, Settings
+    from facesearch.api import create_app
+
+    settings = Settings(
+        home=gallery.home,
+        workers=1,
+        governance={
+            "retention_interval_minutes": 0,
+            "blocked_jurisdictions": ["RU"],
+            "api_require_purpose": False,
+        },
+    )
+    photo = (gallery.dev / OBAMA_PROBE).read_bytes()
+    with (
+        FaceSearch(settings) as engine,
+        TestClient(create_app(engine), base_url="https://testserver") as local,
+    ):
+        auth = bearer(gallery.keys["search"])
+        files = {"image": ("p.jpg", photo, "image/jpeg")}
+        header = local.post(
+            "/v1/search", files=files, headers={**auth, "X-Requester-Jurisdiction": "ru"}
+        )
+        assert header.status_code == 403
+        assert "RU are blocked" in header.json()["error"]["message"]
+        field = local.post("/v1/search", files=files, data={"jurisdiction": "RU"}, headers=auth)
+        assert field.status_code == 403
+        allowed = local.post("/v1/search", files=files, data={"jurisdiction": "GB"}, headers=auth)
+        assert allowed.status_code == 200
+        assert allowed.json()["matches"][0]["file_name"] == "obama.jpg"

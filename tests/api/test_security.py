@@ -16,7 +16,7 @@ from facesearch import FaceSearch, Settings
 from facesearch.accounts.roles import ROLE_ACTIONS, Action, Role
 from facesearch.accounts.store import SqliteAccountStore
 from facesearch.api import create_app
-from tests.app_gallery import OBAMA_PROBE, Gallery, bearer
+from tests.app_gallery import OBAMA_PROBE, PURPOSE, Gallery, bearer
 
 # Every /v1 endpoint, with the action it needs (None: any signed-in caller).
 ENDPOINTS: list[tuple[str, str, Action | None]] = [
@@ -32,6 +32,20 @@ ENDPOINTS: list[tuple[str, str, Action | None]] = [
     ("GET", "/v1/keys", Action.MANAGE_KEYS),
     ("POST", "/v1/keys", Action.MANAGE_KEYS),
     ("DELETE", "/v1/keys/abc", Action.MANAGE_KEYS),
+    ("GET", "/v1/lawful-bases", Action.LIST_SOURCES),
+    ("POST", "/v1/sources", Action.MANAGE_SOURCES),
+    ("GET", "/v1/sources/abc", Action.LIST_SOURCES),
+    ("PATCH", "/v1/sources/abc", Action.MANAGE_SOURCES),
+    ("POST", "/v1/retention/run", Action.DELETE),
+    ("POST", "/v1/erasures", Action.DELETE),
+    ("POST", "/v1/erasures/review", Action.DELETE),
+    ("POST", "/v1/access-requests", Action.HANDLE_REQUESTS),
+    ("POST", "/v1/suppressions", Action.HANDLE_REQUESTS),
+    ("GET", "/v1/suppressions", Action.HANDLE_REQUESTS),
+    ("DELETE", "/v1/suppressions/1", Action.HANDLE_REQUESTS),
+    ("GET", "/v1/audit", Action.AUDIT),
+    ("GET", "/v1/audit/verify", Action.AUDIT),
+    ("GET", "/v1/report", Action.AUDIT),
 ]
 
 
@@ -83,6 +97,35 @@ def test_roles_are_fixed_sets() -> None:
     assert Action.INGEST not in ROLE_ACTIONS[Role.SEARCH]
     assert Action.MANAGE_KEYS not in ROLE_ACTIONS[Role.INGEST]
     assert ROLE_ACTIONS[Role.AUDITOR] >= {Action.STATS, Action.AUDIT}
+    # Removing data and handling data subjects' requests are the admin's alone.
+    for role in (Role.SEARCH, Role.INGEST, Role.AUDITOR):
+        assert not ROLE_ACTIONS[role] & {
+            Action.DELETE,
+            Action.HANDLE_REQUESTS,
+            Action.MANAGE_SOURCES,
+        }
+    assert Action.AUDIT not in ROLE_ACTIONS[Role.SEARCH] | ROLE_ACTIONS[Role.INGEST]
+
+
+def test_the_auditor_reads_the_log_and_the_report_but_cannot_erase(
+    client: TestClient, gallery: Gallery
+) -> None:
+    auditor = bearer(gallery.keys["auditor"])
+    log = client.get("/v1/audit", headers=auditor)
+    assert log.status_code == 200 and log.json()["items"]
+    assert client.get("/v1/audit/verify", headers=auditor).json()["ok"] is True
+    assert client.get("/v1/report", headers=auditor).json()["sources"]
+    erase = client.post("/v1/erasures", json={"image_ids": [1]}, headers=auditor)
+    assert erase.status_code == 403
+    assert client.get("/v1/images/1", headers=bearer(gallery.keys["search"])).status_code == 200
+    search = bearer(gallery.keys["search"])
+    for method, path in (("GET", "/v1/audit"), ("POST", "/v1/erasures")):
+        assert client.request(method, path, headers=search).status_code == 403
+    photo = (gallery.dev / OBAMA_PROBE).read_bytes()
+    dsar = client.post(
+        "/v1/access-requests", files={"image": ("p.jpg", photo, "image/jpeg")}, headers=search
+    )
+    assert dsar.status_code == 403 and dsar.json()["error"]["code"] == "forbidden"
 
 
 def test_keys_and_passwords_are_stored_only_as_hashes(gallery: Gallery) -> None:
@@ -150,7 +193,9 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient
 
 
 def post_image(client: TestClient, key: str, data: bytes, ctype: str = "image/jpeg") -> dict:
-    response = client.post("/v1/search", files={"image": ("x", data, ctype)}, headers=bearer(key))
+    response = client.post(
+        "/v1/search", files={"image": ("x", data, ctype)}, data=PURPOSE, headers=bearer(key)
+    )
     return {"status": response.status_code, **response.json()["error"]}
 
 
@@ -220,7 +265,9 @@ def test_searches_over_the_rate_get_429_with_retry_after(small: tuple[TestClient
     now[0] += 10_000  # a fresh minute: the bucket is full (2 searches at once)
     statuses = [post_image(client, key, b"x")["status"] for _ in range(3)]
     assert statuses == [400, 400, 429]
-    response = client.post("/v1/search", files={"image": ("x", b"x")}, headers=bearer(key))
+    response = client.post(
+        "/v1/search", files={"image": ("x", b"x")}, data=PURPOSE, headers=bearer(key)
+    )
     assert response.status_code == 429 and int(response.headers["retry-after"]) == 10
     now[0] += 10  # 6 per minute: one search every 10 s
     assert post_image(client, key, b"x")["status"] == 400

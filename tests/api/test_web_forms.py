@@ -6,7 +6,7 @@ import re
 
 from fastapi.testclient import TestClient
 
-from tests.app_gallery import OBAMA_PROBE, Gallery
+from tests.app_gallery import OBAMA_PROBE, PURPOSE, Gallery
 
 
 def login_token(client: TestClient) -> str:
@@ -111,11 +111,14 @@ def test_api_calls_with_the_session_cookie_need_the_csrf_header(
     browser = fresh(client)
     csrf = sign_in(browser, username="ada", password="correct horse battery")
     photo = (gallery.dev / OBAMA_PROBE).read_bytes()
-    refused = browser.post("/v1/search", files={"image": ("p.jpg", photo, "image/jpeg")})
+    refused = browser.post(
+        "/v1/search", files={"image": ("p.jpg", photo, "image/jpeg")}, data=PURPOSE
+    )
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "csrf_failed"
     allowed = browser.post(
         "/v1/search",
         files={"image": ("p.jpg", photo, "image/jpeg")},
+        data=PURPOSE,
         headers={"X-CSRF-Token": csrf},
     )
     assert allowed.status_code == 200

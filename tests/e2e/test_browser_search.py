@@ -37,7 +37,13 @@ def test_search_pick_a_face_and_open_the_source(
     sign_in(page, server)
     assert "investigative lead, not an identification" in page.locator(".banner").first.inner_text()
 
+    # Without a purpose and a case reference nothing is searched.
     page.set_input_files("#probe-file", str(e2e_gallery.dev / TWO_PEOPLE))
+    page.wait_for_selector("#status:has-text('purpose and the case reference')")
+    assert page.locator("#results li.result").count() == 0
+    page.get_by_label("Purpose").fill("missing person")
+    page.get_by_label("Case reference").fill("MP-77")
+    page.get_by_label("Case reference").press("Tab")  # the change searches
     boxes = page.locator("#probe button.box")
     boxes.first.wait_for()
     assert boxes.count() >= 2
@@ -89,6 +95,8 @@ def test_search_pick_a_face_and_open_the_source(
 def test_the_search_page_fits_a_phone(page: Any, server: str, e2e_gallery: Gallery) -> None:
     page.set_viewport_size({"width": 390, "height": 844})
     sign_in(page, server)
+    page.get_by_label("Purpose").fill("missing person")
+    page.get_by_label("Case reference").fill("MP-77")
     page.set_input_files(
         "#probe-file", str(e2e_gallery.dev / "face_recognition/examples/obama2.jpg")
     )

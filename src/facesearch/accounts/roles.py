@@ -14,10 +14,11 @@ class Action(StrEnum):
     LIST_SOURCES = "list_sources"
     INGEST = "ingest"  # add images
     STATS = "stats"  # read-only statistics
-    AUDIT = "audit"  # read the audit log (once it exists)
+    AUDIT = "audit"  # read the audit log and the transparency report
     MANAGE_KEYS = "manage_keys"
     MANAGE_SOURCES = "manage_sources"
-    DELETE = "delete"
+    DELETE = "delete"  # erasure and retention runs
+    HANDLE_REQUESTS = "handle_requests"  # data subjects' access requests and objections
 
 
 class Role(StrEnum):

@@ -14,11 +14,11 @@ from facesearch.api import errors
 from facesearch.api.auth import AuthState
 from facesearch.api.gateway import Gateway, Models
 from facesearch.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from facesearch.api.retention import RetentionSchedule
 from facesearch.api.thumbnails import ThumbnailCache
+from facesearch.api.uploads import FORM_ROOM
 from facesearch.config import Api
 from facesearch.engine import FaceSearch
-
-FORM_ROOM = 64 * 1024  # multipart framing and form fields around the largest image
 
 DESCRIPTION = """Search photo collections you lawfully hold by face.
 
@@ -42,9 +42,15 @@ def create_app(
     store = accounts or SqliteAccountStore(Path(engine.home) / "accounts.sqlite")
     gateway = Gateway(engine, opts.inference_workers, models)
 
+    thumbnails = ThumbnailCache(opts.thumbnail_cache_bytes)
+    minutes = engine.settings.governance.retention_interval_minutes
+    schedule = RetentionSchedule(gateway, thumbnails, minutes * 60.0)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        schedule.start()
         yield
+        await schedule.stop()
         gateway.close()
 
     app = FastAPI(
@@ -66,13 +72,26 @@ def create_app(
         session_hours=opts.session_hours,
         secure_cookies=opts.secure_cookies,
     )
-    app.state.thumbnails = ThumbnailCache(opts.thumbnail_cache_bytes)
+    app.state.thumbnails = thumbnails
+    app.state.retention = schedule
 
-    from facesearch.api import routes_admin, routes_images, routes_search
+    from facesearch.api import (
+        routes_admin,
+        routes_audit,
+        routes_images,
+        routes_removal,
+        routes_requests,
+        routes_search,
+        routes_sources,
+    )
 
     app.include_router(routes_search.router)
     app.include_router(routes_images.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_sources.router)
+    app.include_router(routes_removal.router)
+    app.include_router(routes_requests.router)
+    app.include_router(routes_audit.router)
     app.include_router(routes_admin.health)
     if web:
         from facesearch.web.routes import mount

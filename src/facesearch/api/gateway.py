@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
-from facesearch.domain import ImageRecord, ProbeFace, SearchResult
+from facesearch.domain import ImageRecord, ProbeFace, Requester, SearchResult
 from facesearch.engine import FaceSearch, Probe
 from facesearch.errors import InvalidInput, NotFound
 from facesearch.imaging import decode_image
@@ -154,10 +154,11 @@ class Gateway:
         top_k: int,
         threshold: float | None,
         sources: Sequence[str] | None,
+        who: Requester,
     ) -> SearchResult:
         with self._lock:
             [result] = self.engine.search(
-                probe, face=face, top_k=top_k, threshold=threshold, sources=sources
+                probe, face=face, top_k=top_k, threshold=threshold, sources=sources, who=who
             )
         return result
 

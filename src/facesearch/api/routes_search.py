@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import time
+from dataclasses import replace
 from datetime import date
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -11,12 +13,12 @@ from starlette.concurrency import run_in_threadpool
 
 from facesearch.accounts.roles import Action, Principal
 from facesearch.api import schemas
-from facesearch.api.auth import allow, rate_limit_search
+from facesearch.api.auth import allow, rate_limit_search, requester
 from facesearch.api.deps import AUTH_ERRORS, MAX_ID, errors, gateway
 from facesearch.api.errors import request_id
 from facesearch.api.gateway import Timings, image_file
 from facesearch.api.uploads import read_upload
-from facesearch.domain import Match, Provenance
+from facesearch.domain import Match, Provenance, Requester
 from facesearch.errors import InvalidInput, NoFaceFound
 from facesearch.imaging import read_limited
 
@@ -24,6 +26,8 @@ router = APIRouter(prefix="/v1", tags=["search"])
 
 MAX_TOP_K = 500
 DATE_OVERFETCH = 5  # a date filter is applied to this many times top_k candidates
+JURISDICTION_HEADER = "X-Requester-Jurisdiction"
+_JURISDICTION = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
 
 
 class SearchForm:
@@ -45,6 +49,23 @@ class SearchForm:
         source: list[str] | None = Form(None, description="Only these sources (repeatable)."),
         captured_from: date | None = Form(None, description="Captured on or after (a date)."),
         captured_to: date | None = Form(None, description="Captured on or before (a date)."),
+        purpose: str | None = Form(
+            None,
+            max_length=500,
+            description="Why this search is made (required unless the deployment says not).",
+        ),
+        case_ref: str | None = Form(
+            None,
+            max_length=200,
+            description="The case or matter it belongs to (required unless the deployment "
+            "says not).",
+        ),
+        jurisdiction: str | None = Form(
+            None,
+            max_length=10,
+            description="The requester's ISO 3166 jurisdiction (or the X-Requester-Jurisdiction "
+            "header).",
+        ),
     ) -> None:
         self.image = image
         self.image_id = image_id
@@ -54,6 +75,24 @@ class SearchForm:
         self.sources = [s for s in (source or []) if s] or None
         self.captured_from = captured_from
         self.captured_to = captured_to
+        self.purpose = (purpose or "").strip() or None
+        self.case_ref = (case_ref or "").strip() or None
+        self.jurisdiction = (jurisdiction or "").strip().upper() or None
+
+    def requester(self, request: Request, who: Principal) -> Requester:
+        """Who asks and why, as the engine checks it and the audit log records it."""
+        header = (request.headers.get(JURISDICTION_HEADER) or "").strip().upper() or None
+        if header and self.jurisdiction and header != self.jurisdiction:
+            raise InvalidInput(
+                f"the jurisdiction field ({self.jurisdiction}) and the {JURISDICTION_HEADER} "
+                f"header ({header}) differ"
+            )
+        place = self.jurisdiction or header
+        if place is not None and not _JURISDICTION.match(place):
+            raise InvalidInput(f"jurisdiction {place!r} is not an ISO 3166 code such as GB or FR")
+        return replace(
+            requester(who), purpose=self.purpose, case_ref=self.case_ref, jurisdiction=place
+        )
 
     @property
     def dated(self) -> bool:
@@ -90,7 +129,11 @@ async def search(
 ) -> Response:
     """Find the faces in the probe and rank stored images by the chosen face.
 
-    Send the photo as multipart field `image`, or `image_id` for a stored image.
+    Send the photo as multipart field `image`, or `image_id` for a stored image, with
+    the search's `purpose` and `case_ref` (refused with 400 without them, unless the
+    deployment switched that off). The requester's jurisdiction comes from the
+    `jurisdiction` field or the `X-Requester-Jurisdiction` header; a jurisdiction the
+    deployment blocks is refused with 403.
     Results are one row per image (its best face), best first. The Server-Timing header
     splits the time into upload, queue (waiting for a model worker), decode, detect,
     embed, search (index and catalog) and respond (serialising the answer).
@@ -98,6 +141,8 @@ async def search(
     started = time.perf_counter()
     rate_limit_search(request, who)
     gw = gateway(request)
+    asking = form.requester(request, who)
+    gw.engine.check_requester(asking)  # before any work: no purpose, or a blocked place
     if (form.image is None) == (form.image_id is None):
         raise InvalidInput("send either a photo in the field 'image' or an 'image_id'")
     if form.image is not None:
@@ -115,7 +160,7 @@ async def search(
     fetch = min(top_k * DATE_OVERFETCH, MAX_TOP_K * DATE_OVERFETCH) if form.dated else top_k
     t = time.perf_counter()
     result = await run_in_threadpool(
-        gw.search, probe, form.face, fetch, form.threshold, form.sources
+        gw.search, probe, form.face, fetch, form.threshold, form.sources, asking
     )
     t = timings.add("search", t)
     rows: list[tuple[Match, Provenance | None]] = [(m, form.shown(m)) for m in result.matches]

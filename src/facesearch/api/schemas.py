@@ -136,10 +136,15 @@ class IngestOut(BaseModel):
 class SourceOut(BaseModel):
     name: str
     description: str
-    lawful_basis: str
+    controller: str
+    contact: str
+    lawful_basis: str = Field(description="GDPR Art. 6(1) basis (GET /v1/lawful-bases).")
+    special_category_condition: str = Field(description="GDPR Art. 9(2) condition.")
+    jurisdictions: list[str] = Field(description="ISO 3166 codes of the people in it.")
     retention_days: int
-    legal_hold: bool
+    legal_hold: bool = Field(description="Retention is suspended while it is on.")
     created_at: str
+    updated_at: str
     images: int
     faces: int
 
@@ -280,10 +285,15 @@ def source(s: Source) -> SourceOut:
     return SourceOut(
         name=s.name,
         description=s.description,
+        controller=s.controller,
+        contact=s.contact,
         lawful_basis=s.lawful_basis,
+        special_category_condition=s.special_category_condition,
+        jurisdictions=list(s.jurisdictions),
         retention_days=s.retention_days,
         legal_hold=s.legal_hold,
         created_at=s.created_at,
+        updated_at=s.updated_at,
         images=s.counts.get("images", 0),
         faces=s.counts.get("faces", 0),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 
 from PIL import Image
 
@@ -55,6 +56,13 @@ class ThumbnailCache:
             while self._size > self.max_bytes:
                 _, dropped = self._items.popitem(last=False)
                 self._size -= len(dropped)
+
+    def discard(self, face_ids: Iterable[int]) -> None:
+        """Forget the crops of these faces (erased or expired)."""
+        with self._lock:
+            for face_id in face_ids:
+                old = self._items.pop(face_id, None)
+                self._size -= len(old) if old else 0
 
     @property
     def size(self) -> int:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import io
 import warnings
 
-from fastapi import UploadFile
 from PIL import Image, UnidentifiedImageError
+from starlette.datastructures import UploadFile
 
 from facesearch.api.errors import ApiError
 from facesearch.errors import InvalidInput
 from facesearch.imaging import DecodeLimits
 
 ACCEPTED_TYPES = frozenset({"application/octet-stream", ""})
+FORM_ROOM = 64 * 1024  # multipart framing and form fields around the largest image
 
 
 async def read_upload(upload: UploadFile, limits: DecodeLimits) -> bytes:

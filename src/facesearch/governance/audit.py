@@ -164,9 +164,14 @@ class AuditLog:
         action: str | None = None,
         since: str | None = None,
         until: str | None = None,
+        after: int | None = None,
+        limit: int | None = None,
     ) -> Iterator[AuditEntry]:
-        where, args = [], []
+        """Entries in order, filtered; ``after`` and ``limit`` page through them by seq."""
+        where: list[str] = []
+        args: list[Any] = []
         for column, op, value in (
+            ("seq", ">", after),
             ("case_ref", "=", case_ref),
             ("action", "=", action),
             ("at", ">=", since),
@@ -176,7 +181,8 @@ class AuditLog:
                 where.append(f"{column} {op} ?")
                 args.append(value)
         sql = "SELECT * FROM audit" + (" WHERE " + " AND ".join(where) if where else "")
-        for row in self.db.execute(sql + " ORDER BY seq", args):
+        sql += " ORDER BY seq" + (f" LIMIT {int(limit)}" if limit is not None else "")
+        for row in self.db.execute(sql, args):
             yield AuditEntry(
                 row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), row[7], row[8]
             )

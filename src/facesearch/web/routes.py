@@ -40,6 +40,9 @@ def mount(app: FastAPI) -> None:
     app.state.login_limits = TokenBuckets(LOGIN_RATE_PER_MINUTE, LOGIN_BURST)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(router)
+    from facesearch.web import routes_governance
+
+    app.include_router(routes_governance.router)
 
 
 class _Page:
@@ -201,16 +204,6 @@ async def image_page(
         "image.html",
         {"image": record, "face_id": int(face) if face.isdigit() else None},
     )
-
-
-@router.get("/sources", response_class=HTMLResponse)
-async def sources_page(request: Request) -> Response:
-    page = _Page(request, Action.LIST_SOURCES)
-    if page.stop is not None:
-        return page.stop
-    gw = gateway(request)
-    sources = await gw.locked(gw.engine.sources)
-    return page.render("sources.html", {"sources": sources})
 
 
 @router.get("/stats", response_class=HTMLResponse)

@@ -53,9 +53,30 @@
     search();
   }
 
+  // Purpose and case reference are kept for the browser tab's session only.
+  ["f-purpose", "f-case"].forEach((id) => {
+    const field = $(id);
+    field.value = sessionStorage.getItem(id) || "";
+    field.addEventListener("change", () => {
+      sessionStorage.setItem(id, field.value);
+      if (state.file) search();
+    });
+  });
+
+  let latest = 0; // searches can overlap (a changed field, a face picked): the last one wins
+
   async function search() {
     if (!state.file) return;
+    const purpose = $("f-purpose").value.trim();
+    const caseRef = $("f-case").value.trim();
+    if (!purpose || !caseRef) {
+      setStatus("Give the purpose and the case reference of this search first.", true);
+      $(purpose ? "f-case" : "f-purpose").focus();
+      return;
+    }
     const form = new FormData();
+    form.append("purpose", purpose);
+    form.append("case_ref", caseRef);
     form.append("image", state.file);
     form.append("top_k", String(state.topK));
     if (state.face !== null) form.append("face", String(state.face));
@@ -63,6 +84,7 @@
     if ($("f-from").value) form.append("captured_from", $("f-from").value);
     if ($("f-to").value) form.append("captured_to", $("f-to").value);
     setStatus("Searching…");
+    const ticket = ++latest;
     let response, body;
     try {
       response = await fetch("/v1/search", {
@@ -73,9 +95,10 @@
       });
       body = await response.json();
     } catch (err) {
-      setStatus("The search failed: " + err, true);
+      if (ticket === latest) setStatus("The search failed: " + err, true);
       return;
     }
+    if (ticket !== latest) return; // a newer search is under way
     if (!response.ok) {
       const message = body && body.error ? body.error.message : response.statusText;
       setStatus(message + (response.status === 401 ? " (sign in again)" : ""), true);

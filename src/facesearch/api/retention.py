@@ -1,0 +1,66 @@
+"""Retention on a schedule: the server removes expired images every so often.
+
+Runs in the background of the app's event loop, but the work itself goes through the
+gateway's lock on a worker thread, like any API call that writes the catalog. A failed
+run is logged and the schedule goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from facesearch.api.gateway import Gateway
+from facesearch.api.thumbnails import ThumbnailCache
+from facesearch.domain import Requester
+from facesearch.governance.erasure import Receipt
+
+log = logging.getLogger("facesearch.retention")
+SCHEDULER = Requester(actor="system:retention-schedule", channel="api")
+
+
+class RetentionSchedule:
+    """Runs retention at start-up and then every ``interval_s`` seconds (0: never)."""
+
+    def __init__(self, gateway: Gateway, thumbnails: ThumbnailCache, interval_s: float) -> None:
+        self.gateway = gateway
+        self.thumbnails = thumbnails
+        self.interval_s = interval_s
+        self.runs = 0
+        self.last: Receipt | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def tick(self) -> Receipt:
+        """One run, now."""
+        engine = self.gateway.engine
+        receipt = await self.gateway.locked(engine.run_retention, who=SCHEDULER)
+        self.thumbnails.discard(receipt.face_ids)
+        self.runs += 1
+        self.last = receipt
+        if receipt.images_removed:
+            log.info("retention removed %d expired image(s)", receipt.images_removed)
+        return receipt
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:  # a failed run must not end the schedule
+                log.exception("scheduled retention run failed")
+            await asyncio.sleep(self.interval_s)
+
+    def start(self) -> None:
+        if self.interval_s > 0 and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

@@ -1,0 +1,262 @@
+"""Pages for data protection: sources (admins add and edit), erase a person, access
+requests, and the audit log. Every form carries the session's CSRF token; photos are read
+into memory (never a temporary file) and dropped after the request."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, Response
+
+from facesearch.accounts.roles import Action
+from facesearch.api.auth import requester
+from facesearch.api.deps import gateway
+from facesearch.api.memory_form import PhotoForm, read_photo_form
+from facesearch.errors import FacesearchError, InvalidInput, NotFound
+from facesearch.governance.access import access_report_html
+from facesearch.governance.policy import (
+    ART6_BASES,
+    ART9_CONDITIONS,
+    Source,
+    parse_jurisdictions,
+    parse_period,
+)
+from facesearch.web.routes import _Page
+
+router = APIRouter(include_in_schema=False)
+CSRF_MESSAGE = "Missing or wrong CSRF token: nothing was changed."
+
+
+# -- sources ---------------------------------------------------------------------------
+@router.get("/sources", response_class=HTMLResponse)
+async def sources_page(request: Request) -> Response:
+    page = _Page(request, Action.LIST_SOURCES)
+    if page.stop is not None:
+        return page.stop
+    return await sources_view(page)
+
+
+async def sources_view(page: _Page, error: str = "", status: int = 200) -> Response:
+    gw = gateway(page.request)
+    sources = await gw.locked(gw.engine.sources)
+    return page.render(
+        "sources.html",
+        {"sources": sources, "bases": ART6_BASES, "conditions": ART9_CONDITIONS, "error": error},
+        status,
+    )
+
+
+def _policy(
+    lawful_basis: str,
+    condition: str,
+    retention: str,
+    jurisdictions: str,
+    description: str,
+    controller: str,
+    contact: str,
+    legal_hold: str,
+) -> dict[str, Any]:
+    return {
+        "lawful_basis": lawful_basis,
+        "special_category_condition": condition,
+        "retention_days": parse_period(retention),
+        "jurisdictions": parse_jurisdictions(jurisdictions),
+        "description": description.strip(),
+        "controller": controller.strip(),
+        "contact": contact.strip(),
+        "legal_hold": legal_hold == "on",
+    }
+
+
+@router.post("/sources", response_class=HTMLResponse)
+async def add_source(
+    request: Request,
+    csrf_token: str = Form(""),
+    name: str = Form("", max_length=100),
+    lawful_basis: str = Form(""),
+    condition: str = Form(""),
+    retention: str = Form("", max_length=20),
+    jurisdictions: str = Form("", max_length=2000),
+    description: str = Form("", max_length=2000),
+    controller: str = Form("", max_length=500),
+    contact: str = Form("", max_length=500),
+    legal_hold: str = Form(""),
+) -> Response:
+    page = _Page(request, Action.MANAGE_SOURCES)
+    if page.stop is not None:
+        return page.stop
+    if not page.form_ok(csrf_token):
+        return await sources_view(page, CSRF_MESSAGE, 403)
+    assert page.who is not None
+    gw = gateway(request)
+    try:
+        policy = _policy(
+            lawful_basis, condition, retention, jurisdictions, description, controller,
+            contact, legal_hold,
+        )  # fmt: skip
+        await gw.locked(
+            gw.engine.add_source, Source(name=name.strip(), **policy), requester(page.who)
+        )
+    except FacesearchError as exc:
+        return await sources_view(page, str(exc), 400)
+    return await sources_view(page, "", 201)
+
+
+@router.post("/sources/{name}", response_class=HTMLResponse)
+async def update_source(
+    request: Request,
+    name: str,
+    csrf_token: str = Form(""),
+    lawful_basis: str = Form(""),
+    condition: str = Form(""),
+    retention: str = Form("", max_length=20),
+    jurisdictions: str = Form("", max_length=2000),
+    description: str = Form("", max_length=2000),
+    controller: str = Form("", max_length=500),
+    contact: str = Form("", max_length=500),
+    legal_hold: str = Form(""),
+) -> Response:
+    page = _Page(request, Action.MANAGE_SOURCES)
+    if page.stop is not None:
+        return page.stop
+    if not page.form_ok(csrf_token):
+        return await sources_view(page, CSRF_MESSAGE, 403)
+    assert page.who is not None
+    gw = gateway(request)
+    try:
+        policy = _policy(
+            lawful_basis, condition, retention, jurisdictions, description, controller,
+            contact, legal_hold,
+        )  # fmt: skip
+        await gw.locked(gw.engine.update_source, name, requester(page.who), **policy)
+    except FacesearchError as exc:
+        return await sources_view(page, str(exc), 404 if isinstance(exc, NotFound) else 400)
+    return await sources_view(page)
+
+
+# -- photo forms -----------------------------------------------------------------------
+async def _photo(page: _Page) -> PhotoForm | Response:
+    """The upload of a photo form, or the page to answer with (CSRF, bad file)."""
+    gw = gateway(page.request)
+    try:
+        form = await read_photo_form(page.request, gw.engine.limits)
+    except FacesearchError as exc:
+        return page.render(
+            "message.html", {"title": "Cannot use this photo", "message": str(exc)}, 400
+        )
+    except Exception as exc:  # over a limit or not an image: the API's own 4xx
+        message = getattr(exc, "message", "the upload could not be read")
+        return page.render(
+            "message.html",
+            {"title": "Cannot use this photo", "message": message},
+            getattr(exc, "status", 400),
+        )
+    if not page.form_ok(form.fields.get("csrf_token", "")):
+        context = {"title": "Refused", "message": CSRF_MESSAGE}
+        return page.render("message.html", context, 403)
+    return form
+
+
+# -- erase a person --------------------------------------------------------------------
+@router.get("/admin/erase", response_class=HTMLResponse)
+async def erase_page(request: Request) -> Response:
+    page = _Page(request, Action.DELETE)
+    if page.stop is not None:
+        return page.stop
+    return page.render("erase.html", {"step": "upload"})
+
+
+@router.post("/admin/erase/review", response_class=HTMLResponse)
+async def erase_review(request: Request) -> Response:
+    page = _Page(request, Action.DELETE)
+    if page.stop is not None:
+        return page.stop
+    form = await _photo(page)
+    if isinstance(form, Response):
+        return form
+    assert page.who is not None
+    gw = gateway(request)
+    try:
+        result = await gw.locked(gw.engine.find_person, form.photo, who=requester(page.who))
+    except FacesearchError as exc:
+        return page.render("erase.html", {"step": "upload", "error": str(exc)}, 422)
+    return page.render("erase.html", {"step": "review", "result": result})
+
+
+@router.post("/admin/erase", response_class=HTMLResponse)
+async def erase(
+    request: Request,
+    csrf_token: str = Form(""),
+    image_id: list[int] = Form([]),
+    reason: str = Form("", max_length=1000),
+) -> Response:
+    page = _Page(request, Action.DELETE)
+    if page.stop is not None:
+        return page.stop
+    if not page.form_ok(csrf_token):
+        return page.render("erase.html", {"step": "upload", "error": CSRF_MESSAGE}, 403)
+    assert page.who is not None
+    gw = gateway(request)
+    try:
+        if not image_id:
+            raise InvalidInput("select at least one image to erase")
+        receipt = await gw.locked(
+            gw.engine.erase, image_ids=image_id, who=requester(page.who), reason=reason.strip()
+        )
+    except FacesearchError as exc:
+        return page.render("erase.html", {"step": "upload", "error": str(exc)}, 400)
+    request.app.state.thumbnails.discard(receipt.face_ids)
+    return page.render("erase.html", {"step": "done", "receipt": receipt})
+
+
+# -- access requests -------------------------------------------------------------------
+@router.get("/admin/access-requests", response_class=HTMLResponse)
+async def access_page(request: Request) -> Response:
+    page = _Page(request, Action.HANDLE_REQUESTS)
+    if page.stop is not None:
+        return page.stop
+    return page.render("access.html", {"report": None})
+
+
+@router.post("/admin/access-requests", response_class=HTMLResponse)
+async def access_request(request: Request) -> Response:
+    page = _Page(request, Action.HANDLE_REQUESTS)
+    if page.stop is not None:
+        return page.stop
+    form = await _photo(page)
+    if isinstance(form, Response):
+        return form
+    assert page.who is not None
+    gw = gateway(request)
+    try:
+        report = await gw.locked(gw.engine.access_request, form.photo, who=requester(page.who))
+    except FacesearchError as exc:
+        return page.render("access.html", {"report": None, "error": str(exc)}, 422)
+    document = base64.b64encode(access_report_html(report).encode()).decode()
+    response = page.render("access.html", {"report": report, "download": document})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# -- audit -----------------------------------------------------------------------------
+@router.get("/audit", response_class=HTMLResponse)
+async def audit_page(request: Request) -> Response:
+    page = _Page(request, Action.AUDIT)
+    if page.stop is not None:
+        return page.stop
+    case = request.query_params.get("case_ref", "").strip()[:200] or None
+    gw = gateway(request)
+    assert page.who is not None
+    who = requester(page.who)
+
+    def read() -> tuple[Any, list[Any]]:
+        entries = list(gw.engine.audit.entries(case_ref=case))[-500:][::-1]
+        gw.engine.record("audit.read", who, case=case, entries=len(entries))
+        return gw.engine.verify_audit(), entries
+
+    verification, entries = await gw.locked(read)
+    return page.render(
+        "audit.html", {"entries": entries, "case": case or "", "verification": verification}
+    )
