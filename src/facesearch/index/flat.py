@@ -168,11 +168,20 @@ class FlatFileIndex:
     ) -> tuple[Ids, npt.NDArray[np.float32]]:
         query = np.atleast_2d(np.asarray(query, dtype=np.float32))
         ids, vectors = self._ids, self.vectors
-        if allowed_ids is not None:
-            mask = np.isin(ids, allowed_ids, assume_unique=True)
-            ids, vectors = ids[mask], vectors[mask]
-        sims = query @ vectors.T
-        return top_k(sims, ids, k)
+        # One query is a matrix-vector product: cheaper than a 1-row GEMM, whose BLAS
+        # threads contend on a busy machine.
+        sims = (vectors @ query[0])[None, :] if len(query) == 1 else query @ vectors.T
+        if allowed_ids is None:
+            return top_k(sims, ids, k)
+        # Score every row and mask the others out, rather than copying the allowed rows.
+        allowed = np.sort(np.asarray(allowed_ids, dtype=np.int64))
+        if len(allowed) == 0 or len(ids) == 0:
+            return top_k(sims[:, :0], ids[:0], k)
+        at = np.minimum(np.searchsorted(allowed, ids), len(allowed) - 1)
+        sims[:, allowed[at] != ids] = -np.inf
+        found, scores = top_k(sims, ids, k)
+        found[~np.isfinite(scores)] = -1
+        return found, scores
 
     def ids(self) -> Ids:
         return self._ids
