@@ -33,7 +33,7 @@
 
   const app = $("search-app");
   if (!app) return;
-  const state = { file: null, face: null, topK: PAGE, data: null };
+  const state = { file: null, face: null, topK: PAGE, data: null, sent: {} };
 
   function setStatus(text, isError) {
     $("status").textContent = text;
@@ -59,7 +59,9 @@
     field.value = sessionStorage.getItem(id) || "";
     field.addEventListener("change", () => {
       sessionStorage.setItem(id, field.value);
-      if (state.file) search();
+      // A change event also fires when the field merely loses focus: search again only
+      // when the value differs from the one the last search was made (and audited) with.
+      if (state.file && field.value.trim() !== (state.sent[id] || "")) search();
     });
   });
 
@@ -74,6 +76,7 @@
       $(purpose ? "f-case" : "f-purpose").focus();
       return;
     }
+    state.sent = { "f-purpose": purpose, "f-case": caseRef };
     const form = new FormData();
     form.append("purpose", purpose);
     form.append("case_ref", caseRef);
