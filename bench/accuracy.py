@@ -82,6 +82,7 @@ def one_to_n(fs: FaceSearch) -> dict[str, Any]:
         counts: dict[str, int] = {}
         for _, ident in photos:
             counts[ident] = counts.get(ident, 0) + 1
+        devset.register_bench_source(fs, source)
         fs.ingest([dev / p for p, _ in photos], source=source, workers=1)
         probes = [p for p, ident in photos if counts[ident] >= 2]
         r1 = r5 = 0

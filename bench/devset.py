@@ -199,3 +199,18 @@ VARIANTS = {
         plain=True,
     ),
 }
+
+
+def register_bench_source(fs: Any, name: str) -> None:
+    """Register a benchmark's collection (ingest refuses sources without a lawful basis)."""
+    from facesearch.governance.policy import Source
+
+    if fs.catalog.get_source(name) is None:
+        fs.add_source(
+            Source(
+                name=name,
+                lawful_basis="legitimate_interests",
+                special_category_condition="archiving_research",
+                retention_days=30,
+            )
+        )

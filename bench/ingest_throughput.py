@@ -89,6 +89,7 @@ def engine(paths: list[Path], workers: int) -> dict[str, Any]:
         tempfile.TemporaryDirectory() as tmp,
         FaceSearch(Settings(home=Path(tmp) / "home", workers=workers)) as fs,
     ):
+        devset.register_bench_source(fs, "bench")
         # Load the models before the clock starts, as the baseline does.
         assert fs.detector is not None and fs.model is not None
         started, cpu = time.perf_counter(), cpu_now()
