@@ -317,14 +317,8 @@ class FaceSearch:
         who = who or self.default_requester()
         self._check_requester(who)
         probe = photo if isinstance(photo, Probe) else self.probe(photo)
-        if not probe.faces:
-            raise NoFaceFound("no face found in the probe photo")
-        if face is not None and not 0 <= face < len(probe.faces):
-            raise InvalidInput(
-                f"face {face} does not exist: the probe has {len(probe.faces)} face(s), "
-                f"numbered 0 to {len(probe.faces) - 1}"
-            )
-        chosen = range(len(probe.faces)) if all_faces else [face or 0]
+        first = _chosen_face(probe, face)
+        chosen = range(len(probe.faces)) if all_faces else [first]
         return [
             self.search_vector(
                 probe.embeddings[i],
@@ -623,11 +617,7 @@ class FaceSearch:
         """Every image of the person in ``photo`` above the strict threshold (for review
         before an erasure), including images withheld from searches by an objection."""
         probe = self.probe(photo)
-        if not probe.faces:
-            raise NoFaceFound("no face found in the photo")
-        index = face or 0
-        if not 0 <= index < len(probe.faces):
-            raise InvalidInput(f"face {index} does not exist: the photo has {len(probe.faces)}")
+        index = _chosen_face(probe, face)
         cut = self.settings.governance.strict_threshold if threshold is None else threshold
         result = self.search_vector(
             probe.embeddings[index],
@@ -653,11 +643,7 @@ class FaceSearch:
     ) -> int:
         """Add a person who objected to the suppression list (with their consent)."""
         probe = self.probe(photo)
-        if not probe.faces:
-            raise NoFaceFound("no face found in the photo")
-        index = face or 0
-        if not 0 <= index < len(probe.faces):
-            raise InvalidInput(f"face {index} does not exist: the photo has {len(probe.faces)}")
+        index = _chosen_face(probe, face)
         suppression_id = self.suppressions.add(
             probe.embeddings[index], self.model.key, consent_ref, note
         )
@@ -668,15 +654,10 @@ class FaceSearch:
         self, photo: bytes, face: int | None = None, who: Requester | None = None
     ) -> dict[str, Any]:
         """Am I in here? The report for a data subject. The photo stays in memory."""
-        import hashlib
         import uuid
 
         probe = self.probe(photo)
-        if not probe.faces:
-            raise NoFaceFound("no face found in the photo")
-        index = face or 0
-        if not 0 <= index < len(probe.faces):
-            raise InvalidInput(f"face {index} does not exist: the photo has {len(probe.faces)}")
+        index = _chosen_face(probe, face)
         strict = self.settings.governance.strict_threshold
         request_id = uuid.uuid4().hex[:12]
         result = self.search_vector(
@@ -686,7 +667,7 @@ class FaceSearch:
             threshold=strict,
             probe_faces=probe.faces,
             who=who,
-            probe_sha256=hashlib.sha256(photo).hexdigest(),
+            probe_sha256=probe.sha256,
             action=None,
             include_suppressed=True,
         )
@@ -696,7 +677,7 @@ class FaceSearch:
             "access_request",
             who,
             request_id=request_id,
-            probe_sha256=hashlib.sha256(photo).hexdigest(),
+            probe_sha256=probe.sha256,
             results=report["images_found"],
         )
         return report
@@ -751,6 +732,19 @@ class FaceSearch:
             "suppressions_added": counts.get("suppression.add", 0),
             "suppressions_on_file": self.suppressions.count(),
         }
+
+
+def _chosen_face(probe: Probe, face: int | None) -> int:
+    """The probe face to search (default: the largest, 0), or why there is none."""
+    if not probe.faces:
+        raise NoFaceFound("no face found in the probe photo")
+    index = face or 0
+    if not 0 <= index < len(probe.faces):
+        raise InvalidInput(
+            f"face {index} does not exist: the probe has {len(probe.faces)} face(s), "
+            f"numbered 0 to {len(probe.faces) - 1}"
+        )
+    return index
 
 
 def _policy(source: Source) -> dict[str, Any]:
