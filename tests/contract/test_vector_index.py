@@ -17,19 +17,9 @@ from facesearch.index.faiss_ivf import FaissIvfIndex
 from facesearch.index.flat import FlatFileIndex
 from facesearch.index.rerank import ExactRerankIndex
 
-DIM = 128
+from ..synthetic import DIM, clustered
+
 N = 20_000
-
-
-def clustered(n: int, seed: int) -> np.ndarray:
-    """Unit vectors, five per identity, identities in look-alike groups (as in galleries)."""
-    rng = np.random.default_rng(seed)
-    groups = rng.standard_normal((200, DIM)).astype(np.float32)
-    groups /= np.linalg.norm(groups, axis=1, keepdims=True)
-    people = groups[rng.integers(0, 200, n // 5)] + 0.09 * rng.standard_normal((n // 5, DIM))
-    people /= np.linalg.norm(people, axis=1, keepdims=True)
-    faces = np.repeat(people, 5, axis=0) + 0.03 * rng.standard_normal((n, DIM))
-    return (faces / np.linalg.norm(faces, axis=1, keepdims=True)).astype(np.float32)
 
 
 VECTORS = clustered(N, 1)

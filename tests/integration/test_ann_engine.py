@@ -17,20 +17,13 @@ from facesearch.cli import main
 from facesearch.index.rerank import ExactRerankIndex
 
 from ..conftest import register
+from ..synthetic import DIM, clustered
 
 THRESHOLD = 5_000
-DIM = 128
 
 
 def synthetic(n: int, seed: int) -> np.ndarray:
-    """Unit vectors, five per identity, identities in look-alike groups."""
-    rng = np.random.default_rng(seed)
-    groups = rng.standard_normal((100, DIM)).astype(np.float32)
-    groups /= np.linalg.norm(groups, axis=1, keepdims=True)
-    people = groups[rng.integers(0, 100, n // 5)] + 0.09 * rng.standard_normal((n // 5, DIM))
-    people /= np.linalg.norm(people, axis=1, keepdims=True)
-    faces = np.repeat(people, 5, axis=0) + 0.03 * rng.standard_normal((n, DIM))
-    return (faces / np.linalg.norm(faces, axis=1, keepdims=True)).astype(np.float32)
+    return clustered(n, seed, groups=100)
 
 
 def settings(home: Path) -> Settings:
