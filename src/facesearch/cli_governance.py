@@ -156,20 +156,7 @@ def _policy_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def source_json(s: Source) -> dict[str, Any]:
-    return {
-        "name": s.name,
-        "description": s.description,
-        "controller": s.controller,
-        "contact": s.contact,
-        "lawful_basis": s.lawful_basis,
-        "special_category_condition": s.special_category_condition,
-        "jurisdictions": list(s.jurisdictions),
-        "retention_days": s.retention_days,
-        "legal_hold": s.legal_hold,
-        "created_at": s.created_at,
-        "updated_at": s.updated_at,
-        **s.counts,
-    }
+    return {**s.policy(), "created_at": s.created_at, "updated_at": s.updated_at, **s.counts}
 
 
 def _source_text(s: Source) -> str:

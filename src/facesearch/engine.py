@@ -508,7 +508,7 @@ class FaceSearch:
     def add_source(self, source: Source, who: Requester | None = None) -> Source:
         """Register a collection with its lawful basis and retention period."""
         stored = self.catalog.add_source(validate_source(source))
-        self.record("source.add", who, source=source.name, policy=_policy(stored))
+        self.record("source.add", who, source=source.name, policy=stored.policy())
         return stored
 
     def update_source(self, name: str, who: Requester | None = None, **changes: Any) -> Source:
@@ -519,7 +519,7 @@ class FaceSearch:
         updated = validate_source(replace(self.source(name), **changes))
         stored = self.catalog.update_source(updated)
         self.record(
-            "source.update", who, source=name, changes=sorted(changes), policy=_policy(stored)
+            "source.update", who, source=name, changes=sorted(changes), policy=stored.policy()
         )
         return stored
 
@@ -716,7 +716,7 @@ class FaceSearch:
             "period": {"since": start, "until": end},
             "sources": [
                 {
-                    **_policy(s),
+                    **s.policy(),
                     "images": s.counts.get("images", 0),
                     "faces": s.counts.get("faces", 0),
                 }
@@ -745,20 +745,6 @@ def _chosen_face(probe: Probe, face: int | None) -> int:
             f"numbered 0 to {len(probe.faces) - 1}"
         )
     return index
-
-
-def _policy(source: Source) -> dict[str, Any]:
-    return {
-        "name": source.name,
-        "description": source.description,
-        "controller": source.controller,
-        "contact": source.contact,
-        "lawful_basis": source.lawful_basis,
-        "special_category_condition": source.special_category_condition,
-        "jurisdictions": list(source.jurisdictions),
-        "retention_days": source.retention_days,
-        "legal_hold": source.legal_hold,
-    }
 
 
 def _receipt_details(receipt: Receipt) -> dict[str, Any]:

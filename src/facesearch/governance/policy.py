@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from facesearch.errors import InvalidInput
 
@@ -55,6 +56,20 @@ class Source:
     created_at: str = ""
     updated_at: str = ""
     counts: dict[str, int] = field(default_factory=dict, compare=False)
+
+    def policy(self) -> dict[str, Any]:
+        """What the source declares (no counts, no timestamps): for audit and reports."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "controller": self.controller,
+            "contact": self.contact,
+            "lawful_basis": self.lawful_basis,
+            "special_category_condition": self.special_category_condition,
+            "jurisdictions": list(self.jurisdictions),
+            "retention_days": self.retention_days,
+            "legal_hold": self.legal_hold,
+        }
 
     def expires_at(self, captured_at: str | None, ingested_at: str) -> str | None:
         """When an image of this source taken/ingested at those times must be removed."""
