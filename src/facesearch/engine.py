@@ -119,7 +119,7 @@ class FaceSearch:
         self.catalog.close()
 
     def _check_encryption(self) -> None:
-        stored = self.catalog._meta("encryption")
+        stored = self.catalog.meta("encryption")
         mine = self.sealer.fingerprint()
         if stored is None:
             if mine is not None and self.catalog.face_state()[0] > 0:
@@ -128,23 +128,21 @@ class FaceSearch:
                     "for a new home"
                 )
             if mine is not None:
-                self.catalog.db.execute("INSERT INTO meta VALUES ('encryption', ?)", (mine,))
+                self.catalog.set_meta("encryption", mine)
         elif mine is None:
             raise ConfigError("this home is encrypted: set FACESEARCH_ENCRYPTION_KEY")
         elif stored != mine:
             raise ConfigError("FACESEARCH_ENCRYPTION_KEY is not the key this home was made with")
 
     def _audit_head(self) -> tuple[int, str] | None:
-        value = self.catalog._meta("audit_head")
+        value = self.catalog.meta("audit_head")
         if value is None:
             return None
         seq, digest = value.split(":", 1)
         return int(seq), digest
 
     def _set_audit_head(self, seq: int, digest: str) -> None:
-        self.catalog.db.execute(
-            "INSERT OR REPLACE INTO meta VALUES ('audit_head', ?)", (f"{seq}:{digest}",)
-        )
+        self.catalog.set_meta("audit_head", f"{seq}:{digest}")
 
     def default_requester(self) -> Requester:
         return Requester(

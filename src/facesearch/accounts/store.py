@@ -7,7 +7,6 @@ Keys and session tokens are stored only as hashes; passwords only as Argon2id ha
 from __future__ import annotations
 
 import functools
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +16,8 @@ from pathlib import Path
 
 from facesearch.accounts import credentials as cred
 from facesearch.accounts.roles import Principal, Role, parse_role
-from facesearch.errors import BackendUnavailable, InvalidInput, NotFound
+from facesearch.errors import InvalidInput, NotFound
+from facesearch.sqlitedb import open_connection
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -74,14 +74,7 @@ class SqliteAccountStore:
         self.path = path
         self.clock = clock
         self._lock = threading.Lock()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA busy_timeout=10000")
-            self.db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise BackendUnavailable(f"cannot open accounts store {path}: {exc}") from exc
+        self.db = open_connection(path, "accounts store", SCHEMA)
 
     def close(self) -> None:
         self.db.close()

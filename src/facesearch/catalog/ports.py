@@ -45,6 +45,12 @@ class Removal:
 
 
 class Catalog(Protocol):
+    def meta(self, key: str) -> str | None:
+        """A value kept with the catalog (the audit log's head, the encryption key's
+        fingerprint), or None."""
+
+    def set_meta(self, key: str, value: str) -> None: ...
+
     def model_key(self) -> str | None: ...
 
     def set_model_key(self, key: str) -> None: ...

@@ -17,6 +17,7 @@ from facesearch.domain import BoundingBox, FaceRecord, ImageRecord, Provenance
 from facesearch.errors import BackendUnavailable, InvalidInput, NotFound
 from facesearch.governance.crypto import Sealer
 from facesearch.governance.policy import Source, expiry
+from facesearch.sqlitedb import Writes, open_connection
 
 SCHEMA_VERSION = 1
 
@@ -114,16 +115,12 @@ class SqliteCatalog:
     def __init__(self, path: Path, sealer: Sealer | None = None) -> None:
         self.path = path
         self.sealer = sealer or Sealer(None)
+        # Deleted rows are overwritten with zeros, so erased templates leave no copy.
+        self.db = open_connection(
+            path, "catalog", SCHEMA, ("synchronous=NORMAL", "foreign_keys=ON", "secure_delete=ON")
+        )
+        self.writes = Writes(self.db)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            # Deleted rows are overwritten with zeros, so erased templates leave no copy.
-            self.db.execute("PRAGMA secure_delete=ON")
-            self.db.execute("PRAGMA busy_timeout=10000")
-            self.db.executescript(SCHEMA)
             self._init_counters()
             self.db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
@@ -133,46 +130,45 @@ class SqliteCatalog:
 
     def _init_counters(self) -> None:
         self.db.executescript(COUNTERS)
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.writes.transaction():
             if self.db.execute("SELECT 1 FROM face_totals").fetchone() is None:
                 self.db.execute(
                     "INSERT INTO face_totals SELECT 1, COUNT(*), COALESCE(SUM(id), 0) FROM faces"
                 )
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
 
     # -- meta --------------------------------------------------------------------------
-    def _meta(self, key: str) -> str | None:
+    def meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    def set_meta(self, key: str, value: str) -> None:
+        with self.writes.alone() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
     def model_key(self) -> str | None:
-        return self._meta("model")
+        return self.meta("model")
 
     def set_model_key(self, key: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (key,))
+        self.set_meta("model", key)
 
     # -- sources -----------------------------------------------------------------------
     def add_source(self, source: Source) -> Source:
         stamp = now()
         try:
-            self.db.execute(
-                """INSERT INTO sources (name, description, controller, contact, lawful_basis,
-                   special_category_condition, jurisdictions, retention_days, legal_hold,
-                   created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                (*_source_row(source), stamp, stamp),
-            )
+            with self.writes.alone() as db:
+                db.execute(
+                    """INSERT INTO sources (name, description, controller, contact, lawful_basis,
+                       special_category_condition, jurisdictions, retention_days, legal_hold,
+                       created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (*_source_row(source), stamp, stamp),
+                )
         except sqlite3.IntegrityError:
             raise InvalidInput(f"source {source.name!r} already exists") from None
         return self._source(source.name)
 
     def update_source(self, source: Source) -> Source:
         """Replace a source's policy; expiry dates of its provenance follow its retention."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.writes.transaction():
             self.db.execute(
                 """UPDATE sources SET description = ?, controller = ?, contact = ?,
                    lawful_basis = ?, special_category_condition = ?, jurisdictions = ?,
@@ -188,10 +184,6 @@ class SqliteCatalog:
                 "UPDATE provenance SET expires_at = ? WHERE id = ?",
                 [(expiry(c, i, source.retention_days), pid) for pid, c, i in rows],
             )
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
         return self._source(source.name)
 
     def get_source(self, name: str) -> Source | None:
@@ -247,12 +239,10 @@ class SqliteCatalog:
         self, image: NewImage, provenance: Provenance, stamp: FileStamp | None
     ) -> tuple[int, list[int], bool]:
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.writes.transaction():
             existing = self.image_id_by_sha(image.sha256)
             if existing is not None:
                 self._insert_provenance(existing, provenance, stamp)
-                db.execute("COMMIT")
                 return existing, [], False
             cur = db.execute(
                 """INSERT INTO images (sha256, width, height, format, bytes, face_count,
@@ -290,22 +280,13 @@ class SqliteCatalog:
                 )
                 face_ids.append(int(cur.lastrowid or 0))
             self._insert_provenance(image_id, provenance, stamp)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return image_id, face_ids, True
 
     def add_provenance(
         self, image_id: int, provenance: Provenance, stamp: FileStamp | None
     ) -> bool:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.writes.transaction():
             added = self._insert_provenance(image_id, provenance, stamp)
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
         return added
 
     def _insert_provenance(
@@ -371,8 +352,7 @@ class SqliteCatalog:
         at = now()
         expires = expiry(None, at, retention_days)
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.writes.transaction():
             first_image = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM images").fetchone()[0])
             first_face = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM faces").fetchone()[0])
             image_ids = range(first_image + 1, first_image + 1 + len(vecs))
@@ -399,20 +379,17 @@ class SqliteCatalog:
                    VALUES (?, ?, ?, ?, ?)""",
                 ((i, source_id, f"{prefix}/{i}", at, expires) for i in image_ids),
             )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return face_ids
 
     def record_failure(self, source: str, path: str, reason: str) -> None:
         source_id, _ = self._policy(source)
-        self.db.execute(
-            """INSERT INTO failures (source_id, path, reason, at) VALUES (?, ?, ?, ?)
-               ON CONFLICT (source_id, path) DO UPDATE SET reason = excluded.reason,
-               at = excluded.at""",
-            (source_id, path, reason, now()),
-        )
+        with self.writes.alone() as db:
+            db.execute(
+                """INSERT INTO failures (source_id, path, reason, at) VALUES (?, ?, ?, ?)
+                   ON CONFLICT (source_id, path) DO UPDATE SET reason = excluded.reason,
+                   at = excluded.at""",
+                (source_id, path, reason, now()),
+            )
 
     # -- reads -------------------------------------------------------------------------
     def get_images(self, image_ids: Sequence[int]) -> dict[int, ImageRecord]:
@@ -645,8 +622,7 @@ class SqliteCatalog:
     def remove_provenance(self, provenance_ids: Sequence[int]) -> Removal:
         """Delete provenance rows, and every image left with none, with its faces."""
         db = self.db
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self.writes.transaction():
             touched: set[int] = set()
             for chunk in _chunks(sorted(set(provenance_ids)), 500):
                 marks = ",".join("?" * len(chunk))
@@ -677,10 +653,6 @@ class SqliteCatalog:
                 ]
                 db.execute(f"DELETE FROM faces WHERE image_id IN ({marks})", chunk)
                 db.execute(f"DELETE FROM images WHERE id IN ({marks})", chunk)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         return Removal(
             provenance=len(set(provenance_ids)),
             images=tuple(orphans),
@@ -689,9 +661,10 @@ class SqliteCatalog:
 
     def scrub(self) -> None:
         """Leave no copy of deleted rows in the database or its WAL (after an erasure)."""
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self.db.execute("VACUUM")
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        with self.writes.alone() as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.execute("VACUUM")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         self.db.close()

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from facesearch.errors import BackendUnavailable
+from facesearch.sqlitedb import Writes, open_connection
 
 GENESIS = "0" * 64
 
@@ -104,48 +103,40 @@ class AuditLog:
         head_set: Callable[[int, str], None],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        try:
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA busy_timeout=10000")
-            self.db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise BackendUnavailable(f"cannot open audit log {path}: {exc}") from exc
+        self.db = open_connection(path, "audit log", SCHEMA)
+        self.writes = Writes(self.db)
         self._head_get = head_get
         self._head_set = head_set
         self._clock = clock
 
     def append(self, event: AuditEvent) -> AuditEntry:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            last = self.db.execute(
-                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
-            ).fetchone()
-            seq, prev = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
-            at = self._clock().astimezone(UTC).isoformat(timespec="microseconds")
-            details = json.dumps(event.details, sort_keys=True, default=str)
-            digest = entry_hash(
-                seq, at, event.actor, event.action, event.purpose, event.case_ref, details, prev
-            )
-            self.db.execute(
-                "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    seq,
-                    at,
-                    event.actor,
-                    event.action,
-                    event.purpose,
-                    event.case_ref,
-                    details,
-                    prev,
-                    digest,
-                ),
-            )
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self._head_set(seq, digest)
+        # The head is set under the same lock, so two appends cannot leave it behind.
+        with self.writes.alone():
+            with self.writes.transaction():
+                last = self.db.execute(
+                    "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+                seq, prev = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
+                at = self._clock().astimezone(UTC).isoformat(timespec="microseconds")
+                details = json.dumps(event.details, sort_keys=True, default=str)
+                digest = entry_hash(
+                    seq, at, event.actor, event.action, event.purpose, event.case_ref, details, prev
+                )
+                self.db.execute(
+                    "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        seq,
+                        at,
+                        event.actor,
+                        event.action,
+                        event.purpose,
+                        event.case_ref,
+                        details,
+                        prev,
+                        digest,
+                    ),
+                )
+            self._head_set(seq, digest)
         return AuditEntry(
             seq,
             at,

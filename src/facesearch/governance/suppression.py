@@ -7,7 +7,6 @@ results (which are then withheld).
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from facesearch.errors import BackendUnavailable, InvalidInput, NotFound
+from facesearch.errors import InvalidInput, NotFound
 from facesearch.governance.crypto import Sealer
+from facesearch.sqlitedb import Writes, open_connection
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS suppressions (
@@ -32,13 +32,8 @@ CREATE TABLE IF NOT EXISTS suppressions (
 
 class SuppressionList:
     def __init__(self, path: Path, sealer: Sealer) -> None:
-        try:
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA secure_delete=ON")
-            self.db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise BackendUnavailable(f"cannot open suppression list {path}: {exc}") from exc
+        self.db = open_connection(path, "suppression list", SCHEMA, ("secure_delete=ON",))
+        self.writes = Writes(self.db)
         self.sealer = sealer
         self._cache: tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None = None
 
@@ -49,25 +44,27 @@ class SuppressionList:
             raise InvalidInput(
                 "a suppression needs the reference of the person's consent to keep their template"
             )
-        cur = self.db.execute(
-            "INSERT INTO suppressions (consent_ref, note, model, template, created_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (
-                consent_ref,
-                note,
-                model,
-                self.sealer.seal(template.astype(np.float32).tobytes()),
-                datetime.now(UTC).isoformat(timespec="seconds"),
-            ),
-        )
+        with self.writes.alone() as db:
+            cur = db.execute(
+                "INSERT INTO suppressions (consent_ref, note, model, template, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    consent_ref,
+                    note,
+                    model,
+                    self.sealer.seal(template.astype(np.float32).tobytes()),
+                    datetime.now(UTC).isoformat(timespec="seconds"),
+                ),
+            )
         self._cache = None
         return int(cur.lastrowid or 0)
 
     def remove(self, suppression_id: int) -> None:
-        cur = self.db.execute("DELETE FROM suppressions WHERE id = ?", (suppression_id,))
-        if cur.rowcount == 0:
-            raise NotFound(f"no suppression with id {suppression_id}")
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        with self.writes.alone() as db:
+            cur = db.execute("DELETE FROM suppressions WHERE id = ?", (suppression_id,))
+            if cur.rowcount == 0:
+                raise NotFound(f"no suppression with id {suppression_id}")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._cache = None
 
     def list(self) -> list[dict[str, Any]]:
