@@ -5,15 +5,17 @@ into memory (never a temporary file) and dropped after the request."""
 from __future__ import annotations
 
 import base64
-from typing import Any
+from collections.abc import Callable
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from facesearch.accounts.roles import Action
 from facesearch.api.auth import requester
 from facesearch.api.deps import gateway
 from facesearch.api.memory_form import PhotoForm, read_photo_form
+from facesearch.domain import Requester
 from facesearch.errors import FacesearchError, InvalidInput, NotFound
 from facesearch.governance.access import access_report_html
 from facesearch.governance.policy import (
@@ -48,92 +50,91 @@ async def sources_view(page: _Page, error: str = "", status: int = 200) -> Respo
     )
 
 
-def _policy(
-    lawful_basis: str,
-    condition: str,
-    retention: str,
-    jurisdictions: str,
-    description: str,
-    controller: str,
-    contact: str,
-    legal_hold: str,
-) -> dict[str, Any]:
-    return {
-        "lawful_basis": lawful_basis,
-        "special_category_condition": condition,
-        "retention_days": parse_period(retention),
-        "jurisdictions": parse_jurisdictions(jurisdictions),
-        "description": description.strip(),
-        "controller": controller.strip(),
-        "contact": contact.strip(),
-        "legal_hold": legal_hold == "on",
-    }
+class PolicyForm:
+    """The fields of the add-source and edit-source forms (FastAPI fills it from Form)."""
+
+    def __init__(
+        self,
+        csrf_token: str = Form(""),
+        lawful_basis: str = Form(""),
+        condition: str = Form(""),
+        retention: str = Form("", max_length=20),
+        jurisdictions: str = Form("", max_length=2000),
+        description: str = Form("", max_length=2000),
+        controller: str = Form("", max_length=500),
+        contact: str = Form("", max_length=500),
+        legal_hold: str = Form(""),
+    ) -> None:
+        self.csrf_token = csrf_token
+        self.fields = (
+            lawful_basis, condition, retention, jurisdictions, description, controller, contact,
+            legal_hold,
+        )  # fmt: skip
+
+    def policy(self) -> dict[str, Any]:
+        """The policy as Source fields; InvalidInput for a period or jurisdiction list that
+        does not parse."""
+        basis, condition, retention, jurisdictions, description, controller, contact, hold = (
+            self.fields
+        )
+        return {
+            "lawful_basis": basis,
+            "special_category_condition": condition,
+            "retention_days": parse_period(retention),
+            "jurisdictions": parse_jurisdictions(jurisdictions),
+            "description": description.strip(),
+            "controller": controller.strip(),
+            "contact": contact.strip(),
+            "legal_hold": hold == "on",
+        }
+
+
+async def _save_source(
+    request: Request,
+    form: PolicyForm,
+    save: Callable[[Requester, dict[str, Any]], Any],
+    status: int,
+) -> Response:
+    """Check role and CSRF token, then add or update through ``save``; the sources page
+    again, with the error when the engine refused."""
+    page = _Page(request, Action.MANAGE_SOURCES)
+    if page.stop is not None:
+        return page.stop
+    if not page.form_ok(form.csrf_token):
+        return await sources_view(page, CSRF_MESSAGE, 403)
+    assert page.who is not None
+    who = requester(page.who)
+    try:
+        policy = form.policy()
+        await gateway(request).locked(save, who, policy)
+    except FacesearchError as exc:
+        return await sources_view(page, str(exc), 404 if isinstance(exc, NotFound) else 400)
+    return await sources_view(page, "", status)
 
 
 @router.post("/sources", response_class=HTMLResponse)
 async def add_source(
     request: Request,
-    csrf_token: str = Form(""),
+    form: Annotated[PolicyForm, Depends()],
     name: str = Form("", max_length=100),
-    lawful_basis: str = Form(""),
-    condition: str = Form(""),
-    retention: str = Form("", max_length=20),
-    jurisdictions: str = Form("", max_length=2000),
-    description: str = Form("", max_length=2000),
-    controller: str = Form("", max_length=500),
-    contact: str = Form("", max_length=500),
-    legal_hold: str = Form(""),
 ) -> Response:
-    page = _Page(request, Action.MANAGE_SOURCES)
-    if page.stop is not None:
-        return page.stop
-    if not page.form_ok(csrf_token):
-        return await sources_view(page, CSRF_MESSAGE, 403)
-    assert page.who is not None
-    gw = gateway(request)
-    try:
-        policy = _policy(
-            lawful_basis, condition, retention, jurisdictions, description, controller,
-            contact, legal_hold,
-        )  # fmt: skip
-        await gw.locked(
-            gw.engine.add_source, Source(name=name.strip(), **policy), requester(page.who)
-        )
-    except FacesearchError as exc:
-        return await sources_view(page, str(exc), 400)
-    return await sources_view(page, "", 201)
+    engine = gateway(request).engine
+    return await _save_source(
+        request,
+        form,
+        lambda who, policy: engine.add_source(Source(name=name.strip(), **policy), who),
+        201,
+    )
 
 
 @router.post("/sources/{name}", response_class=HTMLResponse)
 async def update_source(
-    request: Request,
-    name: str,
-    csrf_token: str = Form(""),
-    lawful_basis: str = Form(""),
-    condition: str = Form(""),
-    retention: str = Form("", max_length=20),
-    jurisdictions: str = Form("", max_length=2000),
-    description: str = Form("", max_length=2000),
-    controller: str = Form("", max_length=500),
-    contact: str = Form("", max_length=500),
-    legal_hold: str = Form(""),
+    request: Request, name: str, form: Annotated[PolicyForm, Depends()]
 ) -> Response:
-    page = _Page(request, Action.MANAGE_SOURCES)
-    if page.stop is not None:
-        return page.stop
-    if not page.form_ok(csrf_token):
-        return await sources_view(page, CSRF_MESSAGE, 403)
-    assert page.who is not None
-    gw = gateway(request)
-    try:
-        policy = _policy(
-            lawful_basis, condition, retention, jurisdictions, description, controller,
-            contact, legal_hold,
-        )  # fmt: skip
-        await gw.locked(gw.engine.update_source, name, requester(page.who), **policy)
-    except FacesearchError as exc:
-        return await sources_view(page, str(exc), 404 if isinstance(exc, NotFound) else 400)
-    return await sources_view(page)
+    engine = gateway(request).engine
+    return await _save_source(
+        request, form, lambda who, policy: engine.update_source(name, who, **policy), 200
+    )
 
 
 # -- photo forms -----------------------------------------------------------------------
