@@ -133,8 +133,8 @@ def test_remove_takes_effect_at_once_and_compaction_erases(adapter: str, tmp_pat
     directory = tmp_path / "index"
     index = ADAPTERS[adapter][0](directory)
     index.reset("test-model")
-    index.add(IDS[:15_000], VECTORS[:15_000])  # trained (IVF) snapshot
-    index.add(IDS[15_000:], VECTORS[15_000:])  # the rest sits in the delta files
+    index.add(IDS[:17_000], VECTORS[:17_000])  # trained (IVF) snapshot
+    index.add(IDS[17_000:], VECTORS[17_000:])  # the rest sits in the delta files
     top, _ = index.search(QUERIES, 1)
     victims = [int(top[0, 0]), int(IDS[-1])]  # one in the snapshot, one in the delta
     codes = ivf_codes(index, victims)

@@ -200,9 +200,9 @@ def test_cells_are_retrained_when_the_collection_outgrows_them(tmp_path: Path) -
         fs.catalog.bulk_add_embeddings("a", synthetic(1_000, 3))
     with FaceSearch(forced) as fs:  # built from the catalog, trained for 1,000
         small = fs.index.inner
-        assert (small.trained, small.trained_for, small.nlist) == (True, 1_000, 16)
+        assert (small.trained, small.trained_for, small.nlist) == (True, 1_000, 32)
         fs.catalog.bulk_add_embeddings("a", synthetic(9_000, 4))
     with FaceSearch(forced) as fs:  # 10,000 faces: more than 8 times as many, retrained
         grown = fs.index.inner
-        assert (grown.trained_for, grown.nlist) == (10_000, 128)
+        assert (grown.trained_for, grown.nlist) == (10_000, 512)
         assert fs.stats()["index"] == {"kind": "ann", "faces": 10_000, "consistent": True}

@@ -39,26 +39,49 @@ from facesearch.index.flat import fsync_dir, top_k, write_atomic
 from facesearch.index.ports import Ids, IndexState, Vectors
 
 STATE = "state.json"
-TRAIN_PER_CELL = 40  # faiss's k-means wants at least 39 points per centroid
-FILTER_PROBE_MAX = 4.0  # a filtered search scans at most this many times more cells
-# k-means on 2 cores: 4096 cells train in about a minute; more cost more build time than
-# they save in queries at 10M faces (docs/benchmarks.md).
-MAX_NLIST = 4096
+# k-means needs a few points per cell, not faiss's 39: cells only have to split the
+# gallery evenly, and 16 a cell trains 65,536 cells in about 12 min on 2 cores.
+TRAIN_PER_CELL = 16
+# About 150 faces a cell at 10M: recall@10 0.99 needs ~1% of the gallery scanned with
+# 4,096 cells (nprobe 256+) but 0.1% with 65,536 (docs/benchmarks.md).
+MAX_NLIST = 65536
 HNSW_QUANTIZER_FROM = 1024  # from this many cells, find a vector's cells with HNSW
 ADD_EF_SEARCH = 32  # HNSW breadth when assigning a new vector to its cell
+SEARCH_EF_MIN = 128  # HNSW breadth when finding a query's nprobe cells (at least nprobe)
 KMEANS_ITERATIONS = 10
 
 
 def default_nlist(expected: int) -> int:
-    """About 4*sqrt(n) cells, a power of two from 16 to MAX_NLIST, trainable on n vectors."""
-    target = 2 ** round(math.log2(4 * math.sqrt(max(expected, 1))))
+    """About 16*sqrt(n) cells, a power of two from 16 to MAX_NLIST, trainable on n vectors."""
+    target = 2 ** round(math.log2(16 * math.sqrt(max(expected, 1))))
     trainable = 2 ** math.floor(math.log2(max(expected // TRAIN_PER_CELL, 1)))
     return int(min(MAX_NLIST, max(16, min(target, trainable))))
 
 
 def default_nprobe(nlist: int) -> int:
-    """Cells scanned per query: 1/32 of them, 16 to 32 (measured, docs/benchmarks.md)."""
-    return min(nlist, max(16, min(32, nlist // 32)))
+    """Cells scanned per query: 1/512 of them, 16 to 128 (measured, docs/benchmarks.md)."""
+    return min(nlist, max(16, min(128, nlist // 512)))
+
+
+def train_cells(sample: Vectors, nlist: int) -> Vectors:
+    """Spherical k-means centres of ``sample``. With many cells each point finds its
+    nearest centre through HNSW instead of comparing with all of them, which makes
+    training 65,536 cells a matter of minutes rather than hours on 2 cores."""
+    clustering: Any = faiss.Clustering(sample.shape[1], nlist)
+    clustering.niter = KMEANS_ITERATIONS
+    clustering.spherical = True
+    clustering.min_points_per_centroid = 1  # TRAIN_PER_CELL is chosen on purpose
+    clustering.max_points_per_centroid = 1 << 30  # the caller already sampled
+    assign: Any
+    if nlist >= HNSW_QUANTIZER_FROM:
+        assign = faiss.IndexHNSWFlat(sample.shape[1], 32)
+        assign.hnsw.efConstruction = 40
+        assign.hnsw.efSearch = ADD_EF_SEARCH
+    else:
+        assign = faiss.IndexFlatL2(sample.shape[1])
+    clustering.train(sample, assign)
+    centres: Vectors = faiss.vector_to_array(clustering.centroids).reshape(nlist, -1)
+    return centres
 
 
 def _fsync_append(path: Path, data: bytes) -> None:
@@ -90,6 +113,7 @@ class FaissIvfIndex:
         self.snapshot_fraction = snapshot_fraction
         self.expected = expected
         self._hnsw_quantizer = False
+        self._centres: Vectors | None = None  # cell centres, for filtered searches
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._load()
@@ -176,6 +200,7 @@ class FaissIvfIndex:
         write_atomic(self.dir / STATE, json.dumps(state).encode())
 
     def _set_nprobe(self) -> None:
+        self._centres = None
         if self.ivf is not None:
             self.nprobe = self.nprobe_setting or default_nprobe(self.nlist)
             ivf = faiss.extract_index_ivf(self.ivf)
@@ -199,11 +224,13 @@ class FaissIvfIndex:
         """Train the cells on a sample (a random sample of the ``planned`` faces)."""
         sample = np.ascontiguousarray(sample, dtype=np.float32)
         self.nlist = min(self.nlist, max(1, len(sample) // TRAIN_PER_CELL))
-        quantizer: Any = (
-            faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT)
-            if self.nlist >= HNSW_QUANTIZER_FROM
-            else faiss.IndexFlatIP(self.dim)
-        )
+        quantizer: Any
+        if self.nlist >= HNSW_QUANTIZER_FROM:
+            quantizer = faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT)
+            quantizer.hnsw.efConstruction = 40
+        else:
+            quantizer = faiss.IndexFlatIP(self.dim)
+        quantizer.add(train_cells(sample, self.nlist))
         ivf: Any = faiss.IndexIVFScalarQuantizer(
             quantizer,
             self.dim,
@@ -211,9 +238,7 @@ class FaissIvfIndex:
             faiss.ScalarQuantizer.QT_8bit,
             faiss.METRIC_INNER_PRODUCT,
         )
-        ivf.quantizer_trains_alone = 2  # k-means on the sample, then the centres into HNSW
-        ivf.cp.niter = KMEANS_ITERATIONS
-        ivf.train(sample)  # faiss's Python wrapper keeps the quantizer alive with ivf
+        ivf.train(sample)  # the cells are set: this trains the 8-bit codes only
         self.ivf = ivf
         self.trained_for = max(len(self._ids), len(sample), planned)
         if len(self._delta_ids):
@@ -318,30 +343,58 @@ class FaissIvfIndex:
                 mask = np.isin(ids, allowed_ids)
                 ids, vecs = ids[mask], vecs[mask]
             return top_k(query @ vecs.T, ids, k)
+        ivf: Any = faiss.extract_index_ivf(self.ivf)
+        # One query: both cores scan its cells (faiss splits the probes between threads);
+        # a batch: each core takes whole queries.
+        ivf.parallel_mode = 1 if len(query) == 1 else 0
         make: Any = faiss.SearchParametersIVF
-        nprobe, sel, bitmap = self.nprobe, None, None
-        if allowed_ids is not None and len(self._ids):
-            allowed = np.asarray(allowed_ids, dtype=np.int64)
-            allowed = allowed[(allowed >= 0) & (allowed <= self._ids[-1])]
-            # A bitmap over the id range: built in a millisecond even for millions of ids.
-            bits = np.zeros(int(self._ids[-1]) + 1, dtype=bool)
-            bits[allowed] = True
-            bitmap = np.packbits(bits, bitorder="little")
-            sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
-            share = len(allowed) / len(self._ids)
-            # A filter thins every cell, so the nearest allowed faces sit in more cells.
-            scale = min(FILTER_PROBE_MAX, max(1.0, math.sqrt(1 / max(share, 1e-9))))
-            nprobe = min(self.nlist, int(self.nprobe * scale))
-        params = make(nprobe=nprobe)
-        if sel is not None:
-            params.sel = sel
-        if self._hnsw_quantizer:  # the cell search must return all nprobe cells
-            make_hnsw: Any = faiss.SearchParametersHNSW  # type: ignore[attr-defined]
-            params.quantizer_params = make_hnsw(efSearch=max(64, 2 * nprobe))
-        sims, ids = self.ivf.search(query, k, params=params)
-        del bitmap  # kept alive until the search is done
+        if allowed_ids is None or not len(self._ids):
+            params = make(nprobe=self.nprobe)
+            if self._hnsw_quantizer:  # the cell search must return all nprobe cells
+                make_hnsw: Any = faiss.SearchParametersHNSW  # type: ignore[attr-defined]
+                params.quantizer_params = make_hnsw(efSearch=max(SEARCH_EF_MIN, self.nprobe))
+            sims, ids = self.ivf.search(query, k, params=params)
+        else:
+            sims, ids = self._search_filtered(ivf, query, k, allowed_ids)
         sims = np.where(ids >= 0, sims, -np.inf).astype(np.float32)
         return ids.astype(np.int64), sims
+
+    def _search_filtered(
+        self, ivf: Any, query: Vectors, k: int, allowed_ids: Ids
+    ) -> tuple[npt.NDArray[np.float32], Ids]:
+        """Only ``allowed_ids``, checked inside the scan against a bitmap of the id range.
+
+        A filter keeping a share s of the faces leaves about s of every cell, so the scan
+        covers nprobe/s cells to see as many allowed faces as an unfiltered search (1% of
+        10M faces: recall@10 0.99 in ~25 ms, docs/benchmarks.md). That many cells are
+        found by comparing the query with every cell centre: one matrix product, cheaper
+        than a graph search that deep.
+        """
+        allowed = np.asarray(allowed_ids, dtype=np.int64)
+        allowed = allowed[(allowed >= 0) & (allowed <= self._ids[-1])]
+        # A bitmap over the id range: built in a millisecond even for millions of ids.
+        bits = np.zeros(int(self._ids[-1]) + 1, dtype=bool)
+        bits[allowed] = True
+        bitmap = np.packbits(bits, bitorder="little")
+        share = max(len(allowed) / len(self._ids), 1e-9)
+        nprobe = max(1, min(self.nlist, math.ceil(self.nprobe / share)))
+        if self._centres is None:
+            self._centres = faiss.downcast_index(ivf.quantizer).reconstruct_n(0, self.nlist)
+        coarse = query @ self._centres.T
+        cells = np.argpartition(-coarse, nprobe - 1, axis=1)[:, :nprobe].astype(np.int64)
+        cell_sims = np.ascontiguousarray(np.take_along_axis(coarse, cells, axis=1))
+        make: Any = faiss.SearchParametersIVF
+        params = make(nprobe=nprobe)
+        params.sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
+        sims = np.empty((len(query), k), dtype=np.float32)
+        ids = np.empty((len(query), k), dtype=np.int64)
+        sw = faiss.swig_ptr
+        ivf.search_preassigned_c(
+            len(query), sw(query), k, sw(cells), sw(cell_sims), sw(sims),
+            sw(ids), False, params,
+        )  # fmt: skip
+        del bitmap  # kept alive until the search is done
+        return sims, ids
 
     def ids(self) -> Ids:
         return self._ids
