@@ -120,7 +120,9 @@ class IndexSettings(BaseModel):
         200_000, gt=0, description="Faces at which auto switches from exact to approximate."
     )
     nprobe: int = Field(
-        0, ge=0, description="IVF cells scanned per query (0: nlist/32); more is slower, surer."
+        0,
+        ge=0,
+        description="IVF cells scanned per query (0: nlist/512, 16 to 128); more: slower, surer.",
     )
     candidates: int = Field(
         100, gt=0, description="Approximate candidates re-scored exactly per query (at least k)."

@@ -287,8 +287,11 @@ class FaceSearch:
             return str(exc)
 
     # -- search ------------------------------------------------------------------------
-    def probe(self, photo: bytes | str | Path) -> Probe:
-        """Decode a probe photo and embed every face in it (largest first)."""
+    def probe(self, photo: bytes | str | Path | Probe) -> Probe:
+        """Decode a probe photo and embed every face in it (largest first); a Probe made
+        already (by the server's model pool) is returned as it is."""
+        if isinstance(photo, Probe):
+            return photo
         data = read_limited(str(photo), self.limits) if isinstance(photo, (str, Path)) else photo
         decoded = decode_image(data, self.limits)
         found = self.detector.detect_faces(decoded.pixels)
@@ -314,7 +317,7 @@ class FaceSearch:
         """Rank stored images by how closely their faces match the probe's face(s)."""
         who = who or self.default_requester()
         self._check_requester(who)
-        probe = photo if isinstance(photo, Probe) else self.probe(photo)
+        probe = self.probe(photo)
         first = _chosen_face(probe, face)
         chosen = range(len(probe.faces)) if all_faces else [first]
         return [
@@ -606,7 +609,7 @@ class FaceSearch:
 
     def find_person(
         self,
-        photo: bytes | str | Path,
+        photo: bytes | str | Path | Probe,
         threshold: float | None = None,
         face: int | None = None,
         who: Requester | None = None,
@@ -633,7 +636,7 @@ class FaceSearch:
     # -- objection and access ----------------------------------------------------------
     def suppress(
         self,
-        photo: bytes | str | Path,
+        photo: bytes | str | Path | Probe,
         consent_ref: str,
         note: str = "",
         face: int | None = None,
@@ -649,7 +652,7 @@ class FaceSearch:
         return suppression_id
 
     def access_request(
-        self, photo: bytes, face: int | None = None, who: Requester | None = None
+        self, photo: bytes | Probe, face: int | None = None, who: Requester | None = None
     ) -> dict[str, Any]:
         """Am I in here? The report for a data subject. The photo stays in memory."""
         import uuid

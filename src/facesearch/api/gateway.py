@@ -146,6 +146,12 @@ class Gateway:
             pixels=decoded.pixels, faces=faces, embeddings=embeddings, sha256=sha256_of(data)
         )
 
+    async def probe_photo(self, data: bytes) -> Probe:
+        """The probe of an uploaded photo, made on the model pool, outside the lock: for
+        the engine calls that take a photo (erasure review, objections, access requests)
+        so that their model work does not hold up other requests."""
+        return await self.infer(self.probe, data, Timings())
+
     # -- catalog and index (under the lock) ----------------------------------------------
     def search(
         self,

@@ -88,7 +88,7 @@ async def review(request: Request, who: Principal = Depends(allow(Action.DELETE)
     form = await read_photo_form(request, gw.engine.limits)
     result = await gw.locked(
         gw.engine.find_person,
-        form.photo,
+        await gw.probe_photo(form.photo),
         threshold=form.number("threshold", -1.0, 1.0),
         face=form.integer("face", 0, 10_000),
         who=requester(who),

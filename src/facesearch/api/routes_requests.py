@@ -48,7 +48,7 @@ async def access_request(
     form = await read_photo_form(request, gw.engine.limits)
     report = await gw.locked(
         gw.engine.access_request,
-        form.photo,
+        await gw.probe_photo(form.photo),
         face=form.integer("face", 0, 10_000),
         who=requester(who),
     )
@@ -87,7 +87,7 @@ async def add_suppression(
         raise InvalidInput("consent_ref is required: the reference of the person's consent")
     sid = await gw.locked(
         gw.engine.suppress,
-        form.photo,
+        await gw.probe_photo(form.photo),
         consent,
         form.text("note", 500),
         face=form.integer("face", 0, 10_000),

@@ -180,7 +180,8 @@ async def erase_review(request: Request) -> Response:
     assert page.who is not None
     gw = gateway(request)
     try:
-        result = await gw.locked(gw.engine.find_person, form.photo, who=requester(page.who))
+        probe = await gw.probe_photo(form.photo)
+        result = await gw.locked(gw.engine.find_person, probe, who=requester(page.who))
     except FacesearchError as exc:
         return page.render("erase.html", {"step": "upload", "error": str(exc)}, 422)
     return page.render("erase.html", {"step": "review", "result": result})
@@ -232,7 +233,8 @@ async def access_request(request: Request) -> Response:
     assert page.who is not None
     gw = gateway(request)
     try:
-        report = await gw.locked(gw.engine.access_request, form.photo, who=requester(page.who))
+        probe = await gw.probe_photo(form.photo)
+        report = await gw.locked(gw.engine.access_request, probe, who=requester(page.who))
     except FacesearchError as exc:
         return page.render("access.html", {"report": None, "error": str(exc)}, 422)
     document = base64.b64encode(access_report_html(report).encode()).decode()
