@@ -42,6 +42,14 @@ class Writes:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
         self._lock = threading.RLock()
+        self._generation = 0
+
+    @property
+    def version(self) -> tuple[int, int]:
+        """Changes when anything was written: by this connection (counted here) or by
+        another connection or process (SQLite's ``data_version``). For caches."""
+        other = int(self.db.execute("PRAGMA data_version").fetchone()[0])
+        return other, self._generation
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -54,10 +62,14 @@ class Writes:
                 self.db.execute("ROLLBACK")
                 raise
             self.db.execute("COMMIT")
+            self._generation += 1
 
     @contextmanager
     def alone(self) -> Iterator[sqlite3.Connection]:
         """The connection with no transaction of another thread open on it (for single
         statements in autocommit, ``VACUUM`` and checkpoints)."""
         with self._lock:
-            yield self.db
+            try:
+                yield self.db
+            finally:
+                self._generation += 1

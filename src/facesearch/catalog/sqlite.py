@@ -105,6 +105,10 @@ END;
 """
 
 
+IDS_CACHE_ENTRIES = 16  # source sets whose face ids are kept between searches
+Ids = npt.NDArray[np.int64]
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -120,6 +124,7 @@ class SqliteCatalog:
             path, "catalog", SCHEMA, ("synchronous=NORMAL", "foreign_keys=ON", "secure_delete=ON")
         )
         self.writes = Writes(self.db)
+        self._ids_by_sources: dict[tuple[str, ...], tuple[tuple[int, int], Ids]] = {}
         try:
             self._init_counters()
             self.db.execute(
@@ -471,18 +476,33 @@ class SqliteCatalog:
         return out
 
     def face_ids(self, sources: Sequence[str] | None = None) -> npt.NDArray[np.int64]:
+        """Every face id, or those of faces in images of ``sources`` (sorted, read-only).
+
+        A source-restricted search asks for the same sources again and again, and at 10M
+        faces the join takes seconds, so the answer is kept until the catalog changes.
+        """
         if sources is None:
             rows = self.db.execute("SELECT id FROM faces ORDER BY id")
-        else:
-            marks = ",".join("?" * len(sources))
-            rows = self.db.execute(
-                f"""SELECT DISTINCT f.id FROM faces f
-                    JOIN provenance p ON p.image_id = f.image_id
-                    JOIN sources s ON s.id = p.source_id
-                    WHERE s.name IN ({marks}) ORDER BY f.id""",
-                list(sources),
-            )
-        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+            return np.fromiter((r[0] for r in rows), dtype=np.int64)
+        key = tuple(sorted(set(sources)))
+        version = self.writes.version
+        cached = self._ids_by_sources.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        marks = ",".join("?" * len(key))
+        rows = self.db.execute(
+            f"""SELECT DISTINCT f.id FROM faces f
+                JOIN provenance p ON p.image_id = f.image_id
+                JOIN sources s ON s.id = p.source_id
+                WHERE s.name IN ({marks}) ORDER BY f.id""",
+            key,
+        )
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64)
+        ids.flags.writeable = False
+        if len(self._ids_by_sources) >= IDS_CACHE_ENTRIES:
+            self._ids_by_sources.clear()
+        self._ids_by_sources[key] = (version, ids)
+        return ids
 
     def iter_embeddings(
         self, batch: int = 10_000
