@@ -57,7 +57,7 @@ async def audit_log(
     rows = await gw.locked(page)
     shown = rows[:limit]
     return gov.AuditPage(
-        items=[gov.AuditEntryOut(**e.as_dict()) for e in shown],
+        items=list(shown),
         next_cursor=cursors.encode({"after": shown[-1].seq}) if len(rows) > limit else None,
     )
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, StringConstraints
 
 from facesearch.api.schemas import MatchOut, ProbeFaceOut
+from facesearch.governance.audit import AuditEntry
 from facesearch.governance.erasure import Receipt
 from facesearch.governance.policy import ART6_BASES, ART9_CONDITIONS
 
@@ -151,20 +152,8 @@ class AccessReportOut(BaseModel):
     note: str
 
 
-class AuditEntryOut(BaseModel):
-    seq: int
-    at: str
-    actor: str
-    action: str
-    purpose: str | None
-    case_ref: str | None
-    details: dict[str, Any]
-    prev_hash: str
-    hash: str
-
-
 class AuditPage(BaseModel):
-    items: list[AuditEntryOut]
+    items: list[AuditEntry]  # the log's own record: one definition for both
     next_cursor: str | None
 
 
