@@ -1,7 +1,9 @@
 """Which nprobe and re-rank pool reach recall@10 >= 0.99, on an index already built?
 
 Loads the IVF index that bench/ann_search.py left in --workdir (after its 1% delete),
-recomputes exact ground truth over the surviving faces, and sweeps nprobe x candidates.
+recomputes exact ground truth over the surviving faces, and sweeps nprobe x candidates;
+then filtered search at the default nprobe, as the engine runs it (the same read-only
+id array for every query of a filter).
 
     .venv/bin/python bench/ann_tuning.py --faces 10000000
 """
@@ -19,7 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ann_synthetic as syn
-from facesearch.index.faiss_ivf import FaissIvfIndex
+from ann_search import bench_filtered
+from facesearch.index.faiss_ivf import FaissIvfIndex, default_nprobe
 from facesearch.index.rerank import ExactRerankIndex
 
 SEED = 5  # as bench/ann_search.py
@@ -62,9 +65,18 @@ def main() -> None:
                 }
             )
             print(json.dumps(out[-1]), file=sys.stderr, flush=True)
+    ivf.nprobe = default_nprobe(ivf.nlist)
+    index = ExactRerankIndex(ivf, lambda ids: (np.asarray(ids), gallery[np.asarray(ids)]))
+    filtered = bench_filtered(index, gallery, queries, alive=ivf.ids())
     print(
         json.dumps(
-            {"faces": args.faces, "nlist": ivf.nlist, "load_s": round(load_s, 1), "sweep": out}
+            {
+                "faces": args.faces,
+                "nlist": ivf.nlist,
+                "load_s": round(load_s, 1),
+                "sweep": out,
+                "filtered_default_nprobe": filtered,
+            }
         )
     )
 

@@ -53,10 +53,16 @@ def fill(catalog: SqliteCatalog, n: int) -> float:
     return time.perf_counter() - t0
 
 
-def run(n: int, work: Path) -> dict[str, Any]:
-    shutil.rmtree(work, ignore_errors=True)
-    catalog = SqliteCatalog(work / "catalog.sqlite")
-    fill_s = fill(catalog, n)
+def run(n: int, work: Path, keep: bool) -> dict[str, Any]:
+    path = work / f"catalog-{n}.sqlite"
+    fill_s = None
+    if not (keep and path.exists()):
+        shutil.rmtree(work, ignore_errors=True)
+        catalog = SqliteCatalog(path)
+        fill_s = round(fill(catalog, n), 1)
+        catalog.close()
+    catalog = SqliteCatalog(path)  # reopened, as a server opens its home
+    assert catalog.face_state()[0] == n
     gallery = np.concatenate([v for _, v in syn.chunks(SEED, min(n, 1_000_000))])
     rng = np.random.default_rng(SEED)
     catalog_ms, array_ms = [], []
@@ -72,11 +78,12 @@ def run(n: int, work: Path) -> dict[str, Any]:
         array_ms.append((time.perf_counter() - t0) * 1e3)
     catalog.close()
     size_mb = sum(p.stat().st_size for p in work.iterdir()) / 2**20
-    shutil.rmtree(work, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(work, ignore_errors=True)
     p50_catalog, p50_array = float(np.median(catalog_ms)), float(np.median(array_ms))
     return {
         "faces": n,
-        "fill_s": round(fill_s, 1),
+        "fill_s": fill_s,
         "catalog_mb": round(size_mb, 1),
         "candidates": CANDIDATES,
         "catalog_p50_ms": round(p50_catalog, 3),
@@ -92,9 +99,12 @@ def main() -> None:
     parser.add_argument(
         "--workdir", default=str(Path(tempfile.gettempdir()) / "facesearch-rerank-lookup")
     )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the catalogs, and reuse one already there"
+    )
     args = parser.parse_args()
     for n in (int(s) for s in args.sizes.split(",")):
-        print(json.dumps(run(n, Path(args.workdir))), flush=True)
+        print(json.dumps(run(n, Path(args.workdir) / str(n), args.keep)), flush=True)
 
 
 if __name__ == "__main__":

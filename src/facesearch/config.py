@@ -122,7 +122,7 @@ class IndexSettings(BaseModel):
     nprobe: int = Field(
         0,
         ge=0,
-        description="IVF cells scanned per query (0: nlist/512, 16 to 128); more: slower, surer.",
+        description="IVF cells scanned per query (0: nlist/512, 32 to 128); more: slower, surer.",
     )
     candidates: int = Field(
         100, gt=0, description="Approximate candidates re-scored exactly per query (at least k)."
