@@ -143,7 +143,7 @@ def bench_ivf(
     ivf.compact()
     build_s = time.perf_counter() - t0
     log(f"built in {build_s:.0f} s (nlist {ivf.nlist})")
-    index = ExactRerankIndex(ivf, lookup_in(gallery), pool=100)
+    index = ExactRerankIndex(ivf, lookup_in(gallery))
     out: dict[str, Any] = {
         "build_s": round(build_s, 1),
         "train_s": round(train_s, 1),

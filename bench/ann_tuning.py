@@ -1,9 +1,9 @@
-"""Which nprobe and re-rank pool reach recall@10 >= 0.99, on an index already built?
+"""Which nprobe and re-rank margin reach recall@10 >= 0.99, on an index already built?
 
 Loads the IVF index that bench/ann_search.py left in --workdir (after its 1% delete),
-recomputes exact ground truth over the surviving faces, and sweeps nprobe x candidates;
-then filtered search at the default nprobe, as the engine runs it (the same read-only
-id array for every query of a filter).
+recomputes exact ground truth over the surviving faces, and sweeps nprobe x re-rank
+margin (candidates beyond k); then filtered search at the default nprobe, as the engine
+runs it (the same read-only id array for every query of a filter).
 
     .venv/bin/python bench/ann_tuning.py --faces 10000000
 """
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=10_000_000)
     parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "facesearch-ann"))
     parser.add_argument("--nprobe", default="32,64,128,256")
-    parser.add_argument("--candidates", default="100,300")
+    parser.add_argument("--margins", default="10,90")
     args = parser.parse_args()
     work = Path(args.workdir)
     gallery = syn.gallery_file(SEED, args.faces, work)
@@ -45,9 +45,9 @@ def main() -> None:
     deep = syn.exact_top(gallery, queries, 60)
     truth = np.array([row[~np.isin(row, gone)][:10] for row in deep])
     out = []
-    for pool in (int(x) for x in args.candidates.split(",")):
+    for margin in (int(x) for x in args.margins.split(",")):
         index = ExactRerankIndex(
-            ivf, lambda ids: (np.asarray(ids), gallery[np.asarray(ids)]), pool=pool
+            ivf, lambda ids: (np.asarray(ids), gallery[np.asarray(ids)]), margin=margin
         )
         for nprobe in (int(x) for x in args.nprobe.split(",")):
             ivf.nprobe = nprobe
@@ -59,7 +59,7 @@ def main() -> None:
             out.append(
                 {
                     "nprobe": nprobe,
-                    "candidates": pool,
+                    "margin": margin,
                     "recall@10": round(syn.recall(np.array(found), truth, 10), 4),
                     "p50_ms": round(float(np.median(lat)) * 1e3, 3),
                 }

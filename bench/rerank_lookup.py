@@ -3,7 +3,7 @@
 The approximate index answers with candidate face ids; ``ExactRerankIndex`` then reads
 their float32 embeddings from the SQLite catalog (``SqliteCatalog.embeddings_found``)
 and scores them again. ``bench/ann_search.py`` reads them from a memory-mapped array
-instead, so this script measures what the catalog adds: the time to fetch the 120
+instead, so this script measures what the catalog adds: the time to fetch the 70
 candidates a search for 20 results re-ranks, for random ids, in a catalog of N faces
 (filled with ``bulk_add_embeddings``, one synthetic image a face). The baseline, in the
 same run, is the same fetch from an in-memory float32 array.
@@ -32,7 +32,7 @@ from facesearch.catalog.sqlite import SqliteCatalog
 from facesearch.governance.policy import Source
 
 SEED = 5
-CANDIDATES = 120  # max(2 x 60 rows, index.candidates 100): what a 20-result search reads
+CANDIDATES = 70  # 60 rows + index.rerank_margin 10: what a 20-result search reads
 REPEATS = 300
 
 

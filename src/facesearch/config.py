@@ -124,8 +124,8 @@ class IndexSettings(BaseModel):
         ge=0,
         description="IVF cells scanned per query (0: nlist/512, 32 to 128); more: slower, surer.",
     )
-    candidates: int = Field(
-        100, gt=0, description="Approximate candidates re-scored exactly per query (at least k)."
+    rerank_margin: int = Field(
+        10, ge=0, description="Approximate candidates beyond k re-scored exactly per query."
     )
     compact_fraction: float = Field(
         0.05, gt=0, le=1, description="Share of removed faces that triggers compaction."

@@ -74,7 +74,7 @@ def make_index(kind: str, home: Path, settings: Settings, catalog: SqliteCatalog
         nprobe=settings.index.nprobe,
         compact_fraction=settings.index.compact_fraction,
     )
-    return ExactRerankIndex(ivf, catalog.embeddings_found, pool=settings.index.candidates)
+    return ExactRerankIndex(ivf, catalog.embeddings_found, margin=settings.index.rerank_margin)
 
 
 def build_index(
