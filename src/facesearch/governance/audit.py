@@ -119,35 +119,14 @@ class AuditLog:
                 seq, prev = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
                 at = self._clock().astimezone(UTC).isoformat(timespec="microseconds")
                 details = json.dumps(event.details, sort_keys=True, default=str)
-                digest = entry_hash(
-                    seq, at, event.actor, event.action, event.purpose, event.case_ref, details, prev
-                )
+                head = (seq, at, event.actor, event.action, event.purpose, event.case_ref)
+                digest = entry_hash(*head, details, prev)
                 self.db.execute(
                     "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        seq,
-                        at,
-                        event.actor,
-                        event.action,
-                        event.purpose,
-                        event.case_ref,
-                        details,
-                        prev,
-                        digest,
-                    ),
+                    (*head, details, prev, digest),
                 )
             self._head_set(seq, digest)
-        return AuditEntry(
-            seq,
-            at,
-            event.actor,
-            event.action,
-            event.purpose,
-            event.case_ref,
-            event.details,
-            prev,
-            digest,
-        )
+        return AuditEntry(*head, event.details, prev, digest)
 
     def entries(
         self,
