@@ -211,8 +211,7 @@ class FaceSearch:
             if kind == "ann":
                 raise InvalidInput("encrypted homes search exactly, in memory: no ANN index")
             self.index.reset(self.catalog.model_key())
-            for ids, vecs in self.catalog.iter_embeddings():
-                self.index.add(ids, vecs)
+            factory.fill(self.index.add, self.catalog, progress)
             return {"kind": self.index.kind, "faces": self.index.state().count}
         if kind is not None:
             factory.force_kind(self.home, kind)

@@ -22,7 +22,7 @@ from facesearch.config import Settings
 from facesearch.errors import BackendUnavailable, InvalidInput
 from facesearch.index.faiss_ivf import FaissIvfIndex
 from facesearch.index.flat import FlatFileIndex, write_atomic
-from facesearch.index.ports import VectorIndex
+from facesearch.index.ports import Ids, VectorIndex, Vectors
 from facesearch.index.rerank import ExactRerankIndex
 
 KINDS = ("auto", "exact", "ann")
@@ -85,30 +85,37 @@ def build_index(
     progress: Callable[[int, int], None] | None = None,
 ) -> VectorIndex:
     """A fresh index of that kind filled from the catalog; other kinds' files deleted."""
-    total, done = catalog.face_state()[0], 0
+    total = catalog.face_state()[0]
     shutil.rmtree(home / "index" / DIRS[kind], ignore_errors=True)
     index = make_index(kind, home, settings, catalog)
     index.reset(catalog.model_key())
-    if kind == "ann" and catalog.face_state()[0] > 0:
+    if kind == "ann" and total > 0:
         ivf: FaissIvfIndex = index.inner
         ivf.train(catalog.sample_embeddings(ivf.train_size), planned=total)
-        for ids, vecs in catalog.iter_embeddings(100_000):
-            ivf.add_bulk(ids, vecs)
-            done += len(ids)
-            if progress:
-                progress(done, total)
+        fill(ivf.add_bulk, catalog, progress)
         ivf.compact()  # one snapshot holding everything
     else:
-        for ids, vecs in catalog.iter_embeddings(100_000):
-            index.add(ids, vecs)
-            done += len(ids)
-            if progress:
-                progress(done, total)
+        fill(index.add, catalog, progress)
     for other, name in DIRS.items():
         if other != kind:
             shutil.rmtree(home / "index" / name, ignore_errors=True)
     built: VectorIndex = index
     return built
+
+
+def fill(
+    add: Callable[[Ids, Vectors], None],
+    catalog: SqliteCatalog,
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Pass every embedding of the catalog to ``add`` (an empty index's), 100,000 at a
+    time, reporting (done, total) to ``progress``."""
+    total, done = catalog.face_state()[0], 0
+    for ids, vecs in catalog.iter_embeddings(100_000):
+        add(ids, vecs)
+        done += len(ids)
+        if progress:
+            progress(done, total)
 
 
 def open_index(home: Path, settings: Settings, catalog: SqliteCatalog) -> VectorIndex:

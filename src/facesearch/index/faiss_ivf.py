@@ -35,10 +35,11 @@ import numpy as np
 import numpy.typing as npt
 
 from facesearch.errors import BackendUnavailable, InvalidInput
-from facesearch.index.flat import fsync_dir, top_k, write_atomic
+from facesearch.index.flat import delete_others, fsync_dir, top_k, write_atomic
 from facesearch.index.ports import Ids, IndexState, Vectors
 
 STATE = "state.json"
+FILES = ("ivf.faiss", "delta.f32", "delta.i64", "removed.i64")  # one set per generation
 # k-means needs a few points per cell, not faiss's 39: cells only have to split the
 # gallery evenly, and 16 a cell trains 65,536 cells in about 12 min on 2 cores.
 TRAIN_PER_CELL = 16
@@ -74,14 +75,20 @@ def train_cells(sample: Vectors, nlist: int) -> Vectors:
     clustering.max_points_per_centroid = 1 << 30  # the caller already sampled
     assign: Any
     if nlist >= HNSW_QUANTIZER_FROM:
-        assign = faiss.IndexHNSWFlat(sample.shape[1], 32)
-        assign.hnsw.efConstruction = 40
+        assign = _centre_graph(sample.shape[1], faiss.METRIC_L2)
         assign.hnsw.efSearch = ADD_EF_SEARCH
     else:
         assign = faiss.IndexFlatL2(sample.shape[1])
     clustering.train(sample, assign)
     centres: Vectors = faiss.vector_to_array(clustering.centroids).reshape(nlist, -1)
     return centres
+
+
+def _centre_graph(dim: int, metric: int) -> Any:
+    """An HNSW graph to hold cell centres (for k-means assignment, or as the quantizer)."""
+    graph: Any = faiss.IndexHNSWFlat(dim, 32, metric)
+    graph.hnsw.efConstruction = 40
+    return graph
 
 
 def _fsync_append(path: Path, data: bytes) -> None:
@@ -141,7 +148,7 @@ class FaissIvfIndex:
         delta_vecs = self._read_acknowledged("delta.f32", np.float32, self.dim, n_delta)
         n = min(len(delta_ids), len(delta_vecs))  # a lost tail: the catalog check repairs it
         removed = self._read_acknowledged("removed.i64", np.int64, 1, n_removed)
-        self._cleanup_other_generations()
+        delete_others(self.dir, {STATE} | {self._path(n).name for n in FILES})
 
         self._ids: Ids = np.empty(0, dtype=np.int64)  # sorted, every id held
         self._delta_ids: Ids = delta_ids[:n].reshape(-1)
@@ -176,14 +183,6 @@ class FaissIvfIndex:
             if lists.list_size(i)
         ]
         return np.concatenate(parts).astype(np.int64) if parts else np.empty(0, dtype=np.int64)
-
-    def _cleanup_other_generations(self) -> None:
-        keep = {STATE} | {
-            self._path(n).name for n in ("ivf.faiss", "delta.f32", "delta.i64", "removed.i64")
-        }
-        for path in self.dir.iterdir():
-            if path.name not in keep:
-                path.unlink(missing_ok=True)
 
     def _write_state(self) -> None:
         state = {
@@ -227,8 +226,7 @@ class FaissIvfIndex:
         self.nlist = min(self.nlist, max(1, len(sample) // TRAIN_PER_CELL))
         quantizer: Any
         if self.nlist >= HNSW_QUANTIZER_FROM:
-            quantizer = faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT)
-            quantizer.hnsw.efConstruction = 40
+            quantizer = _centre_graph(self.dim, faiss.METRIC_INNER_PRODUCT)
         else:
             quantizer = faiss.IndexFlatIP(self.dim)
         quantizer.add(train_cells(sample, self.nlist))
@@ -249,7 +247,7 @@ class FaissIvfIndex:
 
     def compact(self) -> None:
         """Write a new generation without removed vectors; delete the old files."""
-        old = [self._path(n) for n in ("ivf.faiss", "delta.f32", "delta.i64", "removed.i64")]
+        old = [self._path(n) for n in FILES]
         self.gen += 1
         if self.ivf is not None:
             tmp = self._path("ivf.faiss").with_suffix(".tmp")
@@ -348,8 +346,8 @@ class FaissIvfIndex:
         # One query: both cores scan its cells (faiss splits the probes between threads);
         # a batch: each core takes whole queries.
         ivf.parallel_mode = 1 if len(query) == 1 else 0
-        make: Any = faiss.SearchParametersIVF
         if allowed_ids is None or not len(self._ids):
+            make: Any = faiss.SearchParametersIVF
             params = make(nprobe=self.nprobe)
             if self._hnsw_quantizer:  # the cell search must return all nprobe cells
                 make_hnsw: Any = faiss.SearchParametersHNSW  # type: ignore[attr-defined]
@@ -379,8 +377,8 @@ class FaissIvfIndex:
         coarse = query @ self._centres.T
         cells = np.argpartition(-coarse, nprobe - 1, axis=1)[:, :nprobe].astype(np.int64)
         cell_sims = np.ascontiguousarray(np.take_along_axis(coarse, cells, axis=1))
-        make: Any = faiss.SearchParametersIVF
-        params = make(nprobe=nprobe)
+        make_params: Any = faiss.SearchParametersIVF
+        params = make_params(nprobe=nprobe)
         params.sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
         sims = np.empty((len(query), k), dtype=np.float32)
         ids = np.empty((len(query), k), dtype=np.int64)
@@ -389,8 +387,7 @@ class FaissIvfIndex:
             len(query), sw(query), k, sw(cells), sw(cell_sims), sw(sims),
             sw(ids), False, params,
         )  # fmt: skip
-        del bitmap  # kept alive until the search is done
-        return sims, ids
+        return sims, ids  # bitmap, which params.sel points into, lived until here
 
     def _bitmap(self, allowed_ids: Ids) -> tuple[npt.NDArray[np.uint8], int]:
         """A bitmap over the id range with the allowed ids set, and how many there are.

@@ -43,6 +43,14 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def delete_others(directory: Path, keep: set[str]) -> None:
+    """Delete every file in ``directory`` not named in ``keep``: an older generation's
+    files, or a temporary one a crash left behind."""
+    for path in directory.iterdir():
+        if path.name not in keep:
+            path.unlink(missing_ok=True)
+
+
 def top_k(sims: npt.NDArray[np.float32], ids: Ids, k: int) -> tuple[Ids, npt.NDArray[np.float32]]:
     """Best-first top-k of each row of a (queries x rows) similarity matrix, -1 padded."""
     nq, n = sims.shape
@@ -103,13 +111,7 @@ class FlatFileIndex:
         self.vectors: Vectors = np.fromfile(vec_path, dtype=np.float32).reshape(-1, self.dim)[
             :count
         ]
-        self._cleanup_other_generations()
-
-    def _cleanup_other_generations(self) -> None:
-        keep = {p.name for p in self._paths(self.gen)} | {STATE}
-        for path in self.dir.iterdir():
-            if path.name not in keep:
-                path.unlink(missing_ok=True)
+        delete_others(self.dir, {p.name for p in self._paths(self.gen)} | {STATE})
 
     def _write_state(self) -> None:
         state = {
