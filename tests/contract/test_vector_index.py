@@ -113,6 +113,25 @@ def test_filter_keeps_recall_and_never_leaks(adapter: str, built: tuple[Any, Pat
         assert recall(found, truth) >= required - 0.03
 
 
+def test_a_new_filter_of_the_same_size_is_not_answered_from_the_last(
+    built: tuple[Any, Path],
+) -> None:
+    """The catalog hands the same read-only id array to every search of the same sources
+    (the IVF keeps its bitmap for it); another array is another filter, even when it has
+    as many ids and the index has not changed."""
+    index, _ = built
+    halves = []
+    for part in (0, 1):
+        allowed = IDS[(np.arange(N) // 5) % 2 == part].copy()
+        allowed.flags.writeable = False
+        halves.append(allowed)
+    assert len(halves[0]) == len(halves[1])
+    for allowed in (*halves, halves[0], halves[1]):
+        found, _ = index.search(QUERIES, 10, allowed)
+        assert np.isin(found[found >= 0], allowed).all()
+        assert (found >= 0).all()
+
+
 def test_short_answers_are_padded(built: tuple[Any, Path]) -> None:
     index, _ = built
     found, sims = index.search(QUERIES[:1], 5, IDS[:3])
@@ -158,6 +177,25 @@ def test_remove_takes_effect_at_once_and_compaction_erases(adapter: str, tmp_pat
     reopened = ADAPTERS[adapter][0](directory)
     assert reopened.state() == index.state()
     assert not np.isin(reopened.search(QUERIES, 10)[0], victims).any()
+
+
+def test_the_rerank_reads_k_plus_its_margin_from_the_catalog(tmp_path: Path) -> None:
+    """Every candidate re-ranked is a catalog read: k + margin of them, not more."""
+    asked: list[int] = []
+
+    def counting_lookup(ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        asked.append(len(ids))
+        return catalog_lookup(ids)
+
+    index = ExactRerankIndex(
+        FaissIvfIndex(tmp_path / "index", expected=N, nprobe=16), counting_lookup, margin=5
+    )
+    index.reset("test-model")
+    index.add(IDS, VECTORS)
+    found, _ = index.search(QUERIES[:1], 20)
+    assert asked == [25]
+    truth, _ = exact(QUERIES[:1], 20)
+    assert recall(found, truth) >= 0.95
 
 
 def ivf_codes(index: Any, ids: list[int]) -> list[bytes]:

@@ -376,6 +376,11 @@ def test_encrypted_homes_hold_no_plaintext_template(tmp_path: Path, dev: Path) -
         needles = embedding_bytes(fs, face_ids_of(fs, image_ids_of(fs, "press")))
         [result] = fs.search(dev / OBAMA_PROBE)
         assert sum(m.is_match for m in result.matches) == 3
+        seen: list[tuple[int, int]] = []
+        rebuilt = fs.reindex(progress=lambda done, total: seen.append((done, total)))
+        assert rebuilt["faces"] == len(needles) and seen[-1] == (len(needles), len(needles))
+        [again] = fs.search(dev / OBAMA_PROBE)
+        assert sum(m.is_match for m in again.matches) == 3
     assert files_holding(home, needles) == []
     with pytest.raises(ConfigError, match="encrypted"):
         FaceSearch(Settings(home=home, workers=1))
