@@ -311,10 +311,15 @@ def _audit(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> int:
                 "entries": result.entries,
                 "problem": result.problem,
                 "seq": result.seq,
+                "keyed_from": result.keyed_from,
+                "warning": result.warning,
             },
-            f"Audit log intact: {result.entries} entries"
-            if result.ok
-            else f"AUDIT LOG TAMPERED: {result.problem}",
+            (
+                f"Audit log intact: {result.entries} entries"
+                if result.ok
+                else f"AUDIT LOG TAMPERED: {result.problem}"
+            )
+            + (f"\nWarning: {result.warning}" if result.warning else ""),
         )
         return 0 if result.ok else 4
     if args.action == "head":

@@ -154,6 +154,12 @@ class Settings(BaseSettings):
         description="Base64 32-byte key for encryption at rest of templates and crops. "
         "Set it in the environment (FACESEARCH_ENCRYPTION_KEY), never in the home directory.",
     )
+    audit_key: SecretStr | None = Field(
+        None,
+        description="Base64 32-byte key: the audit log's entries become HMACs that no one "
+        "without it can forge. Set it in the environment (FACESEARCH_AUDIT_KEY), never in the "
+        "home directory.",
+    )
     api: Api = Field(default_factory=Api)
     index: IndexSettings = Field(default_factory=IndexSettings)
 

@@ -28,7 +28,14 @@ from facesearch.errors import (
     PermissionDenied,
 )
 from facesearch.governance.access import access_report
-from facesearch.governance.audit import AuditEvent, AuditLog, Verification
+from facesearch.governance.audit import (
+    KEY_ACTION,
+    AuditEvent,
+    AuditLog,
+    Verification,
+    key_fingerprint,
+    parse_key,
+)
 from facesearch.governance.crypto import Sealer
 from facesearch.governance.erasure import Receipt, remove
 from facesearch.governance.policy import Source, parse_time, validate_source
@@ -84,7 +91,8 @@ class FaceSearch:
             if self.sealer.enabled
             else factory.open_index(self.home, self.settings, self.catalog)
         )
-        self.audit = AuditLog(self.home / "audit.sqlite", self._audit_head, self._set_audit_head)
+        self.audit = AuditLog(self.home / "audit.sqlite", _CatalogAnchor(self.catalog))
+        self._check_audit_key()
         self.suppressions = SuppressionList(self.home / "suppression.sqlite", self.sealer)
         self._detector = detector
         self._embedder = embedder
@@ -134,15 +142,40 @@ class FaceSearch:
         elif stored != mine:
             raise ConfigError("FACESEARCH_ENCRYPTION_KEY is not the key this home was made with")
 
-    def _audit_head(self) -> tuple[int, str] | None:
-        value = self.catalog.meta("audit_head")
-        if value is None:
-            return None
-        seq, digest = value.split(":", 1)
-        return int(seq), digest
+    def _check_audit_key(self) -> None:
+        """Key the audit chain with FACESEARCH_AUDIT_KEY, refusing a missing or wrong key.
 
-    def _set_audit_head(self, seq: int, digest: str) -> None:
-        self.catalog.set_meta("audit_head", f"{seq}:{digest}")
+        The catalog records the key's fingerprint and the first keyed entry; a home made
+        before it had a key is keyed from the next entry on (an ``audit.key`` entry)."""
+        secret = self.settings.audit_key
+        key = parse_key(secret.get_secret_value() if secret else None)
+        stored = self.catalog.meta("audit_key")
+        if stored is not None:
+            fingerprint, start = stored.split(":", 1)
+            if key is None:
+                raise ConfigError("this home's audit log is keyed: set FACESEARCH_AUDIT_KEY")
+            if key_fingerprint(key) != fingerprint:
+                raise ConfigError(
+                    "FACESEARCH_AUDIT_KEY is not the key this home's audit log is keyed with"
+                )
+            self.audit.key, self.audit.keyed_from = key, int(start)
+            return
+        if key is None:
+            return
+        self.audit.key = key
+        # A crash after the audit.key entry and before the catalog recorded it: adopt it.
+        mine = [
+            e
+            for e in self.audit.entries(action=KEY_ACTION)
+            if e.details.get("fingerprint") == key_fingerprint(key)
+        ]
+        if mine:
+            self.audit.keyed_from = mine[0].seq
+        else:
+            head = self.audit.head()
+            entry = self.audit.start_keying(self.default_requester().actor, head[0] if head else 0)
+            self.audit.keyed_from = entry.seq
+        self.catalog.set_meta("audit_key", f"{key_fingerprint(key)}:{self.audit.keyed_from}")
 
     def default_requester(self) -> Requester:
         return Requester(
@@ -732,6 +765,27 @@ class FaceSearch:
             "suppressions_added": counts.get("suppression.add", 0),
             "suppressions_on_file": self.suppressions.count(),
         }
+
+
+class _CatalogAnchor:
+    """The audit log's anchor: the latest entry, kept in the catalog's meta table."""
+
+    KEY = "audit_head"
+
+    def __init__(self, catalog: SqliteCatalog) -> None:
+        self.catalog = catalog
+
+    def get(self) -> str | None:
+        return self.catalog.meta(self.KEY)
+
+    def set(self, value: str) -> None:
+        self.catalog.set_meta(self.KEY, value)
+
+    def replace(self, old: str, new: str) -> None:
+        with self.catalog.writes.alone() as db:
+            db.execute(
+                "UPDATE meta SET value = ? WHERE key = ? AND value = ?", (new, self.KEY, old)
+            )
 
 
 def _chosen_face(probe: Probe, face: int | None) -> int:

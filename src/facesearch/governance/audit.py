@@ -1,27 +1,39 @@
 """The append-only, hash-chained audit log.
 
 Every entry carries the hash of the one before it, so editing, deleting or reordering
-entries breaks the chain at a place ``verify`` names. Cutting entries off the end leaves
-a valid chain, so the latest sequence number and hash are also kept outside the log (in
-the catalog) and compared; an operator who also records ``facesearch audit head``
-elsewhere can detect a rewrite of both.
+entries breaks the chain at a place ``verify`` names. A chain can be recomputed by anyone
+who can write the file, so the latest entry's number and hash are also kept outside the
+log (the *anchor*, in the catalog) and ``verify`` checks that the anchored entry is in the
+log, at its number, with its hash: entries cut off the end, a recomputed chain and entries
+appended behind facesearch's back all show. With an audit key (``FACESEARCH_AUDIT_KEY``,
+kept in the environment, never in the home) each entry's hash is an HMAC-SHA256: without
+the key no entry can be forged or re-chained, even by someone who can also rewrite the
+catalog. docs/privacy.md says who can hide what.
 
 The log never holds images or templates: only who, when, what, why, counts and hashes.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import hmac
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from facesearch.errors import ConfigError
 from facesearch.sqlitedb import Writes, open_connection
 
 GENESIS = "0" * 64
+# The entry that starts the keyed part of a chain; every entry from it on is an HMAC.
+KEY_ACTION = "audit.key"
+PENDING = ":pending"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -38,6 +50,11 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE INDEX IF NOT EXISTS audit_case ON audit(case_ref);
 CREATE INDEX IF NOT EXISTS audit_action_at ON audit(action, at);
 """
+
+UNKEYED_WARNING = (
+    "the chain is unkeyed (no FACESEARCH_AUDIT_KEY): it shows any change made to the audit "
+    "file alone, but whoever can also write the catalog can rewrite it consistently"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +93,66 @@ def entry_hash(
     case_ref: str | None,
     details: str,
     prev_hash: str,
+    key: bytes | None = None,
 ) -> str:
+    """SHA-256 of the entry's canonical form, or its HMAC-SHA256 under ``key``."""
     canonical = json.dumps(
         [seq, at, actor, action, purpose, case_ref, details, prev_hash],
         separators=(",", ":"),
         ensure_ascii=False,
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    ).encode()
+    if key is None:
+        return hashlib.sha256(canonical).hexdigest()
+    return hmac.new(key, canonical, hashlib.sha256).hexdigest()
+
+
+def parse_key(secret: str | None) -> bytes | None:
+    """The audit key from its base64 form (32 bytes, like the encryption key)."""
+    if not secret:
+        return None
+    try:
+        key = base64.b64decode(secret, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError("the audit key is not valid base64") from None
+    if len(key) != 32:
+        raise ConfigError(f"the audit key must be 32 bytes, not {len(key)}")
+    return key
+
+
+def key_fingerprint(key: bytes) -> str:
+    return hashlib.sha256(b"facesearch audit key fingerprint\0" + key).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """The latest entry as the catalog records it. ``pending``: written before the entry's
+    own commit and not yet confirmed after it, so the log may still end one entry earlier."""
+
+    seq: int
+    hash: str
+    pending: bool = False
+
+    def encode(self) -> str:
+        return f"{self.seq}:{self.hash}" + (PENDING if self.pending else "")
+
+    @classmethod
+    def decode(cls, value: str | None) -> Anchor | None:
+        if value is None:
+            return None
+        pending = value.endswith(PENDING)
+        seq, digest = value.removesuffix(PENDING).split(":", 1)
+        return cls(int(seq), digest, pending)
+
+
+class AnchorStore(Protocol):
+    """Where the anchor lives, outside the log (the catalog's meta table)."""
+
+    def get(self) -> str | None: ...
+
+    def set(self, value: str) -> None: ...
+
+    def replace(self, old: str, new: str) -> None:
+        """Set ``new`` only if the value is still ``old`` (another writer may have moved on)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,26 +161,41 @@ class Verification:
     entries: int
     problem: str | None = None
     seq: int | None = None  # where the first problem is
+    keyed_from: int | None = None  # the first entry protected by the audit key, if any
+    warning: str | None = None  # what an intact result does not prove
 
 
 class AuditLog:
-    """The log, in its own SQLite file. ``head_store`` keeps (seq, hash) outside it."""
+    """The log, in its own SQLite file; ``anchor`` keeps the latest entry outside it.
+
+    ``key`` and ``keyed_from``: entries from ``keyed_from`` on are HMACs under ``key``
+    (the ones before it were written before the home had a key, and stay plain hashes)."""
 
     def __init__(
         self,
         path: Path,
-        head_get: Callable[[], tuple[int, str] | None],
-        head_set: Callable[[int, str], None],
+        anchor: AnchorStore,
+        key: bytes | None = None,
+        keyed_from: int | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.db = open_connection(path, "audit log", SCHEMA)
         self.writes = Writes(self.db)
-        self._head_get = head_get
-        self._head_set = head_set
+        self._anchor = anchor
+        self.key = key
+        self.keyed_from = keyed_from if key is not None else None
         self._clock = clock
 
+    def _key_for(self, seq: int) -> bytes | None:
+        if self.keyed_from is not None and seq >= self.keyed_from:
+            return self.key
+        return None
+
     def append(self, event: AuditEvent) -> AuditEntry:
-        # The head is set under the same lock, so two appends cannot leave it behind.
+        # The anchor is written inside the audit file's write transaction, which also
+        # serialises writers in other processes: first as pending (a crash before the
+        # commit leaves the log one entry short of it, which verify accepts), then, once
+        # the entry is committed, confirmed, unless a later writer has already moved it.
         with self.writes.alone():
             with self.writes.transaction():
                 last = self.db.execute(
@@ -120,13 +205,32 @@ class AuditLog:
                 at = self._clock().astimezone(UTC).isoformat(timespec="microseconds")
                 details = json.dumps(event.details, sort_keys=True, default=str)
                 head = (seq, at, event.actor, event.action, event.purpose, event.case_ref)
-                digest = entry_hash(*head, details, prev)
+                digest = entry_hash(*head, details, prev, key=self._key_for(seq))
+                pending = Anchor(seq, digest, pending=True).encode()
+                self._anchor.set(pending)
                 self.db.execute(
                     "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (*head, details, prev, digest),
                 )
-            self._head_set(seq, digest)
+            self._anchor.replace(pending, Anchor(seq, digest).encode())
         return AuditEntry(*head, event.details, prev, digest)
+
+    def start_keying(self, actor: str, unkeyed_entries: int) -> AuditEntry:
+        """Key the chain from the next entry on (the entry saying so is the first keyed)."""
+        if self.key is None:
+            raise ConfigError("no audit key to start keying with")
+        head = self.head()
+        self.keyed_from = (head[0] if head else 0) + 1
+        return self.append(
+            AuditEvent(
+                action=KEY_ACTION,
+                actor=actor,
+                details={
+                    "fingerprint": key_fingerprint(self.key),
+                    "unkeyed_entries": unkeyed_entries,
+                },
+            )
+        )
 
     def entries(
         self,
@@ -162,35 +266,120 @@ class AuditLog:
         return None if row is None else (int(row[0]), str(row[1]))
 
     def verify(self) -> Verification:
-        """Walk the chain in storage order; name the first entry that does not hold."""
+        """Walk the chain in storage order, then check it against the anchor; name the
+        first entry that does not hold."""
+        # Another process may append while the log is read: read the anchor before and
+        # after, and read again if it moved (an append commits between its two anchor
+        # writes, so an unmoved anchor covers whatever state the log was read in).
+        for _ in range(20):
+            before = self._anchor.get()
+            result = self._walk(Anchor.decode(before))
+            if self._anchor.get() == before:
+                return result
+            time.sleep(0.01)
+        return result
+
+    def _walk(self, anchor: Anchor | None) -> Verification:
         prev, expected_seq, count = GENESIS, 1, 0
+        hashes: dict[int, str] = {}
+        key_fp = key_fingerprint(self.key) if self.key is not None else None
         for row in self.db.execute("SELECT * FROM audit ORDER BY rowid"):
             seq, at, actor, action, purpose, case_ref, details, prev_hash, digest = row
             count += 1
             if seq != expected_seq:
                 kind = "missing or reordered" if seq > expected_seq else "reordered or duplicated"
-                return Verification(False, count, f"entry {expected_seq} {kind}: found {seq}", seq)
+                return self._result(False, count, f"entry {expected_seq} {kind}: found {seq}", seq)
             if prev_hash != prev:
-                return Verification(
+                return self._result(
                     False, count, f"entry {seq} does not follow entry {seq - 1} (chain broken)", seq
                 )
-            if entry_hash(seq, at, actor, action, purpose, case_ref, details, prev_hash) != digest:
-                return Verification(False, count, f"entry {seq} was edited", seq)
-            prev, expected_seq = digest, expected_seq + 1
-        anchor = self._head_get()
-        if anchor is not None:
-            anchor_seq, anchor_hash = anchor
-            if anchor_seq > count:
-                return Verification(
+            if seq == self.keyed_from and (
+                action != KEY_ACTION or json.loads(details).get("fingerprint") != key_fp
+            ):
+                return self._result(
                     False,
                     count,
-                    f"the log ends at entry {count} but entry {anchor_seq} was written "
-                    "(entries cut off the end)",
-                    count + 1,
+                    f"entry {seq} should start the keyed chain but does not (log rewritten)",
+                    seq,
                 )
-            if anchor_seq == count and anchor_hash != prev:
-                return Verification(False, count, f"entry {count} is not the entry written", count)
-        return Verification(True, count)
+            if action == KEY_ACTION and seq != self.keyed_from:
+                problem = (
+                    f"entry {seq} starts a keyed chain, but the catalog records no audit key "
+                    "(set FACESEARCH_AUDIT_KEY; if it is set, the catalog's record was removed)"
+                    if self.keyed_from is None
+                    else f"entry {seq} starts a second keyed chain (log rewritten)"
+                )
+                return self._result(False, count, problem, seq)
+            hashed = (seq, at, actor, action, purpose, case_ref, details, prev_hash)
+            if entry_hash(*hashed, key=self._key_for(seq)) != digest:
+                edited = "was edited or forged" if self._key_for(seq) else "was edited"
+                return self._result(False, count, f"entry {seq} {edited}", seq)
+            hashes[seq] = digest
+            prev, expected_seq = digest, expected_seq + 1
+        if self.keyed_from is not None and self.keyed_from > count + 1:
+            return self._result(
+                False,
+                count,
+                f"the keyed chain starts at entry {self.keyed_from}, after the log's end "
+                f"(entry {count}): entries cut off the end",
+                count + 1,
+            )
+        return self._check_anchor(anchor, count, hashes)
+
+    def _check_anchor(
+        self, anchor: Anchor | None, count: int, hashes: dict[int, str]
+    ) -> Verification:
+        if anchor is None:
+            if count:
+                return self._result(
+                    False,
+                    count,
+                    "the catalog records no latest entry for this log (its anchor was removed)",
+                    1,
+                )
+            return self._result(True, 0)
+        # A pending anchor was written before its entry's commit: the log may end there or
+        # one entry earlier (an append in progress, or a crash in the middle of one).
+        ends = {anchor.seq, anchor.seq - 1} if anchor.pending else {anchor.seq}
+        if count < min(ends):
+            return self._result(
+                False,
+                count,
+                f"the log ends at entry {count} but entry {anchor.seq} was written "
+                "(entries cut off the end)",
+                count + 1,
+            )
+        if anchor.seq <= count and hashes[anchor.seq] != anchor.hash:
+            return self._result(
+                False,
+                count,
+                f"entry {anchor.seq} is not the entry written (the chain was recomputed)",
+                anchor.seq,
+            )
+        last = max(e for e in ends if e <= count)
+        if count > last:
+            return self._result(
+                False,
+                count,
+                f"entries {last + 1} to {count} were not written by facesearch "
+                f"(the catalog's latest entry is {anchor.seq}): forged or appended",
+                last + 1,
+            )
+        return self._result(True, count)
+
+    def _result(
+        self, ok: bool, count: int, problem: str | None = None, seq: int | None = None
+    ) -> Verification:
+        if self.keyed_from is None:
+            warning: str | None = UNKEYED_WARNING
+        elif self.keyed_from > 1:
+            warning = (
+                f"the audit key was set at entry {self.keyed_from}: until then, entries 1 to "
+                f"{self.keyed_from - 1} could be rewritten by whoever could write the catalog too"
+            )
+        else:
+            warning = None
+        return Verification(ok, count, problem, seq, self.keyed_from, warning)
 
     def close(self) -> None:
         self.db.close()
