@@ -280,7 +280,16 @@ class FaceSearch:
         items = [p for p in paths if isinstance(p, IngestItem)]
         items += iter_items([p for p in paths if not isinstance(p, IngestItem)])
         self._check_model()
-        run = IngestRun(self.catalog, self.index, source, self.limits, progress, self._suppressor())
+        run = IngestRun(
+            self.catalog,
+            self.index,
+            source,
+            self.limits,
+            progress,
+            self._suppressor(),
+            # Before each batch is written: no image is ever stored without an entry.
+            audit=lambda batch: self.record("ingest.batch", who, source=source, **batch),
+        )
         n_workers = workers or self.settings.workers
         report = run_ingest(
             run,

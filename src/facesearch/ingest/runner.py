@@ -1,9 +1,14 @@
-"""Runs an ingest: reads files, analyses them on all cores, writes catalog then index.
+"""Runs an ingest: reads files, analyses them on all cores, writes audit, catalog, index.
 
-Order of writes, per image: the catalog commits the image with its faces and embeddings
-(one transaction), then the index receives the vectors (in batches). A crash between the
-two leaves the index behind the catalog, which the engine repairs on the next open, so an
-image reported as done is never lost and never stored twice.
+Analysed images (and new copies of stored ones) are written in batches. Order of writes,
+per batch: first an audit entry naming the batch's images by SHA-256 (the audit log is
+another file, so it cannot share the catalog's transaction: writing it first means no
+image can be in the catalog without an entry that covers it); then the catalog commits
+each image with its faces and embeddings (one transaction each); then the index receives
+the vectors. A crash after the audit entry leaves an entry naming images that are not
+stored (the next run stores them, under an entry of its own); a crash after the catalog
+leaves the index behind, which the engine repairs on the next open. So an image reported
+as done is never lost, never stored twice and never stored unaudited.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +36,10 @@ from facesearch.ingest.report import IngestReport
 Progress = Callable[[IngestReport, int], None]  # (report so far, files done)
 Suppressor = Callable[[np.ndarray], np.ndarray]  # embeddings -> which match an objection
 Analyser = Callable[[bytes, str], "Analysis | str"]
+Auditor = Callable[[dict[str, Any]], None]  # records a batch before it is written
 
+# A batch is written when it holds this many images or faces, or is this old.
+BATCH_IMAGES = 64
 INDEX_FLUSH_FACES = 256
 INDEX_FLUSH_SECONDS = 2.0
 
@@ -52,6 +61,7 @@ class IngestRun:
         limits: DecodeLimits,
         progress: Progress | None = None,
         suppressed: Suppressor | None = None,
+        audit: Auditor | None = None,
     ) -> None:
         self.catalog = catalog
         self.index = index
@@ -59,10 +69,12 @@ class IngestRun:
         self.limits = limits
         self.progress = progress
         self.suppressed = suppressed
+        self.audit = audit
         self.report = IngestReport(source=source)
         self.done = 0
-        self._ids: list[int] = []
-        self._vecs: list[np.ndarray] = []
+        self._images: list[tuple[Pending, Analysis]] = []
+        self._copies: list[tuple[int, Pending]] = []
+        self._faces = 0
         self._last_flush = time.monotonic()
 
     # -- stage 1: decide whether a file needs analysis at all -----------------------------
@@ -81,14 +93,13 @@ class IngestRun:
             return None
         sha = sha256_of(data)
         known = self.catalog.image_id_by_sha(sha)
+        pending = Pending(item=item, stamp=stamp, data=data, sha256=sha)
         if known is not None:
-            if self.catalog.add_provenance(known, self._provenance(item), stamp):
-                self.report.copies_added += 1
-            else:
-                self.report.unchanged += 1
+            self._copies.append((known, replace(pending, data=b"")))
             self._tick()
+            self._flush_if_due()
             return None
-        return Pending(item=item, stamp=stamp, data=data, sha256=sha)
+        return pending
 
     # -- stage 3: write what analysis found ---------------------------------------------
     def commit(self, pending: Pending, result: Analysis | str) -> None:
@@ -97,6 +108,22 @@ class IngestRun:
             self._fail(path, result)
             return
         result = self._drop_suppressed(result)
+        self._images.append((replace(pending, data=b""), result))
+        self._faces += len(result.faces)
+        self._tick()
+        self._flush_if_due()
+
+    def _flush_if_due(self) -> None:
+        if (
+            len(self._images) + len(self._copies) >= BATCH_IMAGES
+            or self._faces >= INDEX_FLUSH_FACES
+            or time.monotonic() - self._last_flush > INDEX_FLUSH_SECONDS
+        ):
+            self.flush()
+
+    def _write(self, pending: Pending, result: Analysis) -> tuple[list[int], np.ndarray | None]:
+        """Commit one analysed image; its new face ids and embeddings, for the index."""
+        path = str(pending.item.path)
         image = NewImage(
             sha256=result.sha256,
             width=result.width,
@@ -110,23 +137,16 @@ class IngestRun:
         _, face_ids, new = self.catalog.add_image(
             image, self._provenance(pending.item), pending.stamp
         )
-        if new:
-            self.report.images_added += 1
-            self.report.faces_indexed += len(face_ids)
-            self.report.faces_skipped += len(result.skipped)
-            self.report.skipped_faces.extend({"path": path, **s} for s in result.skipped)
-            if not result.faces:
-                self.report.images_without_faces += 1
-            if face_ids:
-                self._ids.extend(face_ids)
-                self._vecs.append(result.embeddings)
-        else:  # the same content finished in another worker first
+        if not new:  # the same content finished in another worker first
             self.report.copies_added += 1
-        self._tick()
-        if len(self._ids) >= INDEX_FLUSH_FACES or (
-            time.monotonic() - self._last_flush > INDEX_FLUSH_SECONDS
-        ):
-            self.flush()
+            return [], None
+        self.report.images_added += 1
+        self.report.faces_indexed += len(face_ids)
+        self.report.faces_skipped += len(result.skipped)
+        self.report.skipped_faces.extend({"path": path, **s} for s in result.skipped)
+        if not result.faces:
+            self.report.images_without_faces += 1
+        return face_ids, result.embeddings if face_ids else None
 
     def _drop_suppressed(self, result: Analysis) -> Analysis:
         """Faces of people who objected are never stored: skipped, with the reason."""
@@ -151,10 +171,35 @@ class IngestRun:
         )
 
     def flush(self) -> None:
-        if self._ids:
-            self.index.add(np.asarray(self._ids, dtype=np.int64), np.concatenate(self._vecs))
-            self._ids, self._vecs = [], []
+        """Write the batch: its audit entry, then the catalog, then the index."""
+        images, copies = self._images, self._copies
+        self._images, self._copies, self._faces = [], [], 0
         self._last_flush = time.monotonic()
+        if not (images or copies):
+            return
+        if self.audit is not None:
+            self.audit(
+                {
+                    "images": [p.sha256 for p, _ in images],
+                    "copies": [p.sha256 for _, p in copies],
+                }
+            )
+        for image_id, pending in copies:
+            if self.catalog.add_provenance(image_id, self._provenance(pending.item), pending.stamp):
+                self.report.copies_added += 1
+            else:
+                self.report.unchanged += 1
+        ids: list[int] = []
+        vectors: list[np.ndarray] = []
+        for pending, result in images:
+            face_ids, embeddings = self._write(pending, result)
+            if embeddings is not None:
+                ids.extend(face_ids)
+                vectors.append(embeddings)
+        if ids:
+            self.index.add(np.asarray(ids, dtype=np.int64), np.concatenate(vectors))
+        if self.progress is not None:  # the counts moved when the batch was written
+            self.progress(self.report, self.done)
 
     def _provenance(self, item: IngestItem) -> Provenance:
         return Provenance(
