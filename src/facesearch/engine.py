@@ -163,18 +163,19 @@ class FaceSearch:
         if key is None:
             return
         self.audit.key = key
-        # A crash after the audit.key entry and before the catalog recorded it: adopt it.
-        mine = [
-            e
-            for e in self.audit.entries(action=KEY_ACTION)
-            if e.details.get("fingerprint") == key_fingerprint(key)
-        ]
-        if mine:
-            self.audit.keyed_from = mine[0].seq
-        else:
+
+        def first_marker() -> int | None:
+            for entry in self.audit.entries(action=KEY_ACTION):
+                if entry.details.get("fingerprint") == key_fingerprint(key):
+                    return entry.seq
+            return None
+
+        # A marker already there: a crash came after it and before the catalog recorded it.
+        if first_marker() is None:
             head = self.audit.head()
-            entry = self.audit.start_keying(self.default_requester().actor, head[0] if head else 0)
-            self.audit.keyed_from = entry.seq
+            self.audit.start_keying(self.default_requester().actor, head[0] if head else 0)
+        # Another process keying the home at the same moment may have written one first.
+        self.audit.keyed_from = first_marker()
         self.catalog.set_meta("audit_key", f"{key_fingerprint(key)}:{self.audit.keyed_from}")
 
     def default_requester(self) -> Requester:

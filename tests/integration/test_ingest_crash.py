@@ -3,6 +3,7 @@ stored twice or stored without an audit entry that covers it, and a re-run compl
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import signal
@@ -103,3 +104,21 @@ def test_kill_9_at_random_moments_loses_duplicates_and_leaves_unaudited_nothing(
     stored, hashes = check_home(home)
     assert stored == len({p.read_bytes() for p in photos}) == len(hashes)
     assert report["images_added"] + report["unchanged"] + report["copies_added"] == len(photos)
+
+    # A new copy of a stored image (another source) is audited before it is written too.
+    subprocess.run(
+        [*cli, "sources", "add", "press", *REGISTER_ARGS, "--home", str(home)],
+        check=True,
+        capture_output=True,
+    )
+    copy = tmp_path / "copy.jpg"
+    copy.write_bytes(photos[0].read_bytes())
+    subprocess.run(
+        [*cli, "ingest", str(copy), "--home", str(home), "--source", "press", "--no-progress"],
+        check=True,
+        capture_output=True,
+    )
+    with FaceSearch(Settings(home=home, workers=1)) as fs:
+        last = list(fs.audit.entries(action="ingest.batch"))[-1]
+        assert (last.details["source"], last.details["images"]) == ("press", [])
+        assert last.details["copies"] == [hashlib.sha256(copy.read_bytes()).hexdigest()]

@@ -302,12 +302,19 @@ class AuditLog:
                     f"entry {seq} should start the keyed chain but does not (log rewritten)",
                     seq,
                 )
-            if action == KEY_ACTION and seq != self.keyed_from:
+            # A later audit.key entry with the same key (two processes keying a home at
+            # once) is keyed like any other; one before the keyed chain, or with another
+            # key, is not.
+            if action == KEY_ACTION and (
+                self.keyed_from is None
+                or seq < self.keyed_from
+                or json.loads(details).get("fingerprint") != key_fp
+            ):
                 problem = (
                     f"entry {seq} starts a keyed chain, but the catalog records no audit key "
                     "(set FACESEARCH_AUDIT_KEY; if it is set, the catalog's record was removed)"
                     if self.keyed_from is None
-                    else f"entry {seq} starts a second keyed chain (log rewritten)"
+                    else f"entry {seq} starts another keyed chain (log rewritten)"
                 )
                 return self._result(False, count, problem, seq)
             hashed = (seq, at, actor, action, purpose, case_ref, details, prev_hash)
