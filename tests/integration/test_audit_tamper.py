@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from facesearch import ConfigError, FaceSearch, Settings
-from facesearch.governance.audit import entry_hash
+from facesearch.governance.audit import KEY_ACTION, AuditEvent, entry_hash
 
 KEY = base64.b64encode(b"k" * 32).decode()
 OTHER_KEY = base64.b64encode(b"o" * 32).decode()
@@ -351,3 +351,22 @@ def test_audit_verify_warns_about_an_unkeyed_chain_and_names_a_forged_entry(
     forged = cli("audit", "verify", home=home, key=KEY)
     assert forged.returncode == 4
     assert forged.stdout.startswith("AUDIT LOG TAMPERED: entry 4 was edited or forged")
+
+
+def test_a_keying_the_catalog_lost_is_adopted_and_a_second_marker_of_the_same_key_accepted(
+    tmp_path: Path,
+) -> None:
+    """A crash between the audit.key entry and the catalog's record of it, and two processes
+    keying a home at once: one keyed chain either way."""
+    home = tmp_path / "home"
+    with open_engine(home, None) as fs:
+        write_events(fs, 2)
+    with open_engine(home, KEY) as fs:
+        [marker] = fs.audit.entries(action=KEY_ACTION)
+        fs.audit.append(AuditEvent(KEY_ACTION, "other process", details=dict(marker.details)))
+    with sqlite3.connect(home / "catalog.sqlite") as cat:
+        cat.execute("DELETE FROM meta WHERE key = 'audit_key'")
+    with open_engine(home, KEY) as fs:
+        result = fs.verify_audit()
+        markers = len(list(fs.audit.entries(action=KEY_ACTION)))
+    assert result.ok and result.keyed_from == 3 and markers == 2
