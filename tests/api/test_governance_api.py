@@ -257,6 +257,8 @@ def test_the_audit_log_is_read_by_case_a_page_at_a_time_and_verified(
     assert bad.status_code == 400
     verified = client.get("/v1/audit/verify", headers=auditor).json()
     assert verified["ok"] and verified["entries"] == verified["head_seq"]
+    # No FACESEARCH_AUDIT_KEY here: the answer says what an intact unkeyed chain cannot prove.
+    assert verified["keyed_from"] is None and "unkeyed" in verified["warning"]
     report = client.get("/v1/report", headers=auditor).json()
     assert report["searches_by_purpose"]["audit test"] == 3
     assert {s["name"] for s in report["sources"]} == {"lfw", "newsroom"}

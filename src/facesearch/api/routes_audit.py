@@ -81,6 +81,8 @@ async def verify(request: Request, who: Principal = Depends(allow(Action.AUDIT))
             entries=result.entries,
             problem=result.problem,
             seq=result.seq,
+            keyed_from=result.keyed_from,
+            warning=result.warning,
             head_seq=head[0] if head else None,
             head_hash=head[1] if head else None,
         )

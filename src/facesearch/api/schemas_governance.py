@@ -162,6 +162,12 @@ class VerifyOut(BaseModel):
     entries: int
     problem: str | None
     seq: int | None = Field(description="Where the first problem is.")
+    keyed_from: int | None = Field(
+        default=None, description="The first entry protected by the audit key (null: unkeyed)."
+    )
+    warning: str | None = Field(
+        default=None, description="What an intact result does not prove (an unkeyed chain)."
+    )
     head_seq: int | None
     head_hash: str | None
 
