@@ -105,7 +105,7 @@ def create_app(
     if web:
         from facesearch.web.routes import mount
 
-        mount(app)
+        mount(app, clock) if clock else mount(app)
     errors.install(app)
     # The last added runs first: the request id must exist before anything can fail, and
     # every answer, the body limit's 413 included, gets the security headers.

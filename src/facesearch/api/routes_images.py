@@ -229,7 +229,8 @@ async def face_thumbnail(
     data = cache.get(face_id)
     if data is None:
         found = next(f for f in record.faces if f.id == face_id)
-        data = await gw.infer(crop_face, image_bytes(record), found.box, gw.engine.limits)
+        stored = await run_in_threadpool(image_bytes, record)
+        data = await gw.infer(crop_face, stored, found.box, gw.engine.limits)
         cache.put(face_id, data)
     return Response(
         data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}

@@ -8,6 +8,8 @@ which has no session yet, carries a double-submit token instead.
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,10 +43,10 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(include_in_schema=False)
 
 
-def mount(app: FastAPI) -> None:
-    app.state.login_limits = TokenBuckets(LOGIN_RATE_PER_MINUTE, LOGIN_BURST)
+def mount(app: FastAPI, clock: Callable[[], float] = time.monotonic) -> None:
+    app.state.login_limits = TokenBuckets(LOGIN_RATE_PER_MINUTE, LOGIN_BURST, clock)
     app.state.login_address_limits = TokenBuckets(
-        LOGIN_ADDRESS_RATE_PER_MINUTE, LOGIN_ADDRESS_BURST
+        LOGIN_ADDRESS_RATE_PER_MINUTE, LOGIN_ADDRESS_BURST, clock
     )
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(router)
