@@ -101,12 +101,30 @@ class Api(BaseModel):
         60, gt=0, description="Searches allowed per key (or user) per minute."
     )
     search_burst: int = Field(10, gt=0, description="Searches allowed at once before limiting.")
+    ingest_rate_per_minute: float = Field(
+        30, gt=0, description="Uploads (POST /v1/images) allowed per key (or user) per minute."
+    )
+    ingest_burst: int = Field(10, gt=0, description="Uploads allowed at once before limiting.")
     session_hours: float = Field(12, gt=0, description="How long a web sign-in lasts.")
     secure_cookies: bool = Field(
         True, description="Mark session cookies Secure (HTTPS or localhost only)."
     )
     thumbnail_cache_bytes: int = Field(
         32 * 1024 * 1024, ge=0, description="Memory kept for face thumbnails."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses of reverse proxies whose X-Forwarded-For / -Proto are believed "
+        "(none: the connecting address is the client).",
+    )
+    docs: bool = Field(
+        False, description="Serve Swagger UI (/docs) and ReDoc (/redoc); they load from a CDN."
+    )
+    header_timeout_seconds: float = Field(
+        10, gt=0, description="Close a connection whose request head is not complete by then."
+    )
+    max_connections: int = Field(
+        500, gt=0, description="Open connections served at once; beyond it, 503."
     )
 
 

@@ -33,3 +33,10 @@ class TokenBuckets:
                 return 0.0
             self._buckets[caller] = (tokens, now)
             return (1.0 - tokens) / self.rate
+
+    def refund(self, caller: str) -> None:
+        """Give back the token of a call that should not count (a successful sign-in)."""
+        with self._lock:
+            if caller in self._buckets:
+                tokens, at = self._buckets[caller]
+                self._buckets[caller] = (min(self.burst, tokens + 1.0), at)

@@ -13,7 +13,11 @@ from facesearch.accounts.store import SqliteAccountStore
 from facesearch.api import errors
 from facesearch.api.auth import AuthState
 from facesearch.api.gateway import Gateway, Models
-from facesearch.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from facesearch.api.middleware import (
+    BodyLimitMiddleware,
+    RequestIdMiddleware,
+    SecurityHeadersMiddleware,
+)
 from facesearch.api.retention import RetentionSchedule
 from facesearch.api.thumbnails import ThumbnailCache
 from facesearch.api.uploads import FORM_ROOM
@@ -58,17 +62,22 @@ def create_app(
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Swagger UI and ReDoc load from a public CDN into this origin, where the session
+        # cookie lives: off unless asked for. /openapi.json is public either way.
+        docs_url="/docs" if opts.docs else None,
+        redoc_url="/redoc" if opts.docs else None,
     )
-    limiter = (
-        TokenBuckets(opts.search_rate_per_minute, opts.search_burst, clock)
-        if clock
-        else TokenBuckets(opts.search_rate_per_minute, opts.search_burst)
-    )
+
+    def buckets(rate: float, burst: int) -> TokenBuckets:
+        return TokenBuckets(rate, burst, clock) if clock else TokenBuckets(rate, burst)
+
+    limiter = buckets(opts.search_rate_per_minute, opts.search_burst)
     app.state.gateway = gateway
     app.state.auth = AuthState(
         store=store,
         enabled=opts.auth,
         search_limits=limiter,
+        ingest_limits=buckets(opts.ingest_rate_per_minute, opts.ingest_burst),
         session_hours=opts.session_hours,
         secure_cookies=opts.secure_cookies,
     )
@@ -96,9 +105,17 @@ def create_app(
     if web:
         from facesearch.web.routes import mount
 
-        mount(app)
+        mount(app, clock) if clock else mount(app)
     errors.install(app)
-    # The last added runs first: the request id must exist before anything can fail.
+    # The last added runs first: the request id must exist before anything can fail, and
+    # every answer, the body limit's 413 included, gets the security headers.
     app.add_middleware(BodyLimitMiddleware, max_body=engine.limits.max_bytes + FORM_ROOM)
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
+    if opts.trusted_proxies:
+        # Only these peers may say who the client is (X-Forwarded-For); anyone else could
+        # pick a fresh address per request and escape the sign-in throttle.
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(opts.trusted_proxies))
     return app

@@ -36,6 +36,7 @@ class AuthState:
     store: SqliteAccountStore
     enabled: bool
     search_limits: TokenBuckets
+    ingest_limits: TokenBuckets
     session_hours: float
     secure_cookies: bool
 
@@ -99,12 +100,27 @@ def requester(who: Principal) -> Requester:
 
 
 def rate_limit_search(request: Request, who: Principal) -> None:
-    wait = auth_state(request).search_limits.take(who.rate_key)
+    _take(auth_state(request).search_limits, caller_key(request, who), "searches")
+
+
+def rate_limit_ingest(request: Request, who: Principal) -> None:
+    _take(auth_state(request).ingest_limits, caller_key(request, who), "uploads")
+
+
+def caller_key(request: Request, who: Principal) -> str:
+    """Whose bucket a call spends: the key or user, or the client address with auth off."""
+    if who.kind == "anonymous":
+        return f"address:{request.client.host if request.client else 'unknown'}"
+    return who.rate_key
+
+
+def _take(buckets: TokenBuckets, caller: str, what: str) -> None:
+    wait = buckets.take(caller)
     if wait > 0:
         seconds = max(1, math.ceil(wait))
         raise ApiError(
             429,
             "rate_limited",
-            f"too many searches; try again in {seconds} s",
+            f"too many {what}; try again in {seconds} s",
             {"Retry-After": str(seconds)},
         )

@@ -24,7 +24,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "serve",
         parents=[common],
         help="run the HTTP API and web UI",
-        description="Serve the HTTP API (/docs for its OpenAPI document) and the web UI. "
+        description="Serve the HTTP API (its OpenAPI document at /openapi.json) and the web UI. "
         "Authentication is on unless FACESEARCH_API__AUTH=false.",
     )
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
@@ -78,14 +78,16 @@ def serve(args: argparse.Namespace, settings: Any) -> int:
     import uvicorn
 
     from facesearch.api.app import create_app
+    from facesearch.api.server import server_config
     from facesearch.engine import FaceSearch
 
     host = args.host or settings.api.host
     port = args.port or settings.api.port
     with FaceSearch(settings) as engine:
         app = create_app(engine)
-        print(f"facesearch: serving http://{host}:{port}/ (API docs at /docs)", file=sys.stderr)
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        docs = "API docs at /docs" if settings.api.docs else "OpenAPI document at /openapi.json"
+        print(f"facesearch: serving http://{host}:{port}/ ({docs})", file=sys.stderr)
+        uvicorn.Server(server_config(app, settings.api, host, port, log_level="info")).run()
     return 0
 
 

@@ -19,7 +19,7 @@ _ERRORS = {
     413: "Upload over the size or pixel limit.",
     415: "The upload's content type is not an image.",
     422: "The request does not match this schema, or the probe holds no face.",
-    429: "Too many searches: wait as long as Retry-After says.",
+    429: "Too many searches or uploads: wait as long as Retry-After says.",
     503: "A store or index cannot be reached.",
 }
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -181,6 +183,15 @@ class Gateway:
             record: ImageRecord = self.engine.show(image_id)
         return record
 
+    def kept(self, path: Path, sha256: str) -> bool:
+        """Whether the catalog names ``path`` as a copy of the image with this hash."""
+        with self._lock:
+            image_id = self.engine.catalog.image_id_by_sha(sha256)
+            if image_id is None:
+                return False
+            record: ImageRecord = self.engine.show(image_id)
+        return any(prov.path == str(path) for prov in record.provenance)
+
     def ingest_file(self, item: IngestItem, source: str, sha256: str) -> tuple[IngestReport, int]:
         """Ingest one saved upload; returns the report and the image id."""
         with self._lock:
@@ -192,13 +203,33 @@ class Gateway:
         return report, image_id
 
 
-def image_file(image: ImageRecord) -> Path:
-    """The first ingested copy of an image still on disk with the size it had."""
+def image_bytes(image: ImageRecord) -> bytes:
+    """The bytes of the image as ingested, from the first copy still on disk unchanged.
+
+    A copy counts only if its SHA-256 is the catalog's (a file swapped for another of the
+    same size is not served) and only through a path that stays in the folder it was
+    ingested into (a symlink put there to point elsewhere is not followed).
+    """
     for prov in image.provenance:
-        path = Path(prov.path)
-        try:
-            if path.is_file() and path.stat().st_size == image.bytes:
-                return path
-        except OSError:
-            continue
+        data = _verified(Path(prov.path), image)
+        if data is not None:
+            return data
     raise NotFound(f"the file of image {image.id} is no longer where it was ingested from")
+
+
+def _verified(path: Path, image: ImageRecord) -> bytes | None:
+    try:
+        folder = path.parent.resolve(strict=True)
+        real = path.resolve(strict=True)
+        if not real.is_relative_to(folder):
+            return None
+        # O_NOFOLLOW: a symlink swapped in after resolve() is refused, not followed.
+        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if not stat.S_ISREG(st.st_mode) or st.st_size != image.bytes:
+                return None
+            data = fh.read(image.bytes + 1)
+    except (OSError, RuntimeError):
+        return None
+    return data if sha256_of(data) == image.sha256 else None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import uuid
 from datetime import date, datetime
 from pathlib import Path, PurePath
 from typing import Annotated, Any
@@ -10,17 +12,18 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from facesearch.accounts.roles import Action, Principal
 from facesearch.api import cursors, schemas
-from facesearch.api.auth import allow
+from facesearch.api.auth import allow, rate_limit_ingest
 from facesearch.api.deps import AUTH_ERRORS, MAX_ID, errors, gateway
-from facesearch.api.gateway import image_file
+from facesearch.api.gateway import image_bytes
 from facesearch.api.thumbnails import crop_face
 from facesearch.api.uploads import read_upload
 from facesearch.errors import InvalidInput
+from facesearch.imaging import decode_image
 from facesearch.ingest.analyse import sha256_of
 from facesearch.ingest.items import IngestItem
 
@@ -76,6 +79,7 @@ def _safe_name(name: str | None) -> str:
         404,
         413,
         415,
+        429,
         *AUTH_ERRORS,
         extra={200: {"model": schemas.IngestOut, "description": "Already stored."}},
     ),
@@ -89,7 +93,11 @@ async def ingest_image(
     captured_at: str | None = Form(None, max_length=40, description="ISO 8601 date."),
     who: Principal = Depends(allow(Action.INGEST)),
 ) -> Response:
-    """Store the photo (kept in the home's `uploads/`), index its faces, record provenance."""
+    """Store the photo (kept in the home's `uploads/`), index its faces, record provenance.
+
+    Nothing is written for an upload that is refused.
+    """
+    rate_limit_ingest(request, who)
     gw = gateway(request)
     if not source.strip():
         raise InvalidInput("source must not be blank")
@@ -100,14 +108,21 @@ async def ingest_image(
     }
     data = await read_upload(image, gw.engine.limits)
     sha = sha256_of(data)
+    name = source.strip()
+    # Refused uploads never touch the disk: the source and the image are checked from
+    # memory first, and a file written for an ingest that then fails is removed.
+    await gw.locked(gw.engine.source, name)
+    await gw.infer(decode_image, data, gw.engine.limits)
     # Flat, named by content first (uploads/<sha256>-<name>): erasure finds it by hash.
-    folder = Path(gw.engine.home) / "uploads"
-    path = folder / f"{sha}-{_safe_name(image.filename)}"
-    if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+    path = Path(gw.engine.home) / "uploads" / f"{sha}-{_safe_name(image.filename)}"
+    created = await run_in_threadpool(_store, path, data)
     item = IngestItem(path=path, **item_fields)
-    report, image_id = await run_in_threadpool(gw.ingest_file, item, source.strip(), sha)
+    try:
+        report, image_id = await run_in_threadpool(gw.ingest_file, item, name, sha)
+    except Exception:
+        if created and not await run_in_threadpool(gw.kept, path, sha):
+            path.unlink(missing_ok=True)
+        raise
     record = await run_in_threadpool(gw.image, image_id)
     out = schemas.IngestOut(
         created=report.images_added > 0,
@@ -119,6 +134,20 @@ async def ingest_image(
         status_code=201 if out.created else 200,
         media_type="application/json",
     )
+
+
+def _store(path: Path, data: bytes) -> bool:
+    """Write ``data`` at ``path`` whole or not at all; False when it was already there."""
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".partial-{uuid.uuid4().hex}")
+    try:
+        partial.write_bytes(data)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return True
 
 
 @router.get(
@@ -162,21 +191,24 @@ async def get_image(
 
 @router.get(
     "/images/{image_id}/file",
-    response_class=FileResponse,
+    response_class=Response,
     summary="The image file",
     responses=errors(404, *AUTH_ERRORS, extra={200: IMAGE_CONTENT}),
 )
 async def get_image_file(
     request: Request, image_id: ImageId, who: Principal = Depends(allow(Action.VIEW_IMAGES))
-) -> FileResponse:
-    """The stored file, as ingested (boxes refer to it after EXIF orientation)."""
+) -> Response:
+    """The stored file, as ingested (boxes refer to it after EXIF orientation).
+
+    Served only while its SHA-256 is still the one recorded at ingest; 404 otherwise.
+    """
     gw = gateway(request)
     record = await run_in_threadpool(gw.image, image_id)
-    path = image_file(record)
-    return FileResponse(
-        path,
+    data = await run_in_threadpool(image_bytes, record)
+    return Response(
+        data,
         media_type=MEDIA_TYPES.get(record.format, "application/octet-stream"),
-        headers={"Cache-Control": "private, max-age=3600"},
+        headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"},
     )
 
 
@@ -197,7 +229,8 @@ async def face_thumbnail(
     data = cache.get(face_id)
     if data is None:
         found = next(f for f in record.faces if f.id == face_id)
-        data = await gw.infer(crop_face, str(image_file(record)), found.box, gw.engine.limits)
+        stored = await run_in_threadpool(image_bytes, record)
+        data = await gw.infer(crop_face, stored, found.box, gw.engine.limits)
         cache.put(face_id, data)
     return Response(
         data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}

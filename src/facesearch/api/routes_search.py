@@ -16,11 +16,10 @@ from facesearch.api import schemas
 from facesearch.api.auth import allow, rate_limit_search, requester
 from facesearch.api.deps import AUTH_ERRORS, MAX_ID, errors, gateway
 from facesearch.api.errors import request_id
-from facesearch.api.gateway import Timings, image_file
+from facesearch.api.gateway import Timings, image_bytes
 from facesearch.api.uploads import read_upload
 from facesearch.domain import Match, Provenance, Requester
 from facesearch.errors import InvalidInput, NoFaceFound
-from facesearch.imaging import read_limited
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
@@ -150,7 +149,7 @@ async def search(
     else:
         assert form.image_id is not None
         record = await run_in_threadpool(gw.image, form.image_id)
-        data = read_limited(str(image_file(record)), gw.engine.limits)
+        data = await run_in_threadpool(image_bytes, record)
     timings = Timings()
     timings.add("upload", started)  # auth, rate limit, multipart parsing, checks
     probe = await gw.infer(gw.probe, data, timings, timings=timings)

@@ -10,14 +10,14 @@ from collections.abc import Iterable
 from PIL import Image
 
 from facesearch.domain import BoundingBox
-from facesearch.imaging import DecodeLimits, decode_image, read_limited
+from facesearch.imaging import DecodeLimits, decode_image
 
 THUMB_SIZE = 160
 MARGIN = 0.3  # of the face box on each side: a little context around the face
 
 
-def crop_face(path: str, box: BoundingBox, limits: DecodeLimits) -> bytes:
-    pixels = decode_image(read_limited(path, limits), limits).pixels
+def crop_face(data: bytes, box: BoundingBox, limits: DecodeLimits) -> bytes:
+    pixels = decode_image(data, limits).pixels
     height, width = pixels.shape[:2]
     mx, my = int(box.width * MARGIN), int(box.height * MARGIN)
     x1, y1 = max(0, box.x1 - mx), max(0, box.y1 - my)

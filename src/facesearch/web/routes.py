@@ -8,6 +8,8 @@ which has no session yet, carries a double-submit token instead.
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,12 +34,20 @@ LOGIN_CSRF_COOKIE = "fs_login_csrf"
 # Sign-in attempts per client address and username: slows password guessing to a crawl.
 LOGIN_RATE_PER_MINUTE = 10
 LOGIN_BURST = 10
+# And per client address across usernames: one password tried on many accounts (spraying)
+# is slowed as much as many passwords on one. A successful sign-in gives its tokens back:
+# people signing in often, or many from one office address, are not throttled.
+LOGIN_ADDRESS_RATE_PER_MINUTE = 20
+LOGIN_ADDRESS_BURST = 10
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(include_in_schema=False)
 
 
-def mount(app: FastAPI) -> None:
-    app.state.login_limits = TokenBuckets(LOGIN_RATE_PER_MINUTE, LOGIN_BURST)
+def mount(app: FastAPI, clock: Callable[[], float] = time.monotonic) -> None:
+    app.state.login_limits = TokenBuckets(LOGIN_RATE_PER_MINUTE, LOGIN_BURST, clock)
+    app.state.login_address_limits = TokenBuckets(
+        LOGIN_ADDRESS_RATE_PER_MINUTE, LOGIN_ADDRESS_BURST, clock
+    )
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(router)
     from facesearch.web import routes_governance
@@ -82,14 +92,8 @@ def _forbidden(who: Principal, action: Action) -> str:
 
 def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
     context = {"notice": NOTICE, "Action": Action, "csrf": "", **context}
-    response = templates.TemplateResponse(request, name, context, status_code=status)
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
-        "script-src 'self'; frame-ancestors 'none'; form-action 'self'"
-    )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
+    # Security headers (CSP, nosniff, framing, referrer) come from SecurityHeadersMiddleware.
+    return templates.TemplateResponse(request, name, context, status_code=status)
 
 
 def _cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
@@ -129,8 +133,11 @@ async def login(
 ) -> Response:
     auth = auth_state(request)
     limits: TokenBuckets = request.app.state.login_limits
+    per_address: TokenBuckets = request.app.state.login_address_limits
+    # The connecting address, or what a configured trusted proxy says (api.trusted_proxies).
     client = request.client.host if request.client else "unknown"
-    wait = limits.take(f"{client}:{username.strip() or 'api-key'}")
+    attempt = f"{client}:{username.strip() or 'api-key'}"
+    wait = max(per_address.take(client), limits.take(attempt))
     if wait > 0:
         response = _login_form(request, "Too many sign-in attempts; wait a minute.", 429)
         response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
@@ -147,6 +154,8 @@ async def login(
         who = await run_in_threadpool(auth.store.check_password, username, password)
     if who is None:
         return _login_form(request, "Unknown user or key, or wrong password.", 401)
+    per_address.refund(client)
+    limits.refund(attempt)
     session, _ = await run_in_threadpool(auth.store.open_session, who, auth.session_hours)
     response = RedirectResponse("/", status_code=303)
     _cookie(response, request, SESSION_COOKIE, session, int(auth.session_hours * 3600))
