@@ -68,6 +68,9 @@ class IngestRun:
     # -- stage 1: decide whether a file needs analysis at all -----------------------------
     def prepare(self, item: IngestItem) -> Pending | None:
         path = str(item.path)
+        if item.problem is not None:  # a manifest row that cannot be used: report, go on
+            self._fail(path, item.problem)
+            return None
         try:
             st = os.stat(item.path)
             stamp = FileStamp(size=st.st_size, mtime_ns=st.st_mtime_ns)
