@@ -329,9 +329,13 @@ def ingest(args: argparse.Namespace, engine: Any) -> int:
     if report.interrupted:
         return 130
     if report.failed and not (report.images_added + report.copies_added + report.unchanged):
+        what = (
+            "the file could not be ingested"
+            if report.files == 1
+            else f"none of the {report.files} files could be ingested"
+        )
         print(
-            f"facesearch: error: none of the {render.plural(report.files, 'file')} could be "
-            "ingested (the reasons are listed above"
+            f"facesearch: error: {what} (the reasons are listed above"
             + (" and in --report)" if args.report else ")"),
             file=sys.stderr,
         )
