@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from facesearch import cli_governance
-from facesearch.cli_args import record_id, whole
+from facesearch.cli_args import jurisdiction, record_id, whole
 from facesearch.errors import FacesearchError, InvalidInput, NoFaceFound, NotFound
 
 EXIT_ERROR = 1
@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--jurisdiction",
         dest="requester_jurisdiction",
+        type=jurisdiction,
         help="where the requester is (ISO 3166 code)",
     )
 
@@ -208,7 +209,7 @@ def command_name(args: argparse.Namespace) -> str:
     return str(args.command)
 
 
-def load_settings(args: argparse.Namespace) -> Any:
+def settings_for(args: argparse.Namespace) -> Any:
     """The settings, with a home that exists unless this command may create one."""
     from pydantic import ValidationError
 
@@ -232,7 +233,7 @@ def load_settings(args: argparse.Namespace) -> Any:
 def open_engine(args: argparse.Namespace) -> Any:
     from facesearch.engine import FaceSearch
 
-    return FaceSearch(load_settings(args))
+    return FaceSearch(settings_for(args))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -240,10 +241,10 @@ def run(args: argparse.Namespace) -> int:
     from facesearch.api import commands
 
     if args.command in commands.COMMANDS:
-        return commands.run(args, load_settings(args))
+        return commands.run(args, settings_for(args))
 
     with open_engine(args) as engine:
-        place = (getattr(args, "requester_jurisdiction", None) or "").strip().upper()
+        place = getattr(args, "requester_jurisdiction", None)
         who = replace(
             engine.default_requester(),
             channel="cli",

@@ -35,3 +35,15 @@ def id_list(text: str) -> list[int]:
         return [record_id(part.strip()) for part in text.split(",") if part.strip()]
     except argparse.ArgumentTypeError as exc:
         raise InvalidInput(f"--select: {exc}") from None
+
+
+# The API's shape for a requester's place (api/routes_search.py): GB, FR, US-CA.
+_JURISDICTION = re.compile(r"[A-Z]{2}(-[A-Z0-9]{1,3})?")
+
+
+def jurisdiction(text: str) -> str:
+    """An ISO 3166 code (``gb`` is taken as ``GB``), as the deployment's rules compare it."""
+    code = text.strip().upper()
+    if not _JURISDICTION.fullmatch(code):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 3166 code such as GB or FR")
+    return code

@@ -126,6 +126,8 @@ def test_a_blocked_jurisdiction_is_enforced_from_the_cli(
         capsys, "search", str(dev / PROBE), "--jurisdiction", "GB", "--home", str(home)
     )
     assert code == 0, err
+    err = usage_error(capsys, "search", str(dev / PROBE), "--jurisdiction", "X X")
+    assert "'X X' is not an ISO 3166 code" in err
 
 
 # -- item 12: an unknown --source is an error, on the CLI and the API ------------------------
