@@ -263,21 +263,32 @@ def test_manifest_rows_with_bad_urls_are_reported_by_line_and_skipped(
         f"{ex / 'obama2.jpg'},,ftp://x\n"
         f"{ex / 'two_people.jpg'},notaurl,\n"
         ",https://example.org/no-path.jpg,\n"
+        f"{tmp_path / 'gone.jpg'},https://example.org/gone.jpg,\n"
     )
     code, out, err = run(
         capsys, "ingest", str(manifest), "--source", "fr", "--home", fresh, "--json"
     )
     assert code == 0, err
     report = json.loads(out)
-    assert report["images_added"] == 1 and report["files"] == 5
-    reasons = sorted(f["reason"] for f in report["failed"])
-    assert reasons == [
-        "'path' is missing",
-        f"{manifest}:3: source_url must be an http(s) URL, not 'javascript:alert(1)'",
-        f"{manifest}:4: page_url must be an http(s) URL, not 'ftp://x'",
-        f"{manifest}:5: source_url must be an http(s) URL, not 'notaurl'",
-    ]
-    assert {"path": f"{manifest}:6", "reason": "'path' is missing"} in report["failed"]
+    assert report["images_added"] == 1 and report["files"] == 6
+    assert sorted((f["path"], f["reason"]) for f in report["failed"]) == sorted(
+        [
+            (
+                str(ex / "biden.jpg"),
+                f"{manifest}:3: source_url must be an http(s) URL, not 'javascript:alert(1)'",
+            ),
+            (
+                str(ex / "obama2.jpg"),
+                f"{manifest}:4: page_url must be an http(s) URL, not 'ftp://x'",
+            ),
+            (
+                str(ex / "two_people.jpg"),
+                f"{manifest}:5: source_url must be an http(s) URL, not 'notaurl'",
+            ),
+            (f"{manifest}:6", "'path' is missing"),
+            (str(tmp_path / "gone.jpg"), f"{manifest}:7: No such file or directory"),
+        ]
+    )
     code, out, _ = run(capsys, "show", "1", "--home", fresh, "--json")
     [copy] = json.loads(out)["provenance"]
     assert (copy["source_url"], copy["page_url"]) == (

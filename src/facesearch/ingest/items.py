@@ -24,15 +24,17 @@ URL_FIELDS = ("source_url", "page_url")
 class IngestItem:
     """One file to ingest and the provenance that comes with it.
 
-    ``problem`` is set for a manifest row that cannot be used (no path, a URL that is not
-    http(s), a line that is not JSON): the ingest reports it as a failure, with the
-    manifest's file and line, and goes on with the other rows.
+    ``origin`` is the manifest row it came from (``manifest.csv:12``), named in its
+    failure if it fails. ``problem`` is set for a row that cannot be used (no path, a URL
+    that is not http(s), a line that is not JSON): the ingest reports it as a failure and
+    goes on with the other rows.
     """
 
     path: Path
     source_url: str | None = None
     page_url: str | None = None
     captured_at: str | None = None
+    origin: str | None = None
     problem: str | None = None
 
 
@@ -148,8 +150,8 @@ def _item(base: Path, row: dict[str, object], where: str) -> IngestItem:
         for field in URL_FIELDS:
             values[field] = http_url(values[field], field)
     except InvalidInput as exc:
-        return IngestItem(path=file, problem=f"{where}: {exc}, not {values[field]!r:.80}")
-    return IngestItem(path=file, **values)
+        return IngestItem(path=file, origin=where, problem=f"{exc}, not {values[field]!r:.80}")
+    return IngestItem(path=file, origin=where, **values)
 
 
 def _bad(where: str, problem: str) -> IngestItem:

@@ -69,7 +69,7 @@ class IngestRun:
     def prepare(self, item: IngestItem) -> Pending | None:
         path = str(item.path)
         if item.problem is not None:  # a manifest row that cannot be used: report, go on
-            self._fail(path, item.problem)
+            self._fail(item, item.problem)
             return None
         try:
             st = os.stat(item.path)
@@ -80,7 +80,7 @@ class IngestRun:
                 return None
             data = read_limited(path, self.limits)
         except (OSError, InvalidInput) as exc:
-            self._fail(path, str(exc) if isinstance(exc, InvalidInput) else exc.strerror or "")
+            self._fail(item, str(exc) if isinstance(exc, InvalidInput) else exc.strerror or "")
             return None
         sha = sha256_of(data)
         known = self.catalog.image_id_by_sha(sha)
@@ -97,7 +97,7 @@ class IngestRun:
     def commit(self, pending: Pending, result: Analysis | str) -> None:
         path = str(pending.item.path)
         if isinstance(result, str):
-            self._fail(path, result)
+            self._fail(pending.item, result)
             return
         result = self._drop_suppressed(result)
         image = NewImage(
@@ -168,7 +168,10 @@ class IngestRun:
             captured_at=item.captured_at,
         )
 
-    def _fail(self, path: str, reason: str) -> None:
+    def _fail(self, item: IngestItem, reason: str) -> None:
+        path = str(item.path)
+        if item.origin:  # the manifest row it came from, to fix it there
+            reason = f"{item.origin}: {reason}"
         self.catalog.record_failure(self.source, path, reason)
         self.report.failed.append({"path": path, "reason": reason})
         self._tick()
