@@ -9,7 +9,7 @@ import argparse
 import os
 import sys
 
-from facesearch.cli import build_parser
+from facesearch.cli import CREATES_HOME, build_parser
 
 
 def sections(parser: argparse.ArgumentParser, prefix: str) -> list[str]:
@@ -25,12 +25,27 @@ def main() -> int:
     os.environ["COLUMNS"] = "100"  # the same wrapping on every terminal
     parser = build_parser()
     parser.prog = "facesearch"
+    starters = ", ".join(f"`{c}`" for c in sorted(CREATES_HOME))
     head = (
         "# Command line\n\n"
         "Generated from the parser by `scripts/cli_docs.py` (a test checks it is current).\n"
-        "Every command takes `--home`, `--json` and `--debug`. Errors print one line on\n"
-        "stderr; exit codes: 0 success, 1 error, 2 bad input or usage, 3 no face in the\n"
-        "probe, 4 audit log tampered, 130 interrupted.\n\n"
+        "Every command takes `--home`, `--json` and `--debug`; `facesearch --version` prints\n"
+        "the version. The home must exist, except for the commands that may start one:\n"
+        f"{starters}.\n\n"
+        "Errors print one line on stderr. Exit codes:\n\n"
+        "| code | meaning |\n"
+        "|------|---------|\n"
+        "| 0 | success |\n"
+        "| 1 | error: a backend or the configuration, a file that cannot be written, a "
+        "search refused by the deployment's rules (a blocked jurisdiction), an ingest in "
+        "which no file could be ingested |\n"
+        "| 2 | bad input or usage: a wrong option, value or file; an id, source or home "
+        "that does not exist; a search without the purpose and case reference the "
+        "deployment requires; nothing to ingest |\n"
+        "| 3 | no face in the probe |\n"
+        "| 4 | audit log tampered (`audit verify`) |\n"
+        "| 130 | interrupted |\n"
+        "| 141 | the output was closed early (`facesearch stats \\| head -3`): stops quietly |\n\n"
     )
     sys.stdout.write(head + "\n".join(sections(parser, "facesearch")))
     return 0

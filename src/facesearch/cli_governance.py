@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from facesearch.cli_args import id_list, record_id, whole
 from facesearch.domain import Requester
 from facesearch.engine import FaceSearch
 from facesearch.errors import InvalidInput
@@ -19,7 +20,7 @@ from facesearch.governance.policy import (
     parse_jurisdictions,
     parse_period,
 )
-from facesearch.render import emit
+from facesearch.render import emit, plural
 
 COMMANDS = ("sources", "retention", "erase", "suppress", "dsar", "audit", "report")
 
@@ -78,7 +79,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "run once with --person PHOTO to review the matches, then again with "
         "--select IDS (or --all-matches) to erase them.",
     )
-    p.add_argument("--image", type=int, action="append", default=[], metavar="ID")
+    p.add_argument("--image", type=record_id, action="append", default=[], metavar="ID")
     p.add_argument("--source", action="append", default=[], metavar="NAME")
     p.add_argument("--jurisdiction", metavar="CODE", help="every source listing this jurisdiction")
     p.add_argument("--person", type=Path, metavar="PHOTO", help="images of the person in PHOTO")
@@ -95,10 +96,10 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     q.add_argument("photo", type=Path, metavar="PHOTO")
     q.add_argument("--consent-ref", required=True, help="reference of their consent to keep it")
     q.add_argument("--note", default="")
-    q.add_argument("--face", type=int)
+    q.add_argument("--face", type=whole)
     usub.add_parser("list", parents=[common], help="entries (no templates shown)")
     q = usub.add_parser("remove", parents=[common], help="remove an entry")
-    q.add_argument("id", type=int)
+    q.add_argument("id", type=record_id)
 
     p = sub.add_parser(
         "dsar",
@@ -108,7 +109,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         "threshold. The photo is processed in memory and never stored.",
     )
     p.add_argument("photo", type=Path, metavar="PHOTO")
-    p.add_argument("--face", type=int)
+    p.add_argument("--face", type=whole)
     p.add_argument("--html", type=Path, help="also write a self-contained HTML report here")
 
     p = sub.add_parser("audit", parents=[common], help="the tamper-evident audit log")
@@ -196,8 +197,9 @@ def _sources(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> in
 def _receipt_text(receipt: Receipt) -> str:
     verb = "Would remove" if receipt.dry_run else "Removed"
     return (
-        f"{verb} {receipt.images_removed} images, {receipt.faces_removed} faces and "
-        f"{receipt.provenance_removed} provenance rows"
+        f"{verb} {plural(receipt.images_removed, 'image')}, "
+        f"{plural(receipt.faces_removed, 'face')} and "
+        f"{plural(receipt.provenance_removed, 'provenance row')}"
         + ("" if receipt.dry_run else f" (receipt {receipt.receipt_id})")
     )
 
@@ -232,7 +234,7 @@ def _erase(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> int:
             )
             return 0
         matched = {m.image.id for m in found.matches}
-        chosen = matched if args.all_matches else {int(i) for i in args.select.split(",") if i}
+        chosen = matched if args.all_matches else set(id_list(args.select))
         if not chosen <= matched:
             raise InvalidInput(f"not among the matches: {sorted(chosen - matched)}")
         image_ids += sorted(chosen)
@@ -315,7 +317,7 @@ def _audit(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> int:
                 "warning": result.warning,
             },
             (
-                f"Audit log intact: {result.entries} entries"
+                f"Audit log intact: {plural(result.entries, 'entry', 'entries')}"
                 if result.ok
                 else f"AUDIT LOG TAMPERED: {result.problem}"
             )
@@ -334,7 +336,7 @@ def _audit(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> int:
     text = "\n".join(json.dumps(e, sort_keys=True) for e in entries)
     if args.output:
         args.output.write_text(text + ("\n" if text else ""))
-        print(f"Wrote {len(entries)} entries to {args.output}")
+        print(f"Wrote {plural(len(entries), 'entry', 'entries')} to {args.output}")
     else:
         print(text)
     return 0

@@ -425,6 +425,8 @@ class FaceSearch:
                 f"the stored faces were embedded with {stored}; this search uses "
                 f"{self.model.key}. Search with the same model or reindex with it."
             )
+        for name in sources or ():
+            self.source(name)  # a mistyped source is an error, not an empty answer
         allowed = self.catalog.face_ids(sources) if sources else None
         ids, sims = self.index.search(vector[None, :], k * OVERFETCH, allowed)
         hits = [(int(i), float(s)) for i, s in zip(ids[0], sims[0], strict=True) if i >= 0]

@@ -57,6 +57,30 @@ def results_json(results: list[SearchResult]) -> dict[str, Any]:
 
 
 # -- text ------------------------------------------------------------------------------
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 file``, ``2 files``; ``nouns`` for the irregular ones (``entries``)."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
+def ingest_summary(report: IngestReport) -> str:
+    parts = [
+        plural(report.files, "file"),
+        plural(report.images_added, "new image"),
+        plural(report.copies_added, "new copy", "new copies") + " of known images",
+        f"{report.unchanged} unchanged",
+        plural(report.faces_indexed, "face") + " indexed",
+        plural(report.faces_skipped, "face") + " skipped",
+        *([f"{report.faces_suppressed} suppressed"] if report.faces_suppressed else []),
+        f"{len(report.failed)} failed",
+    ]
+    head = "Interrupted after " if report.interrupted else "Ingested "
+    return (
+        head
+        + ", ".join(parts)
+        + f" in {report.seconds:.1f} s ({report.images_per_second:.1f} images/s)"
+    )
+
+
 def results_text(results: list[SearchResult]) -> str:
     lines: list[str] = []
     faces = results[0].probe_faces if results else ()

@@ -51,7 +51,7 @@ def test_key_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     code, _, err = run(capsys, "keys", "create", "--name", "x", "--role", "root", "--home", home)
     assert code == 2 and err.strip().count("\n") == 0 and "unknown role 'root'" in err
     code, _, err = run(capsys, "keys", "revoke", "nope", "--home", home)
-    assert code == 1 and "no API key with id nope" in err
+    assert code == 2 and "no API key with id nope" in err  # an id that does not exist
 
 
 def test_users_add_reads_the_password_from_stdin(

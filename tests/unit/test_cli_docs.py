@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,8 @@ def test_cli_docs_are_current() -> None:
         capture_output=True,
         text=True,
         check=True,
-        env={"COLUMNS": "100", "PATH": ""},
+        # PYTHONPATH passes through: a worktree's source, not the installed copy, is read
+        env={"COLUMNS": "100", "PATH": "", "PYTHONPATH": os.environ.get("PYTHONPATH", "")},
     ).stdout
     assert generated == (ROOT / "docs" / "cli.md").read_text(), (
         "docs/cli.md is stale: run `.venv/bin/python scripts/cli_docs.py > docs/cli.md`"

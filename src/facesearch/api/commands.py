@@ -10,6 +10,7 @@ import argparse
 import getpass
 import json
 import sys
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +31,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8000)")
 
-    keys = sub.add_parser("keys", help="create, list and revoke API keys")
+    keys = sub.add_parser("keys", parents=[common], help="create, list and revoke API keys")
     ks = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     k = ks.add_parser("create", parents=[common], help="a new key (shown once)")
     k.add_argument("--name", required=True, help="who or what uses the key")
@@ -39,7 +40,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     k = ks.add_parser("revoke", parents=[common], help="revoke a key at once")
     k.add_argument("key_id", metavar="KEY_ID")
 
-    users = sub.add_parser("users", help="web UI users (username and password)")
+    users = sub.add_parser("users", parents=[common], help="web UI users (username and password)")
     us = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
     u = us.add_parser("add", parents=[common], help="add a user or reset a password")
     u.add_argument("username")
@@ -47,11 +48,10 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     u.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Any) -> int:
+    """Run ``serve``, ``keys`` or ``users`` on the settings cli.py loaded (and checked)."""
     from facesearch.accounts.store import SqliteAccountStore
-    from facesearch.config import load_settings
 
-    settings = load_settings(home=args.home)
     if args.command == "serve":
         return serve(args, settings)
     store = SqliteAccountStore(settings.home / "accounts.sqlite")
@@ -128,13 +128,27 @@ def keys(args: argparse.Namespace, store: Any, audit: Callable[[str, Any], None]
 
 
 def users(args: argparse.Namespace, store: Any) -> int:
-    if args.password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = getpass.getpass("Password: ")
-        if getpass.getpass("Again: ") != password:
-            raise InvalidInput("the two passwords differ")
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else ask_password()
     store.add_user(args.username, password, args.role)
     data = {"username": args.username, "role": args.role}
     print(json.dumps(data) if args.json else f"User {args.username} ({args.role}) saved")
     return 0
+
+
+def ask_password() -> str:
+    """The password, typed twice at the terminal; no terminal: an error, not a traceback."""
+    try:
+        with warnings.catch_warnings():
+            # getpass falls back to reading stdin, echoed, when there is no terminal
+            warnings.simplefilter("error", getpass.GetPassWarning)
+            password = getpass.getpass("Password: ")
+            again = getpass.getpass("Again: ")
+    except getpass.GetPassWarning:
+        raise InvalidInput(
+            "no terminal to type the password at: pipe it in with --password-stdin"
+        ) from None
+    except EOFError:
+        raise InvalidInput("no password given (input closed)") from None
+    if again != password:
+        raise InvalidInput("the two passwords differ")
+    return password

@@ -8,7 +8,6 @@ import uuid
 from datetime import date, datetime
 from pathlib import Path, PurePath
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi import Path as PathParam
@@ -25,7 +24,7 @@ from facesearch.api.uploads import read_upload
 from facesearch.errors import InvalidInput
 from facesearch.imaging import decode_image
 from facesearch.ingest.analyse import sha256_of
-from facesearch.ingest.items import IngestItem
+from facesearch.ingest.items import IngestItem, http_url
 
 router = APIRouter(prefix="/v1", tags=["images"])
 
@@ -46,12 +45,7 @@ FaceId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="Face id.")]
 
 
 def _url(value: str | None, field: str) -> str | None:
-    if not value:
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidInput(f"{field} must be an http(s) URL")
-    return value
+    return http_url(value, field)  # the manifest rows' check, so both refuse the same
 
 
 def _captured(value: str | None) -> str | None:

@@ -33,21 +33,3 @@ class IngestReport:
         data["images_per_second"] = round(self.images_per_second, 2)
         data["seconds"] = round(self.seconds, 3)
         return data
-
-    def summary(self) -> str:
-        parts = [
-            f"{self.files} files",
-            f"{self.images_added} new images",
-            f"{self.copies_added} new copies of known images",
-            f"{self.unchanged} unchanged",
-            f"{self.faces_indexed} faces indexed",
-            f"{self.faces_skipped} faces skipped",
-            *([f"{self.faces_suppressed} suppressed"] if self.faces_suppressed else []),
-            f"{len(self.failed)} failed",
-        ]
-        head = "Interrupted after " if self.interrupted else "Ingested "
-        return (
-            head
-            + ", ".join(parts)
-            + f" in {self.seconds:.1f} s ({self.images_per_second:.1f} images/s)"
-        )

@@ -80,6 +80,9 @@ class IngestRun:
     # -- stage 1: decide whether a file needs analysis at all -----------------------------
     def prepare(self, item: IngestItem) -> Pending | None:
         path = str(item.path)
+        if item.problem is not None:  # a manifest row that cannot be used: report, go on
+            self._fail(item, item.problem)
+            return None
         try:
             st = os.stat(item.path)
             stamp = FileStamp(size=st.st_size, mtime_ns=st.st_mtime_ns)
@@ -89,7 +92,7 @@ class IngestRun:
                 return None
             data = read_limited(path, self.limits)
         except (OSError, InvalidInput) as exc:
-            self._fail(path, str(exc) if isinstance(exc, InvalidInput) else exc.strerror or "")
+            self._fail(item, str(exc) if isinstance(exc, InvalidInput) else exc.strerror or "")
             return None
         sha = sha256_of(data)
         known = self.catalog.image_id_by_sha(sha)
@@ -103,9 +106,8 @@ class IngestRun:
 
     # -- stage 3: write what analysis found ---------------------------------------------
     def commit(self, pending: Pending, result: Analysis | str) -> None:
-        path = str(pending.item.path)
         if isinstance(result, str):
-            self._fail(path, result)
+            self._fail(pending.item, result)
             return
         result = self._drop_suppressed(result)
         self._images.append((replace(pending, data=b""), result))
@@ -210,7 +212,10 @@ class IngestRun:
             captured_at=item.captured_at,
         )
 
-    def _fail(self, path: str, reason: str) -> None:
+    def _fail(self, item: IngestItem, reason: str) -> None:
+        path = str(item.path)
+        if item.origin:  # the manifest row it came from, to fix it there
+            reason = f"{item.origin}: {reason}"
         self.catalog.record_failure(self.source, path, reason)
         self.report.failed.append({"path": path, "reason": reason})
         self._tick()
