@@ -488,6 +488,8 @@ class FaceSearch:
         self, *, after: int = 0, limit: int = 50, source: str | None = None
     ) -> list[ImageRecord]:
         """Images in id order after the id ``after`` (for cursor pagination)."""
+        if source is not None:
+            self.source(source)  # a mistyped source is an error, not an empty page
         ids = self.catalog.list_image_ids(after=after, limit=limit, source=source)
         images = self.catalog.get_images(ids)
         return [images[i] for i in ids if i in images]

@@ -371,3 +371,19 @@ def test_connections_beyond_the_cap_are_refused(server: str) -> None:
     while httpx.get(f"{server}/healthz").status_code != 200:
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_ids_are_digits_and_listing_an_unknown_source_is_404(
+    client: TestClient, gallery: Gallery
+) -> None:
+    """`1.0`, `1_0` and `+1` are not image ids (pydantic would read them as 1, 10 and 1),
+    and a mistyped source is a 404, not an empty page."""
+    viewer = bearer(gallery.keys["admin"])
+    for bad in ("1.0", "1_0", "+1"):
+        for path in (f"/v1/images/{bad}", f"/v1/images/{bad}/file", f"/v1/faces/{bad}/thumbnail"):
+            answer = client.get(path, headers=viewer)
+            assert answer.status_code == 422, (path, answer.status_code)
+            assert "digits" in answer.text
+    missing = client.get("/v1/images", params={"source": "no-such-source"}, headers=viewer)
+    assert missing.status_code == 404
+    assert "not registered" in missing.json()["error"]["message"]

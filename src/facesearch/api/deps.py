@@ -5,11 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
+from pydantic import BeforeValidator
 
 from facesearch.api.gateway import Gateway
 from facesearch.api.schemas import ErrorOut
 
 MAX_ID = 2**62  # ids beyond what SQLite stores are not ids
+
+
+def _digits_only(value: object) -> object:
+    # pydantic's lax mode reads "1.0" as 1, "1_0" as 10 and "+1" as 1: an id is digits.
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("an id is a whole number written in digits")
+    return value
+
+
+PLAIN_ID = BeforeValidator(_digits_only)
 
 _ERRORS = {
     400: "Invalid input (a parameter, or a file that is not a usable image).",

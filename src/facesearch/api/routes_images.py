@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from facesearch.accounts.roles import Action, Principal
 from facesearch.api import cursors, schemas
 from facesearch.api.auth import allow, rate_limit_ingest
-from facesearch.api.deps import AUTH_ERRORS, MAX_ID, errors, gateway
+from facesearch.api.deps import AUTH_ERRORS, MAX_ID, PLAIN_ID, errors, gateway
 from facesearch.api.gateway import image_bytes
 from facesearch.api.thumbnails import crop_face
 from facesearch.api.uploads import read_upload
@@ -40,8 +40,8 @@ MEDIA_TYPES = {
 BINARY: dict[str, Any] = {"schema": {"type": "string", "format": "binary"}}
 IMAGE_CONTENT: dict[str, Any] = {"content": {"image/*": BINARY}, "description": "The file."}
 JPEG_CONTENT: dict[str, Any] = {"content": {"image/jpeg": BINARY}, "description": "JPEG crop."}
-ImageId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="Image id.")]
-FaceId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="Face id.")]
+ImageId = Annotated[int, PLAIN_ID, PathParam(ge=1, le=MAX_ID, description="Image id.")]
+FaceId = Annotated[int, PLAIN_ID, PathParam(ge=1, le=MAX_ID, description="Face id.")]
 
 
 def _url(value: str | None, field: str) -> str | None:

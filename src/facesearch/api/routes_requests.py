@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from facesearch.accounts.roles import Action, Principal
 from facesearch.api import schemas_governance as gov
 from facesearch.api.auth import allow, requester
-from facesearch.api.deps import AUTH_ERRORS, MAX_ID, errors, gateway
+from facesearch.api.deps import AUTH_ERRORS, MAX_ID, PLAIN_ID, errors, gateway
 from facesearch.api.memory_form import FACE_FIELD, photo_form_schema, read_photo_form
 from facesearch.errors import InvalidInput
 from facesearch.governance.access import access_report_html
@@ -120,7 +120,7 @@ async def list_suppressions(
 )
 async def remove_suppression(
     request: Request,
-    suppression_id: Annotated[int, PathParam(ge=1, le=MAX_ID)],
+    suppression_id: Annotated[int, PLAIN_ID, PathParam(ge=1, le=MAX_ID)],
     who: Principal = Depends(allow(Action.HANDLE_REQUESTS)),
 ) -> gov.SuppressionOut:
     """The template is deleted (securely); the person's faces are searchable again."""

@@ -6,6 +6,7 @@ import re
 import time
 from dataclasses import replace
 from datetime import date
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import Response
@@ -14,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from facesearch.accounts.roles import Action, Principal
 from facesearch.api import schemas
 from facesearch.api.auth import allow, rate_limit_search, requester
-from facesearch.api.deps import AUTH_ERRORS, MAX_ID, errors, gateway
+from facesearch.api.deps import AUTH_ERRORS, MAX_ID, PLAIN_ID, errors, gateway
 from facesearch.api.errors import request_id
 from facesearch.api.gateway import Timings, image_bytes
 from facesearch.api.uploads import read_upload
@@ -35,7 +36,7 @@ class SearchForm:
     def __init__(
         self,
         image: UploadFile | None = File(None, description="The probe photo."),
-        image_id: int | None = Form(
+        image_id: Annotated[int | None, PLAIN_ID] = Form(
             None, ge=1, le=MAX_ID, description="Or: search with an image already stored."
         ),
         top_k: int | None = Form(None, ge=1, le=MAX_TOP_K, description="Images to return."),

@@ -24,7 +24,7 @@ from facesearch.accounts import credentials as cred
 from facesearch.accounts.ratelimit import TokenBuckets
 from facesearch.accounts.roles import Action, Principal, Role
 from facesearch.api.auth import ANONYMOUS, SESSION_COOKIE, auth_state, current_session
-from facesearch.api.deps import MAX_ID, gateway
+from facesearch.api.deps import MAX_ID, PLAIN_ID, gateway
 from facesearch.api.routes_admin import audit_key
 from facesearch.api.schemas import NOTICE
 from facesearch.errors import FacesearchError
@@ -198,7 +198,7 @@ async def search_page(request: Request) -> Response:
 
 @router.get("/images/{image_id}", response_class=HTMLResponse)
 async def image_page(
-    request: Request, image_id: Annotated[int, PathParam(ge=1, le=MAX_ID)]
+    request: Request, image_id: Annotated[int, PLAIN_ID, PathParam(ge=1, le=MAX_ID)]
 ) -> Response:
     page = _Page(request, Action.VIEW_IMAGES)
     if page.stop is not None:
