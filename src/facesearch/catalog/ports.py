@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 from facesearch.domain import DetectedFace, ImageRecord, Provenance
 from facesearch.governance.policy import Source
+from facesearch.governance.urls import PublishedAt
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,11 @@ class Catalog(Protocol):
     def list_image_ids(
         self, after: int = 0, limit: int = 50, source: str | None = None
     ) -> list[int]: ...
+
+    def images_published_at(self, where: PublishedAt) -> list[int]:
+        """Ids of the images with a copy whose ``page_url`` or ``source_url`` falls under
+        ``where`` (``PublishedAt.matches``), in id order: an access request by URL."""
+        ...
 
     def faces_to_images(self, face_ids: Sequence[int]) -> dict[int, int]: ...
 

@@ -17,6 +17,7 @@ from facesearch.domain import BoundingBox, FaceRecord, ImageRecord, Provenance
 from facesearch.errors import BackendUnavailable, InvalidInput, NotFound
 from facesearch.governance.crypto import Sealer
 from facesearch.governance.policy import Source, expiry
+from facesearch.governance.urls import PublishedAt
 from facesearch.sqlitedb import Writes, open_connection
 
 SCHEMA_VERSION = 1
@@ -465,6 +466,18 @@ class SqliteCatalog:
                 (source, after, limit),
             )
         return [int(r[0]) for r in rows]
+
+    def images_published_at(self, where: PublishedAt) -> list[int]:
+        """Images with a copy published under ``where``: LIKE narrows the scan (no index
+        serves it: an access request is rare), ``where.matches`` decides on each row."""
+        pattern = where.like_pattern()
+        rows = self.db.execute(
+            r"""SELECT image_id, page_url, source_url FROM provenance
+               WHERE page_url LIKE ? ESCAPE '\' OR source_url LIKE ? ESCAPE '\'""",
+            (pattern, pattern),
+        )
+        found = {int(r[0]) for r in rows if where.matches(r[1]) or where.matches(r[2])}
+        return sorted(found)
 
     def faces_to_images(self, face_ids: Sequence[int]) -> dict[int, int]:
         out: dict[int, int] = {}
