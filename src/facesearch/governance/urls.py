@@ -10,6 +10,7 @@ stored with each copy, are reduced to one *key* before they are compared:
 - the host is lower-cased and the scheme's default port (80, 443) dropped; any
   ``user:password@`` is dropped;
 - trailing slashes are dropped (``/u/alice/`` is ``/u/alice``; the root is the host);
+  otherwise the path is compared as written (paths are case-sensitive);
 - the fragment (``#...``) is dropped; the query (``?...``) is kept: it often names the page.
 
 An exact request matches a copy whose key is equal. A prefix matches at a path-segment
