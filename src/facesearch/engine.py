@@ -732,10 +732,9 @@ class FaceSearch:
         import hmac
         import secrets
 
-        secret = self.catalog.meta("access_url_hash_key")
-        if secret is None:
-            secret = secrets.token_hex(32)
-            self.catalog.set_meta("access_url_hash_key", secret)
+        secret = self.catalog.meta("access_url_hash_key") or self.catalog.setdefault_meta(
+            "access_url_hash_key", secrets.token_hex(32)
+        )
         return hmac.new(bytes.fromhex(secret), key.encode(), hashlib.sha256).hexdigest()
 
     # -- audit and transparency --------------------------------------------------------

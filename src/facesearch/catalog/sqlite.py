@@ -151,6 +151,12 @@ class SqliteCatalog:
         with self.writes.alone() as db:
             db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
+    def setdefault_meta(self, key: str, value: str) -> str:
+        with self.writes.alone() as db:
+            db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
+            (stored,) = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(stored)
+
     def model_key(self) -> str | None:
         return self.meta("model")
 
