@@ -696,11 +696,11 @@ class FaceSearch:
         import uuid
 
         where = published_at(url, prefix=prefix)
-        image_ids = self.catalog.images_published_at(where)
+        image_ids = self.catalog.images_published_at(where, limit=MAX_URL_REPORT_IMAGES)
         if len(image_ids) > MAX_URL_REPORT_IMAGES:
             raise InvalidInput(
-                f"{len(image_ids)} images were published under {where.url}, more than "
-                f"{MAX_URL_REPORT_IMAGES} in one report: give a narrower prefix"
+                f"more than {MAX_URL_REPORT_IMAGES} images were published under {where.url}, "
+                "too many for one report: give a narrower prefix"
             )
         images = self.catalog.get_images(image_ids)
         request_id = uuid.uuid4().hex[:12]

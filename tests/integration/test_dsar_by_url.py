@@ -11,9 +11,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from ..conftest import REGISTER_ARGS
+from facesearch import FaceSearch, InvalidInput
+from facesearch.catalog.ports import NewImage
+from facesearch.domain import Provenance
+from facesearch.engine import MAX_URL_REPORT_IMAGES
+
+from ..conftest import REGISTER_ARGS, register
 
 ALICE = "https://example.com/u/alice"
 # file -> (page_url, source_url), as a crawler recorded them.
@@ -162,3 +168,28 @@ def test_only_an_audit_entry_is_kept_with_a_keyed_hash_of_the_address(home: Path
     for form in (asked, "example.com/u/zed-who-asked"):
         assert last["details"]["url_hash"] != hashlib.sha256(form.encode()).hexdigest()
     assert cli(home, "audit", "verify").returncode == 0
+
+
+def test_a_prefix_covering_more_images_than_one_report_holds_is_refused(
+    engine: FaceSearch,
+) -> None:
+    """A site with more images than one report holds: refused, with the way out."""
+    register(engine, "site")
+    for i in range(MAX_URL_REPORT_IMAGES + 1):
+        image = NewImage(
+            sha256=f"{i:064x}",
+            width=1,
+            height=1,
+            format="JPEG",
+            bytes=1,
+            faces=(),
+            embeddings=np.zeros((0, 128), np.float32),
+        )
+        where = Provenance("site", f"/site/{i}.jpg", page_url=f"https://big.example/p/{i}")
+        engine.catalog.add_image(image, where, None)
+    with pytest.raises(InvalidInput, match="give a narrower prefix"):
+        engine.access_request_by_url("https://big.example", prefix=True)
+    assert engine.access_request_by_url("https://big.example/p/7")["images_found"] == 1
+    assert [e.details["match"] for e in engine.audit.entries(action="access_request")] == [
+        "url-exact"
+    ]

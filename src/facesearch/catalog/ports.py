@@ -98,9 +98,10 @@ class Catalog(Protocol):
         self, after: int = 0, limit: int = 50, source: str | None = None
     ) -> list[int]: ...
 
-    def images_published_at(self, where: PublishedAt) -> list[int]:
+    def images_published_at(self, where: PublishedAt, limit: int | None = None) -> list[int]:
         """Ids of the images with a copy whose ``page_url`` or ``source_url`` falls under
-        ``where`` (``PublishedAt.matches``), in id order: an access request by URL."""
+        ``where`` (``PublishedAt.matches``), in id order: an access request by URL. With
+        ``limit``, the search stops once it has found more than that many."""
         ...
 
     def faces_to_images(self, face_ids: Sequence[int]) -> dict[int, int]: ...

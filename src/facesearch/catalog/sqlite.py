@@ -473,7 +473,7 @@ class SqliteCatalog:
             )
         return [int(r[0]) for r in rows]
 
-    def images_published_at(self, where: PublishedAt) -> list[int]:
+    def images_published_at(self, where: PublishedAt, limit: int | None = None) -> list[int]:
         """Images with a copy published under ``where``: LIKE narrows the scan (no index
         serves it: an access request is rare), ``where.matches`` decides on each row."""
         pattern = where.like_pattern()
@@ -482,7 +482,12 @@ class SqliteCatalog:
                WHERE page_url LIKE ? ESCAPE '\' OR source_url LIKE ? ESCAPE '\'""",
             (pattern, pattern),
         )
-        found = {int(r[0]) for r in rows if where.matches(r[1]) or where.matches(r[2])}
+        found: set[int] = set()
+        for image_id, page_url, source_url in rows:
+            if where.matches(page_url) or where.matches(source_url):
+                found.add(int(image_id))
+                if limit is not None and len(found) > limit:
+                    break
         return sorted(found)
 
     def faces_to_images(self, face_ids: Sequence[int]) -> dict[int, int]:
