@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facesearch import FaceSearch, InvalidInput
+from facesearch import FaceSearch, InvalidInput, Settings
 from facesearch.catalog.ports import NewImage
 from facesearch.domain import Provenance
 from facesearch.engine import MAX_URL_REPORT_IMAGES
@@ -47,7 +47,8 @@ def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory, dev: Path) -> Path:
+def crawl(tmp_path_factory: pytest.TempPathFactory, dev: Path) -> Path:
+    """A home ingested from a manifest of the places each photo was published."""
     base = tmp_path_factory.mktemp("dsar-url")
     manifest = base / "manifest.csv"
     with open(manifest, "w", newline="") as fh:
@@ -63,11 +64,11 @@ def home(tmp_path_factory: pytest.TempPathFactory, dev: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def ids(home: Path) -> dict[str, int]:
+def ids(crawl: Path) -> dict[str, int]:
     """Image id of each file, by its name."""
     out = {}
     for image_id in range(1, len(PUBLISHED) + 1):
-        shown = json.loads(cli(home, "show", str(image_id), "--json").stdout)
+        shown = json.loads(cli(crawl, "show", str(image_id), "--json").stdout)
         out[Path(shown["path"]).name] = image_id
     return out
 
@@ -87,10 +88,10 @@ def found(report: dict[str, object], ids: dict[str, int]) -> set[str]:
 
 
 def test_a_page_finds_exactly_its_images_however_the_address_was_written(
-    home: Path, ids: dict[str, int]
+    crawl: Path, ids: dict[str, int]
 ) -> None:
     # Stored as https://EXAMPLE.com/u/alice/: host case and trailing slash do not matter.
-    report = dsar(home, "--url", ALICE)
+    report = dsar(crawl, "--url", ALICE)
     assert found(report, ids) == {"biden.jpg"}
     assert report["matched_by"] == "url-exact" and report["url"] == ALICE
     [image] = report["images"]  # type: ignore[misc]
@@ -99,24 +100,24 @@ def test_a_page_finds_exactly_its_images_however_the_address_was_written(
     assert copy["source"] == "crawl" and copy["lawful_basis"].startswith("Art. 6(1)(f)")
     assert copy["page_url"] == "https://EXAMPLE.com/u/alice/" and copy["kept_until"]
     # The file's own address is a place of publication too.
-    assert found(dsar(home, "--url", "http://cdn.example.net/a1.jpg"), ids) == {"obama.jpg"}
-    assert found(dsar(home, "--url", "https://other.org/news?id=7"), ids) == {"coffee.png"}
-    assert found(dsar(home, "--url", "https://other.org/news?id=8"), ids) == set()
+    assert found(dsar(crawl, "--url", "http://cdn.example.net/a1.jpg"), ids) == {"obama.jpg"}
+    assert found(dsar(crawl, "--url", "https://other.org/news?id=7"), ids) == {"coffee.png"}
+    assert found(dsar(crawl, "--url", "https://other.org/news?id=8"), ids) == set()
 
 
 def test_a_prefix_covers_a_profile_or_a_site_at_path_boundaries(
-    home: Path, ids: dict[str, int], tmp_path: Path
+    crawl: Path, ids: dict[str, int], tmp_path: Path
 ) -> None:
-    profile = dsar(home, "--url-prefix", ALICE, "--html", str(tmp_path / "r.html"))
+    profile = dsar(crawl, "--url-prefix", ALICE, "--html", str(tmp_path / "r.html"))
     assert found(profile, ids) == {"obama.jpg", "biden.jpg"}  # not /u/alicia
     assert profile["matched_by"] == "url-prefix" and profile["threshold"] is None
     page = (tmp_path / "r.html").read_text()
     assert f"2 image(s) published under {ALICE}" in page and "/u/alice/posts/1" in page
     # A string prefix that is not a path-segment prefix finds nothing.
-    assert dsar(home, "--url-prefix", "https://example.com/u/al")["images_found"] == 0
-    site = dsar(home, "--url-prefix", "https://Example.com")
+    assert dsar(crawl, "--url-prefix", "https://example.com/u/al")["images_found"] == 0
+    site = dsar(crawl, "--url-prefix", "https://Example.com")
     assert found(site, ids) == {"obama.jpg", "biden.jpg", "img1.jpg"}
-    text = cli(home, "dsar", "--url-prefix", ALICE)
+    text = cli(crawl, "dsar", "--url-prefix", ALICE)
     assert text.returncode == 0
     assert f"2 image(s) published under {ALICE}" in text.stdout.splitlines()[0]
     assert "/u/alice/posts/1" in text.stdout
@@ -135,28 +136,28 @@ def test_a_prefix_covers_a_profile_or_a_site_at_path_boundaries(
         ("--url", ALICE, "--face", "1"),
     ],
 )
-def test_a_bad_request_gets_one_line_and_a_non_zero_exit(home: Path, args: tuple[str]) -> None:
-    done = cli(home, "dsar", *args)
+def test_a_bad_request_gets_one_line_and_a_non_zero_exit(crawl: Path, args: tuple[str]) -> None:
+    done = cli(crawl, "dsar", *args)
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("facesearch: error: "), done.stderr
     assert done.stdout == ""
 
 
-def test_only_an_audit_entry_is_kept_with_a_keyed_hash_of_the_address(home: Path) -> None:
+def test_only_an_audit_entry_is_kept_with_a_keyed_hash_of_the_address(crawl: Path) -> None:
     def snapshot() -> set[str]:
-        return {str(p.relative_to(home)) for p in home.rglob("*")}
+        return {str(p.relative_to(crawl)) for p in crawl.rglob("*")}
 
     asked = "https://example.com/u/zed-who-asked"
     before = snapshot()
-    first = dsar(home, "--url-prefix", asked + "/")
-    second = dsar(home, "--url", asked)
+    first = dsar(crawl, "--url-prefix", asked + "/")
+    second = dsar(crawl, "--url", asked)
     assert first["images_found"] == second["images_found"] == 0
     assert snapshot() == before, "the request left a file in the home"
-    for path in home.rglob("*"):
+    for path in crawl.rglob("*"):
         if path.is_file():
             assert b"zed-who-asked" not in path.read_bytes(), f"{path} holds the address"
-    exported = cli(home, "audit", "export").stdout.splitlines()
+    exported = cli(crawl, "audit", "export").stdout.splitlines()
     requests = [json.loads(e) for e in exported if '"access_request"' in e]
     last, previous = requests[-1], requests[-2]
     assert set(last["details"]) == {"request_id", "match", "url_hash", "results"}
@@ -167,13 +168,18 @@ def test_only_an_audit_entry_is_kept_with_a_keyed_hash_of_the_address(home: Path
     assert previous["details"]["url_hash"] == last["details"]["url_hash"]
     for form in (asked, "example.com/u/zed-who-asked"):
         assert last["details"]["url_hash"] != hashlib.sha256(form.encode()).hexdigest()
-    assert cli(home, "audit", "verify").returncode == 0
+    assert cli(crawl, "audit", "verify").returncode == 0
 
 
 def test_a_prefix_covering_more_images_than_one_report_holds_is_refused(
-    engine: FaceSearch,
+    tmp_path: Path,
 ) -> None:
     """A site with more images than one report holds: refused, with the way out."""
+    with FaceSearch(Settings(home=tmp_path / "home", workers=1)) as engine:
+        refuse_a_large_report(engine)
+
+
+def refuse_a_large_report(engine: FaceSearch) -> None:
     register(engine, "site")
     for i in range(MAX_URL_REPORT_IMAGES + 1):
         image = NewImage(
