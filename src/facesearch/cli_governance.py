@@ -11,7 +11,7 @@ from facesearch.cli_args import id_list, record_id, whole
 from facesearch.domain import Requester
 from facesearch.engine import FaceSearch
 from facesearch.errors import InvalidInput
-from facesearch.governance.access import access_report_html
+from facesearch.governance.access import access_report_html, summary
 from facesearch.governance.erasure import Receipt
 from facesearch.governance.policy import (
     ART6_BASES,
@@ -106,10 +106,16 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="access request: is this person in here?",
         description="Report every image of the person in PHOTO above the strict "
-        "threshold. The photo is processed in memory and never stored.",
+        "threshold (the photo is processed in memory and never stored), or, with no "
+        "photo, every image published at a page (--url) or under a profile or site "
+        "(--url-prefix, matched at a path-segment boundary). Give exactly one of them.",
     )
-    p.add_argument("photo", type=Path, metavar="PHOTO")
-    p.add_argument("--face", type=whole)
+    p.add_argument("photo", type=Path, nargs="?", metavar="PHOTO", help="a photo of the person")
+    p.add_argument("--face", type=whole, help="with PHOTO: which face (0, the largest)")
+    p.add_argument("--url", help="the page (or image) URL where the photos were published")
+    p.add_argument(
+        "--url-prefix", metavar="URL", help="a profile or site: every page under this URL"
+    )
     p.add_argument("--html", type=Path, help="also write a self-contained HTML report here")
 
     p = sub.add_parser("audit", parents=[common], help="the tamper-evident audit log")
@@ -284,20 +290,29 @@ def _suppress(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> i
 def _dsar(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> int:
     from facesearch.imaging import read_limited
 
-    report = engine.access_request(
-        read_limited(str(args.photo), engine.limits), face=args.face, who=who
-    )
+    asked = [args.photo is not None, args.url is not None, args.url_prefix is not None]
+    if sum(asked) != 1:
+        raise InvalidInput("give exactly one of PHOTO, --url URL or --url-prefix URL")
+    if args.photo is None and args.face is not None:
+        raise InvalidInput("--face goes with a PHOTO")
+    if args.photo is not None:
+        report = engine.access_request(
+            read_limited(str(args.photo), engine.limits), face=args.face, who=who
+        )
+    elif args.url is not None:
+        report = engine.access_request_by_url(args.url, who=who)
+    else:
+        report = engine.access_request_by_url(args.url_prefix, prefix=True, who=who)
     if args.html:
         args.html.write_text(access_report_html(report))
-    lines = [
-        f"Access request {report['request_id']}: {report['images_found']} image(s) "
-        f"at similarity >= {report['threshold']:.2f}"
-    ]
+    lines = [f"Access request {report['request_id']}: {summary(report)}"]
     for img in report["images"]:
+        found = "" if img["similarity"] is None else f" ({img['similarity']:.3f})"
         for c in img["copies"]:
             lines.append(
-                f"  image {img['image_id']} ({img['similarity']:.3f}) source "
-                f"{c['source']} [{c['lawful_basis']}] kept until {c['kept_until']}"
+                f"  image {img['image_id']}{found} source {c['source']} "
+                f"[{c['lawful_basis']}] {c['page_url'] or c['source_url'] or '-'} "
+                f"kept until {c['kept_until']}"
             )
     emit(args.json, report, "\n".join(lines))
     return 0

@@ -27,7 +27,7 @@ from facesearch.errors import (
     NotFound,
     PermissionDenied,
 )
-from facesearch.governance.access import access_report
+from facesearch.governance.access import access_report, access_report_by_url
 from facesearch.governance.audit import (
     KEY_ACTION,
     AuditEvent,
@@ -40,6 +40,7 @@ from facesearch.governance.crypto import Sealer
 from facesearch.governance.erasure import Receipt, remove
 from facesearch.governance.policy import Source, parse_time, validate_source
 from facesearch.governance.suppression import SuppressionList
+from facesearch.governance.urls import published_at
 from facesearch.imaging import DecodeLimits, decode_image, read_limited
 from facesearch.index import factory
 from facesearch.index.memory import MemoryIndex
@@ -53,6 +54,9 @@ from facesearch.vision.ports import Embeddings, FaceDetector, FaceEmbedder, RGBI
 # Search asks the index for this many candidates per requested row, because several
 # faces of one image collapse into a single row.
 OVERFETCH = 3
+# An access request by URL answering with more images than this is refused (narrow the
+# prefix): a report that size is a collection, not one person's data.
+MAX_URL_REPORT_IMAGES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -728,6 +732,57 @@ class FaceSearch:
             results=report["images_found"],
         )
         return report
+
+    def access_request_by_url(
+        self, url: str, *, prefix: bool = False, who: Requester | None = None
+    ) -> dict[str, Any]:
+        """Am I in here? asked by where the photos were published, with no photo: every
+        image with a copy whose page or file URL is ``url`` (or lies under it, with
+        ``prefix``; see governance/urls.py), including images withheld from searches by
+        an objection. Nothing about the request is kept but its audit entry."""
+        import uuid
+
+        where = published_at(url, prefix=prefix)
+        image_ids = self.catalog.images_published_at(where, limit=MAX_URL_REPORT_IMAGES)
+        if len(image_ids) > MAX_URL_REPORT_IMAGES:
+            raise InvalidInput(
+                f"more than {MAX_URL_REPORT_IMAGES} images were published under {where.url}, "
+                "too many for one report: give a narrower prefix"
+            )
+        images = self.catalog.get_images(image_ids)
+        request_id = uuid.uuid4().hex[:12]
+        report = access_report_by_url(
+            [images[i] for i in image_ids if i in images],
+            {s.name: s for s in self.sources()},
+            where,
+            request_id,
+            self.catalog.model_key() or "",
+        )
+        # A keyed hash, not the address: a plain SHA-256 of a URL is undone by hashing
+        # candidate URLs (every page_url in the catalog, say), which would make the log a
+        # list of the profiles whose owners asked. The same address gives the same hash,
+        # so a later request can be linked to this one.
+        self.record(
+            "access_request",
+            who,
+            request_id=request_id,
+            match=where.kind,
+            url_hash=self._url_hash(where.key),
+            results=report["images_found"],
+        )
+        return report
+
+    def _url_hash(self, key: str) -> str:
+        """HMAC-SHA256 of a normalised URL under this home's own random key (made on
+        first use, kept in the catalog)."""
+        import hashlib
+        import hmac
+        import secrets
+
+        secret = self.catalog.meta("access_url_hash_key") or self.catalog.setdefault_meta(
+            "access_url_hash_key", secrets.token_hex(32)
+        )
+        return hmac.new(bytes.fromhex(secret), key.encode(), hashlib.sha256).hexdigest()
 
     # -- audit and transparency --------------------------------------------------------
     def verify_audit(self) -> Verification:

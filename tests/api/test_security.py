@@ -40,6 +40,7 @@ ENDPOINTS: list[tuple[str, str, Action | None]] = [
     ("POST", "/v1/erasures", Action.DELETE),
     ("POST", "/v1/erasures/review", Action.DELETE),
     ("POST", "/v1/access-requests", Action.HANDLE_REQUESTS),
+    ("POST", "/v1/access-requests/by-url", Action.HANDLE_REQUESTS),
     ("POST", "/v1/suppressions", Action.HANDLE_REQUESTS),
     ("GET", "/v1/suppressions", Action.HANDLE_REQUESTS),
     ("DELETE", "/v1/suppressions/1", Action.HANDLE_REQUESTS),

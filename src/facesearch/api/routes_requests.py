@@ -2,7 +2,8 @@
 
 The person's photo is read into memory (never spooled to disk), used, and dropped: it is
 not written to the home, a cache or a log. The audit log records that a request was
-handled, the photo's SHA-256 and the number of images found.
+handled, the photo's SHA-256 and the number of images found. A request by URL (where the
+photos were published) needs no photo; the log keeps a keyed hash of the URL, not the URL.
 """
 
 from __future__ import annotations
@@ -52,6 +53,36 @@ async def access_request(
         face=form.integer("face", 0, 10_000),
         who=requester(who),
     )
+    return _report_response(report, format)
+
+
+@router.post(
+    "/access-requests/by-url",
+    response_model=gov.AccessReportOut,
+    summary="Handle an access request by URL",
+    responses=errors(400, *AUTH_ERRORS, extra={200: HTML_CONTENT}),
+)
+async def access_request_by_url(
+    request: Request,
+    body: gov.AccessByUrlIn,
+    format: Literal["json", "html"] = Query("json", description="json, or html to hand over."),
+    who: Principal = Depends(allow(Action.HANDLE_REQUESTS)),
+) -> Response:
+    """ "Am I in here?" without a photo: every image with a copy published at `url`
+    (its page or file URL), or under it with `match: prefix` (a profile, a site), with
+    the same report as by photo. Images withheld from searches by an objection are
+    included. Only the audit entry is kept: a keyed hash of the URL, not the URL."""
+    gw = gateway(request)
+    report = await gw.locked(
+        gw.engine.access_request_by_url,
+        body.url,
+        prefix=body.match == "prefix",
+        who=requester(who),
+    )
+    return _report_response(report, format)
+
+
+def _report_response(report: dict[str, Any], format: str) -> Response:
     if format == "html":
         name = f"access-request-{report['request_id']}.html"
         return HTMLResponse(

@@ -135,16 +135,33 @@ class AccessCopy(BaseModel):
 
 class AccessImage(BaseModel):
     image_id: int
-    similarity: float
-    face_box: dict[str, int]
+    similarity: float | None = Field(description="Null when matched by URL.")
+    face_box: dict[str, int] | None = Field(description="The matched face; null by URL.")
+    faces_stored: int = Field(description="Faces (and templates) kept from this image.")
     image_sha256: str
     copies: list[AccessCopy]
+
+
+class AccessByUrlIn(BaseModel):
+    url: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="An http(s) address where the person's photos were published.",
+    )
+    match: Literal["exact", "prefix"] = Field(
+        "exact",
+        description="exact: that page (scheme and host case, a default port and trailing "
+        "slashes ignored); prefix: every page under it, at a path-segment boundary "
+        "(a profile, a site).",
+    )
 
 
 class AccessReportOut(BaseModel):
     request_id: str
     generated_at: str
-    threshold: float
+    matched_by: Literal["photo", "url-exact", "url-prefix"]
+    url: str | None = Field(description="The address asked about (normalised); null by photo.")
+    threshold: float | None = Field(description="Null when matched by URL.")
     model: str
     images_found: int
     images: list[AccessImage]

@@ -11,6 +11,7 @@ import numpy.typing as npt
 
 from facesearch.domain import DetectedFace, ImageRecord, Provenance
 from facesearch.governance.policy import Source
+from facesearch.governance.urls import PublishedAt
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,11 @@ class Catalog(Protocol):
         fingerprint), or None."""
 
     def set_meta(self, key: str, value: str) -> None: ...
+
+    def setdefault_meta(self, key: str, value: str) -> str:
+        """The value kept under ``key``; ``value`` is stored first when there is none
+        (atomically: two processes doing this at once get the same answer)."""
+        ...
 
     def model_key(self) -> str | None: ...
 
@@ -91,6 +97,12 @@ class Catalog(Protocol):
     def list_image_ids(
         self, after: int = 0, limit: int = 50, source: str | None = None
     ) -> list[int]: ...
+
+    def images_published_at(self, where: PublishedAt, limit: int | None = None) -> list[int]:
+        """Ids of the images with a copy whose ``page_url`` or ``source_url`` falls under
+        ``where`` (``PublishedAt.matches``), in id order: an access request by URL. With
+        ``limit``, the search stops once it has found more than that many."""
+        ...
 
     def faces_to_images(self, face_ids: Sequence[int]) -> dict[int, int]: ...
 

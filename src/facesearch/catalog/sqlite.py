@@ -17,6 +17,7 @@ from facesearch.domain import BoundingBox, FaceRecord, ImageRecord, Provenance
 from facesearch.errors import BackendUnavailable, InvalidInput, NotFound
 from facesearch.governance.crypto import Sealer
 from facesearch.governance.policy import Source, expiry
+from facesearch.governance.urls import PublishedAt
 from facesearch.sqlitedb import Writes, open_connection
 
 SCHEMA_VERSION = 1
@@ -149,6 +150,12 @@ class SqliteCatalog:
     def set_meta(self, key: str, value: str) -> None:
         with self.writes.alone() as db:
             db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def setdefault_meta(self, key: str, value: str) -> str:
+        with self.writes.alone() as db:
+            db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
+            (stored,) = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return str(stored)
 
     def model_key(self) -> str | None:
         return self.meta("model")
@@ -465,6 +472,23 @@ class SqliteCatalog:
                 (source, after, limit),
             )
         return [int(r[0]) for r in rows]
+
+    def images_published_at(self, where: PublishedAt, limit: int | None = None) -> list[int]:
+        """Images with a copy published under ``where``: LIKE narrows the scan (no index
+        serves it: an access request is rare), ``where.matches`` decides on each row."""
+        pattern = where.like_pattern()
+        rows = self.db.execute(
+            r"""SELECT image_id, page_url, source_url FROM provenance
+               WHERE page_url LIKE ? ESCAPE '\' OR source_url LIKE ? ESCAPE '\'""",
+            (pattern, pattern),
+        )
+        found: set[int] = set()
+        for image_id, page_url, source_url in rows:
+            if where.matches(page_url) or where.matches(source_url):
+                found.add(int(image_id))
+                if limit is not None and len(found) > limit:
+                    break
+        return sorted(found)
 
     def faces_to_images(self, face_ids: Sequence[int]) -> dict[int, int]:
         out: dict[int, int] = {}

@@ -17,7 +17,7 @@ from facesearch.api.deps import gateway
 from facesearch.api.memory_form import PhotoForm, read_photo_form
 from facesearch.domain import Requester
 from facesearch.errors import FacesearchError, InvalidInput, NotFound
-from facesearch.governance.access import access_report_html
+from facesearch.governance.access import access_report_html, summary
 from facesearch.governance.policy import (
     ART6_BASES,
     ART9_CONDITIONS,
@@ -237,8 +237,55 @@ async def access_request(request: Request) -> Response:
         report = await gw.locked(gw.engine.access_request, probe, who=requester(page.who))
     except FacesearchError as exc:
         return page.render("access.html", {"report": None, "error": str(exc)}, 422)
+    return _access_report_page(page, report)
+
+
+@router.post("/admin/access-requests/by-url", response_class=HTMLResponse)
+async def access_request_by_url(
+    request: Request,
+    csrf_token: str = Form(""),
+    url: str = Form("", max_length=4096),
+    match: str = Form("exact", max_length=10),
+) -> Response:
+    """The same report, asked by where the photos were published (no photo)."""
+    page = _Page(request, Action.HANDLE_REQUESTS)
+    if page.stop is not None:
+        return page.stop
+    context = {"report": None, "url": url, "match": match}
+    if not page.form_ok(csrf_token):
+        return _no_store(page.render("access.html", {**context, "url_error": CSRF_MESSAGE}, 403))
+    assert page.who is not None
+    gw = gateway(request)
+    try:
+        if match not in ("exact", "prefix"):
+            raise InvalidInput(
+                "match must be 'exact' (that page) or 'prefix' (everything under it)"
+            )
+        report = await gw.locked(
+            gw.engine.access_request_by_url,
+            url,
+            prefix=match == "prefix",
+            who=requester(page.who),
+        )
+    except FacesearchError as exc:
+        return _no_store(page.render("access.html", {**context, "url_error": str(exc)}, 400))
+    return _access_report_page(page, report, url=url, match=match)
+
+
+def _access_report_page(page: _Page, report: dict[str, Any], **context: Any) -> Response:
+    """The page with the report, and the report as an HTML file built into the page (the
+    photo is not sent twice and nothing is kept)."""
     document = base64.b64encode(access_report_html(report).encode()).decode()
-    response = page.render("access.html", {"report": report, "download": document})
+    return _no_store(
+        page.render(
+            "access.html",
+            {**context, "report": report, "download": document, "summary": summary(report)},
+        )
+    )
+
+
+def _no_store(response: Response) -> Response:
+    """Pages that show a person's report or the address they asked about: not cached."""
     response.headers["Cache-Control"] = "no-store"
     return response
 
