@@ -22,7 +22,7 @@ import pytest
 
 from facesearch.domain import BoundingBox, DetectedFace, ModelId
 from facesearch.imaging import DecodeLimits, decode_image
-from facesearch.vision.ports import FaceDetector, FaceEmbedder, RGBImage
+from facesearch.vision.ports import Embeddings, FaceDetector, FaceEmbedder, RGBImage
 from facesearch.vision.registry import DETECTORS, EMBEDDERS, ModelSpec
 
 # Markers for adapters that need something not everywhere (a GPU, a model download).
@@ -99,7 +99,7 @@ def photo(dev: Path) -> Callable[[str], RGBImage]:
 
 
 def _inside(box: BoundingBox, image: RGBImage) -> bool:
-    height, width = image.shape[:2]
+    height, width = int(image.shape[0]), int(image.shape[1])
     return 0 <= box.x1 < box.x2 <= width and 0 <= box.y1 < box.y2 <= height
 
 
@@ -259,11 +259,11 @@ def test_embedding_is_deterministic_across_calls_and_instances(
 def test_the_same_person_is_closer_than_another(
     detector: FaceDetector, embedder: FaceEmbedder, photo: Callable[[str], RGBImage]
 ) -> None:
-    def largest(rel: str) -> np.ndarray:
+    def largest(rel: str) -> Embeddings:
         image = photo(rel)
-        return embedder.embed_faces(image, detector.detect_faces(image)[:1])[0]
+        return embedder.embed_faces(image, detector.detect_faces(image)[:1])
 
-    obama, obama2, biden = largest(SINGLE), largest(SAME_PERSON), largest(OTHER_PERSON)
+    [obama], [obama2], [biden] = largest(SINGLE), largest(SAME_PERSON), largest(OTHER_PERSON)
     assert float(obama @ obama2) > float(obama @ biden)
 
 
