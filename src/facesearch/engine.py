@@ -77,6 +77,11 @@ class FaceSearch:
         embedder: FaceEmbedder | None = None,
     ) -> None:
         self.settings = settings or Settings()
+        # What every process (ingest workers, the server's threads) builds its models from;
+        # made first, so that an unknown model name is refused before any file is opened.
+        self.model_spec = ModelSpec.from_settings(
+            self.settings.faces, detector=detector, embedder=embedder
+        )
         self.home = Path(self.settings.home)
         self.home.mkdir(parents=True, exist_ok=True)
         self.limits = DecodeLimits(
@@ -97,10 +102,6 @@ class FaceSearch:
         self.suppressions = SuppressionList(self.home / "suppression.sqlite", self.sealer)
         self._detector = detector
         self._embedder = embedder
-        # What every process (ingest workers, the server's threads) builds its models from.
-        self.model_spec = ModelSpec.from_settings(
-            self.settings.faces, detector=detector, embedder=embedder
-        )
         self.repaired = self.sync_index()
 
     # -- parts, loaded when first needed (stats and show need no model) ------------------

@@ -130,6 +130,7 @@ def test_an_unknown_model_name_is_refused_with_the_known_ones(tmp_path: Path) ->
     settings = Settings(home=tmp_path / "home", faces={"embedder": "arcface-r100"})
     with pytest.raises(ConfigError, match=r"'arcface-r100'.*dlib-resnet"):
         FaceSearch(settings)
+    assert not (tmp_path / "home").exists()  # refused before a home is made
 
 
 def test_the_cli_names_an_unknown_detector_in_one_line(tmp_path: Path) -> None:
