@@ -40,7 +40,7 @@ class Limits(BaseModel):
 
 
 class Faces(BaseModel):
-    """Which detected faces are indexed."""
+    """Which models find and embed faces, and which detected faces are indexed."""
 
     max_per_image: int = Field(64, gt=0, description="Faces indexed per image; the rest skipped.")
     min_size: int = Field(20, ge=0, description="Smallest face indexed (shorter box side, px).")
@@ -49,6 +49,8 @@ class Faces(BaseModel):
     )
     upsample: int = Field(1, ge=0, le=3, description="HOG detector upsampling for small images.")
     flip_average: bool = Field(True, description="Average each embedding with its mirror image.")
+    detector: str = Field("dlib-hog", description="Face detector, by name (vision/registry.py).")
+    embedder: str = Field("dlib-resnet", description="Face embedder, by name (vision/registry.py).")
 
 
 class Search(BaseModel):

@@ -50,6 +50,7 @@ from facesearch.ingest.items import IngestItem, iter_items
 from facesearch.ingest.report import IngestReport
 from facesearch.ingest.runner import IngestRun, Progress, run_ingest
 from facesearch.vision.ports import Embeddings, FaceDetector, FaceEmbedder, RGBImage
+from facesearch.vision.registry import ModelSpec
 
 # Search asks the index for this many candidates per requested row, because several
 # faces of one image collapse into a single row.
@@ -80,6 +81,11 @@ class FaceSearch:
         embedder: FaceEmbedder | None = None,
     ) -> None:
         self.settings = settings or Settings()
+        # What every process (ingest workers, the server's threads) builds its models from;
+        # made first, so that an unknown model name is refused before any file is opened.
+        self.model_spec = ModelSpec.from_settings(
+            self.settings.faces, detector=detector, embedder=embedder
+        )
         self.home = Path(self.settings.home)
         self.home.mkdir(parents=True, exist_ok=True)
         self.limits = DecodeLimits(
@@ -106,17 +112,13 @@ class FaceSearch:
     @property
     def detector(self) -> FaceDetector:
         if self._detector is None:
-            from facesearch.vision.dlib_models import DlibFaceDetector
-
-            self._detector = DlibFaceDetector(upsample=self.settings.faces.upsample)
+            self._detector = self.model_spec.build_detector()
         return self._detector
 
     @property
     def embedder(self) -> FaceEmbedder:
         if self._embedder is None:
-            from facesearch.vision.dlib_models import DlibFaceEmbedder
-
-            self._embedder = DlibFaceEmbedder(flip_average=self.settings.faces.flip_average)
+            self._embedder = self.model_spec.build_embedder()
         return self._embedder
 
     @property
@@ -301,6 +303,7 @@ class FaceSearch:
             items,
             n_workers,
             self.settings.faces,
+            self.model_spec,
             analyser=self._analyse_here if n_workers <= 1 else None,
         )
         self.record(

@@ -9,6 +9,7 @@ index calls go through one lock: the engine's SQLite connection and index are sh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 import stat
@@ -58,7 +59,9 @@ class Gateway:
         self._busy = 0
         self._busy_lock = threading.Lock()
         self._local = threading.local()
-        self._models = models or self._dlib_models
+        self._models = models or self._spec_models
+        # Models given to the engine are one object for every thread: one call at a time.
+        self._shared = threading.Lock() if models is None and engine.model_spec.shared else None
 
     def close(self) -> None:
         """Stop the pool (at app shutdown); the next model job starts a new one."""
@@ -75,14 +78,10 @@ class Gateway:
                 )
             return self._pool
 
-    def _dlib_models(self) -> tuple[FaceDetector, FaceEmbedder]:
-        from facesearch.vision.dlib_models import DlibFaceDetector, DlibFaceEmbedder
-
-        faces = self.engine.settings.faces
-        return (
-            DlibFaceDetector(upsample=faces.upsample),
-            DlibFaceEmbedder(flip_average=faces.flip_average),
-        )
+    def _spec_models(self) -> tuple[FaceDetector, FaceEmbedder]:
+        """The engine's models (the ones its model key names), built for this thread."""
+        spec = self.engine.model_spec
+        return spec.build_detector(), spec.build_embedder()
 
     def _thread_models(self) -> tuple[FaceDetector, FaceEmbedder]:
         models: tuple[FaceDetector, FaceEmbedder] | None = getattr(self._local, "models", None)
@@ -137,10 +136,11 @@ class Gateway:
         t = time.perf_counter()
         decoded = decode_image(data, self.engine.limits)
         t = timings.add("decode", t)
-        found = detector.detect_faces(decoded.pixels)
-        t = timings.add("detect", t)
-        embeddings = embedder.embed_faces(decoded.pixels, found)
-        timings.add("embed", t)
+        with self._shared or contextlib.nullcontext():
+            found = detector.detect_faces(decoded.pixels)
+            t = timings.add("detect", t)
+            embeddings = embedder.embed_faces(decoded.pixels, found)
+            timings.add("embed", t)
         faces = tuple(
             ProbeFace(index=i, box=f.box, score=f.score, size=f.size) for i, f in enumerate(found)
         )

@@ -14,6 +14,7 @@ from facesearch.domain import DetectedFace
 from facesearch.errors import InvalidInput
 from facesearch.imaging import DecodeLimits, decode_image
 from facesearch.vision.ports import FaceDetector, FaceEmbedder
+from facesearch.vision.registry import ModelSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +86,13 @@ def analyse(
 _WORKER: dict[str, Any] = {}
 
 
-def init_worker(limits: DecodeLimits, rules: Faces) -> None:
-    from facesearch.vision.dlib_models import DlibFaceDetector, DlibFaceEmbedder
-
+def init_worker(limits: DecodeLimits, rules: Faces, models: ModelSpec) -> None:
+    # The engine's spec, so that workers embed with the model whose key the engine records.
     _WORKER.update(
         limits=limits,
         rules=rules,
-        detector=DlibFaceDetector(upsample=rules.upsample),
-        embedder=DlibFaceEmbedder(flip_average=rules.flip_average),
+        detector=models.build_detector(),
+        embedder=models.build_embedder(),
     )
 
 

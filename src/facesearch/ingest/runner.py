@@ -32,6 +32,7 @@ from facesearch.index.ports import VectorIndex
 from facesearch.ingest.analyse import Analysis, analyse_in_worker, init_worker, sha256_of
 from facesearch.ingest.items import IngestItem
 from facesearch.ingest.report import IngestReport
+from facesearch.vision.registry import ModelSpec
 
 Progress = Callable[[IngestReport, int], None]  # (report so far, files done)
 Suppressor = Callable[[np.ndarray], np.ndarray]  # embeddings -> which match an objection
@@ -231,6 +232,7 @@ def run_ingest(
     items: Sequence[IngestItem],
     workers: int,
     rules: Faces,
+    models: ModelSpec,
     analyser: Analyser | None = None,
 ) -> IngestReport:
     """Ingest items with ``workers`` processes (or in this process, through ``analyser``)."""
@@ -243,7 +245,7 @@ def run_ingest(
                 if pending is not None:
                     run.commit(pending, analyser(pending.data, pending.sha256))
         else:
-            _run_pool(run, items, workers, rules)
+            _run_pool(run, items, workers, rules, models)
     except KeyboardInterrupt:
         run.report.interrupted = True
     finally:
@@ -252,16 +254,22 @@ def run_ingest(
     return run.report
 
 
-def _run_pool(run: IngestRun, items: Sequence[IngestItem], workers: int, rules: Faces) -> None:
+def _run_pool(
+    run: IngestRun, items: Sequence[IngestItem], workers: int, rules: Faces, models: ModelSpec
+) -> None:
     # fork starts a worker in milliseconds (spawn re-imports numpy and dlib: ~2 s a worker);
     # the children only run analyse_in_worker and never touch the parent's SQLite handle.
+    # With fork the children inherit initargs (models given to the engine included); with
+    # spawn they are pickled, which a given model may refuse: then refuse the ingest.
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    if context.get_start_method() != "fork":
+        models.check_picklable()
     pool = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=context,
         initializer=init_worker,
-        initargs=(run.limits, rules),
+        initargs=(run.limits, rules, models),
     )
     in_flight: dict[Future[Analysis | str], Pending] = {}
     todo: Iterator[IngestItem] = iter(items)
