@@ -37,7 +37,7 @@ from facesearch.imaging import DecodeLimits, decode_image, read_limited
 from facesearch.index import factory
 from facesearch.index.memory import MemoryIndex
 from facesearch.index.ports import VectorIndex
-from facesearch.ingest.analyse import analyse, sha256_of
+from facesearch.ingest.analyse import analyse_or_reason, sha256_of
 from facesearch.ingest.items import IngestItem, iter_items
 from facesearch.ingest.report import IngestReport
 from facesearch.ingest.runner import IngestRun, Progress, run_ingest
@@ -278,12 +278,9 @@ class FaceSearch:
         return lambda vectors: self.suppressions.matches(vectors, model, strict)
 
     def _analyse_here(self, data: bytes, sha: str) -> Any:
-        try:
-            return analyse(
-                data, sha, self.limits, self.settings.faces, self.detector, self.embedder
-            )
-        except InvalidInput as exc:
-            return str(exc)
+        return analyse_or_reason(
+            data, sha, self.limits, self.settings.faces, self.detector, self.embedder
+        )
 
     # -- search ------------------------------------------------------------------------
     def probe(self, photo: bytes | str | Path | Probe) -> Probe:

@@ -21,6 +21,7 @@ from facesearch.catalog.ports import Catalog, FileStamp, NewImage
 from facesearch.config import Faces
 from facesearch.domain import Provenance
 from facesearch.errors import InvalidInput
+from facesearch.governance.policy import expired_at_ingest
 from facesearch.imaging import DecodeLimits, read_limited
 from facesearch.index.ports import VectorIndex
 from facesearch.ingest.analyse import Analysis, analyse_in_worker, init_worker, sha256_of
@@ -64,10 +65,16 @@ class IngestRun:
         self._ids: list[int] = []
         self._vecs: list[np.ndarray] = []
         self._last_flush = time.monotonic()
+        known = catalog.get_source(source)
+        self.retention_days = known.retention_days if known is not None else None
 
     # -- stage 1: decide whether a file needs analysis at all -----------------------------
     def prepare(self, item: IngestItem) -> Pending | None:
         path = str(item.path)
+        refused = self._refused(item)
+        if refused is not None:
+            self._fail(path, refused)
+            return None
         try:
             st = os.stat(item.path)
             stamp = FileStamp(size=st.st_size, mtime_ns=st.st_mtime_ns)
@@ -89,6 +96,16 @@ class IngestRun:
             self._tick()
             return None
         return Pending(item=item, stamp=stamp, data=data, sha256=sha)
+
+    def _refused(self, item: IngestItem) -> str | None:
+        """Why this copy may not be stored whatever the file holds: already past its
+        source's retention (the next retention run would remove it unannounced)."""
+        if self.retention_days is None:
+            return None
+        try:
+            return expired_at_ingest(item.captured_at, self.retention_days)
+        except InvalidInput as exc:
+            return f"captured_at: {exc}"
 
     # -- stage 3: write what analysis found ---------------------------------------------
     def commit(self, pending: Pending, result: Analysis | str) -> None:
