@@ -48,8 +48,9 @@ def decode_image(data: bytes, limits: DecodeLimits) -> DecodedImage:
         raise InvalidInput(f"file is {len(data)} bytes, over the limit of {limits.max_bytes}")
     try:
         with warnings.catch_warnings():
-            # Pillow warns before it errors on bombs; we apply our own limit instead.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Pillow warns before it errors on bombs (we apply our own limit instead) and
+            # on damaged metadata it skips (corrupt EXIF): nothing a caller can act on.
+            warnings.simplefilter("ignore")
             image: Image.Image = Image.open(io.BytesIO(data))
             fmt = image.format or "unknown"
             if fmt not in ALLOWED_FORMATS:
@@ -66,7 +67,7 @@ def decode_image(data: bytes, limits: DecodeLimits) -> DecodedImage:
     except Image.DecompressionBombError as exc:
         # Pillow refuses huge headers itself before we see the size (over twice its own
         # MAX_IMAGE_PIXELS): say it in our words, with our limit.
-        raise InvalidInput(_bomb_message(str(exc), limits)) from None
+        raise InvalidInput(bomb_message(str(exc), limits)) from None
     except MemoryError:
         raise InvalidInput("cannot decode image: it needs more memory than is available") from None
     except Exception as exc:  # a damaged file can make any decoder step fail
@@ -96,7 +97,8 @@ def check_size(width: int, height: int, limits: DecodeLimits) -> None:
         )
 
 
-def _bomb_message(pillow: str, limits: DecodeLimits) -> str:
+def bomb_message(pillow: str, limits: DecodeLimits) -> str:
+    """Pillow's DecompressionBombError text, as facesearch says it."""
     found = re.search(r"\((\d+) pixels\)", pillow)
     size = f"{found.group(1)} pixels" if found else "too many pixels"
     # Pillow's own ceiling is twice its MAX_IMAGE_PIXELS, whatever ours is set to.
