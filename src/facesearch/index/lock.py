@@ -15,6 +15,7 @@ import fcntl
 import os
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +33,7 @@ class IndexLock:
         self._fd: int | None = None
         self._depth = 0
         self._thread = threading.RLock()
+        _OPEN.add(self)
 
     @property
     def held(self) -> bool:
@@ -99,3 +101,19 @@ class IndexLock:
         os.ftruncate(self._fd, 0)
         os.write(self._fd, str(count).encode("ascii"))
         return count
+
+
+# Ingest workers are forked while the lock is held. A child's copy of the descriptor would
+# keep the lock alive if the parent died before its workers: children drop their copy
+# (closing it does not unlock the parent's) and start with the lock not held.
+_OPEN: weakref.WeakSet[IndexLock] = weakref.WeakSet()
+
+
+def _forget_in_child() -> None:
+    for lock in list(_OPEN):
+        if lock._fd is not None:
+            os.close(lock._fd)
+        lock._fd, lock._depth, lock._thread = None, 0, threading.RLock()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
