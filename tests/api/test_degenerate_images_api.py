@@ -50,3 +50,18 @@ def test_a_strip_is_refused_with_a_400(
     error = answer.json()["error"]
     assert error["code"] == "invalid_input"
     assert f"{size[0]}x{size[1]}: its shorter side is under 16 px" in error["message"]
+
+
+def test_an_upload_already_past_retention_is_refused(client: TestClient, gallery: Gallery) -> None:
+    photo = gallery.dev / "face_recognition/examples/obama2.jpg"
+    answer = client.post(
+        "/v1/images",
+        files={"image": ("old.jpg", photo.read_bytes(), "image/jpeg")},
+        data={"source": "lfw", "captured_at": "2001-01-01"},
+        headers=bearer(gallery.keys["admin"]),
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["message"] == (
+        "the image could not be ingested: expired at ingest: captured 2001-01-01, source "
+        "keeps 10y (expired 2010-12-30)"
+    )
