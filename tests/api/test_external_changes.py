@@ -3,9 +3,12 @@ erasure beside it shows in its searches and its readiness, without a restart."""
 
 from __future__ import annotations
 
+import base64
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,36 +23,55 @@ from ..conftest import REGISTER_ARGS
 EXAMPLES = "face_recognition/examples"
 
 
-def settings(home: Path) -> Settings:
-    return Settings(home=home, workers=1, governance={"retention_interval_minutes": 0})
+def settings(home: Path, key: str | None = None) -> Settings:
+    return Settings(
+        home=home,
+        workers=1,
+        governance={"retention_interval_minutes": 0},
+        encryption_key=key,
+    )
 
 
-def cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, home: Path, key: str | None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **({"FACESEARCH_ENCRYPTION_KEY": key} if key else {})}
     return subprocess.run(
         [sys.executable, "-m", "facesearch.cli", *args, "--home", str(home)],
         capture_output=True,
         text=True,
         timeout=600,
+        env=env,
     )
 
 
-@pytest.fixture
-def server(tmp_path: Path, dev: Path) -> Iterator[tuple[TestClient, dict[str, str], Path]]:
-    """A server on a home holding one photo (obama.jpg), with an admin key."""
+@dataclass
+class Server:
+    client: TestClient
+    auth: dict[str, str]
+    home: Path
+    key: str | None  # the encryption key, for other processes on the same home
+
+
+KEY = base64.b64encode(bytes(range(32))).decode()
+
+
+@pytest.fixture(params=[None, KEY], ids=["plain", "encrypted"])
+def server(request: pytest.FixtureRequest, tmp_path: Path, dev: Path) -> Iterator[Server]:
+    """A server on a home holding one photo (obama.jpg), with an admin key; the home's
+    templates in the clear (index files) or encrypted (an index in memory only)."""
     from facesearch.accounts.store import SqliteAccountStore
 
     home = tmp_path / "home"
-    with FaceSearch(settings(home)) as setup:
+    with FaceSearch(settings(home, request.param)) as setup:
         register(setup, "archive")
         setup.ingest([dev / EXAMPLES / "obama.jpg"], source="archive")
     store = SqliteAccountStore(home / "accounts.sqlite")
     key = store.create_key("test admin", "admin")[1]
     store.close()
     with (
-        FaceSearch(settings(home)) as engine,
+        FaceSearch(settings(home, request.param)) as engine,
         TestClient(create_app(engine), base_url="https://testserver") as client,
     ):
-        yield client, bearer(key), home
+        yield Server(client, bearer(key), home, request.param)
 
 
 def best_file(client: TestClient, auth: dict[str, str], probe: Path) -> str | None:
@@ -69,29 +91,25 @@ def ready(client: TestClient) -> tuple[int, int]:
     return answer.status_code, answer.json().get("faces", -1)
 
 
-def test_an_ingest_by_another_engine_is_searched_at_once(
-    server: tuple[TestClient, dict[str, str], Path], dev: Path
-) -> None:
-    client, auth, home = server
+def test_an_ingest_by_another_engine_is_searched_at_once(server: Server, dev: Path) -> None:
+    client, auth, home, key = server.client, server.auth, server.home, server.key
     biden = dev / EXAMPLES / "biden.jpg"
     assert best_file(client, auth, biden) is None
     assert ready(client) == (200, 1)
-    with FaceSearch(settings(home)) as other:  # another process's view of the same home
+    with FaceSearch(settings(home, key)) as other:  # another process's view of the same home
         report = other.ingest([biden, dev / "deepface/img1.jpg"], source="archive")
         assert report.images_added == 2
     assert ready(client) == (200, 3)
     assert best_file(client, auth, biden) == "biden.jpg"
     stats = client.get("/v1/stats", headers=auth).json()
-    assert stats["index"] == {"kind": "exact", "faces": 3, "consistent": True}
+    assert (stats["index"]["faces"], stats["index"]["consistent"]) == (3, True)
 
 
-def test_a_cli_ingest_and_erasure_beside_the_server(
-    server: tuple[TestClient, dict[str, str], Path], dev: Path
-) -> None:
-    client, auth, home = server
+def test_a_cli_ingest_and_erasure_beside_the_server(server: Server, dev: Path) -> None:
+    client, auth, home, key = server.client, server.auth, server.home, server.key
     biden = dev / EXAMPLES / "biden.jpg"
-    assert cli("sources", "add", "cli", *REGISTER_ARGS, home=home).returncode == 0
-    done = cli("ingest", str(biden), "--source", "cli", "--workers", "1", home=home)
+    assert cli("sources", "add", "cli", *REGISTER_ARGS, home=home, key=key).returncode == 0
+    done = cli("ingest", str(biden), "--source", "cli", "--workers", "1", home=home, key=key)
     assert done.returncode == 0, done.stderr
     assert ready(client) == (200, 2)
     assert best_file(client, auth, biden) == "biden.jpg"
@@ -106,22 +124,25 @@ def test_a_cli_ingest_and_erasure_beside_the_server(
     assert added.status_code == 201, added.text
     image_id = client.get("/v1/images", params={"source": "cli"}, headers=auth).json()
     [biden_id] = [i["id"] for i in image_id["items"]]
-    erased = cli("erase", "--image", str(biden_id), home=home)
+    erased = cli("erase", "--image", str(biden_id), home=home, key=key)
     assert erased.returncode == 0, erased.stderr + erased.stdout
     assert ready(client) == (200, 2)
     assert best_file(client, auth, biden) is None
     assert (best_file(client, auth, upload) or "").endswith("-rose.jpg")  # kept in uploads/
-    with FaceSearch(settings(home)) as after:
+    with FaceSearch(settings(home, key)) as after:
         stats = after.stats()
         assert (stats["faces"], stats["index"]["consistent"]) == (2, True)
-        assert after.repaired == {}  # the files were left in order: nothing to repair
+        if key is None:  # the files were left in order: nothing to repair
+            assert after.repaired == {}
 
 
 def test_while_another_process_writes_the_server_serves_what_it_has(
-    server: tuple[TestClient, dict[str, str], Path], dev: Path
+    server: Server, dev: Path
 ) -> None:
-    client, auth, home = server
-    other = FaceSearch(settings(home))
+    client, auth, home, key = server.client, server.auth, server.home, server.key
+    if key is not None:
+        pytest.skip("an encrypted home has no index files: nothing to wait for")
+    other = FaceSearch(settings(home, key))
     try:
         with other._writing():  # another process, mid-way through a long ingest
             other.catalog.set_meta("touched", "yes")  # the catalog changed meanwhile
