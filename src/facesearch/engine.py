@@ -6,12 +6,14 @@ with the catalog, and offers one method per job: ingest, search, show, stats, re
 
 from __future__ import annotations
 
+import functools
 import getpass
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -20,6 +22,7 @@ from facesearch.catalog.sqlite import SqliteCatalog
 from facesearch.config import Settings
 from facesearch.domain import ImageRecord, Match, ModelId, ProbeFace, Requester, SearchResult
 from facesearch.errors import (
+    BackendUnavailable,
     ConfigError,
     InvalidInput,
     ModelMismatch,
@@ -43,9 +46,10 @@ from facesearch.governance.suppression import SuppressionList
 from facesearch.governance.urls import published_at
 from facesearch.imaging import DecodeLimits, decode_image, read_limited
 from facesearch.index import factory
+from facesearch.index.lock import IndexLock
 from facesearch.index.memory import MemoryIndex
 from facesearch.index.ports import VectorIndex
-from facesearch.ingest.analyse import analyse, sha256_of
+from facesearch.ingest.analyse import analyse_or_reason, sha256_of
 from facesearch.ingest.items import IngestItem, iter_items
 from facesearch.ingest.report import IngestReport
 from facesearch.ingest.runner import IngestRun, Progress, run_ingest
@@ -58,6 +62,25 @@ OVERFETCH = 3
 # An access request by URL answering with more images than this is refused (narrow the
 # prefix): a report that size is a collection, not one person's data.
 MAX_URL_REPORT_IMAGES = 10_000
+# A process that opens a home while another writes its index waits this long, then
+# searches an in-memory copy rather than wait for a long ingest to end.
+OPEN_WAIT_SECONDS = 2.0
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _writes(
+    method: Callable[Concatenate[FaceSearch, P], R],
+) -> Callable[Concatenate[FaceSearch, P], R]:
+    """An engine method that writes the index files: run it holding the home's lock."""
+
+    @functools.wraps(method)
+    def held(self: FaceSearch, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self._writing():
+            return method(self, *args, **kwargs)
+
+    return held
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,18 +118,22 @@ class FaceSearch:
         self.sealer = Sealer.from_secret(secret.get_secret_value() if secret else None)
         self.catalog = SqliteCatalog(self.home / "catalog.sqlite", self.sealer)
         self._check_encryption()
+        # How long an index write waits for another process writing the same home (None:
+        # as long as it takes; the server sets a bound and answers 503 past it).
+        self.lock_wait: float | None = None
+        self._lock = IndexLock(self.home / "index.lock")
+        self._files_seen: int | None = None  # the lock's write count our index reflects
+        self._repaired: dict[str, int] = {}
+        self.behind = False  # another process was writing the index at the last catch-up
+        self._catalog_seen = self.catalog.writes.version[0]
         # Encrypted homes keep no index files: they would be a plaintext copy of templates.
-        self.index: VectorIndex = (
-            MemoryIndex()
-            if self.sealer.enabled
-            else factory.open_index(self.home, self.settings, self.catalog)
-        )
+        self.index: VectorIndex = MemoryIndex()
         self.audit = AuditLog(self.home / "audit.sqlite", _CatalogAnchor(self.catalog))
         self._check_audit_key()
         self.suppressions = SuppressionList(self.home / "suppression.sqlite", self.sealer)
         self._detector = detector
         self._embedder = embedder
-        self.repaired = self.sync_index()
+        self.repaired = self._open_index()
 
     # -- parts, loaded when first needed (stats and show need no model) ------------------
     @property
@@ -210,6 +237,70 @@ class FaceSearch:
         self.close()
 
     # -- consistency -------------------------------------------------------------------
+    def _open_index(self) -> dict[str, int]:
+        """Open the home's index and repair it from the catalog; returns the repairs.
+
+        While another process writes the index files (a long ingest), they are not ours to
+        open: this process then searches an in-memory copy made from the catalog, and
+        opens the files when it first writes or catches up.
+        """
+        if self.sealer.enabled:
+            return self.sync_index()
+        try:
+            with self._writing(wait=OPEN_WAIT_SECONDS):
+                return self._repaired
+        except BackendUnavailable:
+            self.index.reset(self.catalog.model_key())
+            factory.fill(self.index.add, self.catalog)
+            return {}
+
+    @contextmanager
+    def _writing(self, wait: float | None = None, changes: bool = False) -> Iterator[None]:
+        """Hold the home's index lock around writes to the index files. If another process
+        wrote them since this one last did, reopen them first (and repair them from the
+        catalog); on the way out, count a write if the index changed (or ``changes``)."""
+        if self.sealer.enabled:  # an index in memory only: nothing shared with anyone
+            yield
+            return
+        outer = not self._lock.held
+        with self._lock.holding(self.lock_wait if wait is None else wait):
+            if outer and self._lock.writes() != self._files_seen:
+                kind = factory.current_kind(self.home)
+                self.index.close()
+                self.index = factory.open_index(self.home, self.settings, self.catalog)
+                self._files_seen = self._lock.writes()
+                self._repaired = self.sync_index()
+                # Opening may have rebuilt the files (another kind): others must reload.
+                changes = changes or bool(self._repaired) or self.index.kind != kind
+            before = (self.index.kind, self.index.state())
+            try:
+                yield
+            finally:
+                changed = changes or (self.index.kind, self.index.state()) != before
+                if outer and changed:
+                    self._files_seen = self._lock.count_write()
+
+    def catch_up(self) -> bool:
+        """See what other processes committed to this home (a command-line ingest beside
+        a server): when the catalog changed, reload the index files they wrote and repair
+        the index from the catalog. Costs one SQLite pragma when nothing changed.
+
+        Returns False while another process is writing the index: this one then keeps
+        searching what it has (erased images are never shown: results come from the
+        catalog) and catches up on a later call.
+        """
+        version = self.catalog.writes.version[0]
+        if version == self._catalog_seen:
+            return True
+        try:
+            with self._writing(wait=0.0):
+                self._repaired = self.sync_index()
+        except BackendUnavailable:
+            self.behind = True
+            return False
+        self._catalog_seen, self.behind = version, False
+        return True
+
     def sync_index(self) -> dict[str, int]:
         """Bring the index in line with the catalog (the truth). Returns what was repaired."""
         count, id_sum = self.catalog.face_state()
@@ -230,6 +321,10 @@ class FaceSearch:
         """Switch between exact and approximate search (or retrain) when the size asks."""
         if self.sealer.enabled:
             return False  # encrypted homes always search exactly, in memory
+        with self._writing():
+            return self._switch_index()
+
+    def _switch_index(self) -> bool:
         count = self.catalog.face_state()[0]
         kind = factory.wanted_kind(self.settings, self.home, count, self.index.kind)
         if kind == self.index.kind and not factory.outgrown(self.index, count):
@@ -240,13 +335,20 @@ class FaceSearch:
 
     def compact(self) -> dict[str, Any]:
         """Rewrite the index files so that no removed face's vector is left in them."""
-        self.index.compact()
+        with self._writing(changes=True):
+            self.index.compact()
         return {"kind": self.index.kind, "faces": self.index.state().count}
 
     def reindex(
         self, progress: Callable[[int, int], None] | None = None, kind: str | None = None
     ) -> dict[str, Any]:
         """Rebuild the index from the catalog's embeddings (``kind``: exact, ann or auto)."""
+        with self._writing(changes=True):
+            return self._reindex(progress, kind)
+
+    def _reindex(
+        self, progress: Callable[[int, int], None] | None, kind: str | None
+    ) -> dict[str, Any]:
         if self.sealer.enabled:
             if kind == "ann":
                 raise InvalidInput("encrypted homes search exactly, in memory: no ANN index")
@@ -274,6 +376,7 @@ class FaceSearch:
                 f"{self.model.key}; use the same model, or a new --home"
             )
 
+    @_writes
     def ingest(
         self,
         paths: Sequence[str | Path] | Sequence[IngestItem],
@@ -328,12 +431,9 @@ class FaceSearch:
         return lambda vectors: self.suppressions.matches(vectors, model, strict)
 
     def _analyse_here(self, data: bytes, sha: str) -> Any:
-        try:
-            return analyse(
-                data, sha, self.limits, self.settings.faces, self.detector, self.embedder
-            )
-        except InvalidInput as exc:
-            return str(exc)
+        return analyse_or_reason(
+            data, sha, self.limits, self.settings.faces, self.detector, self.embedder
+        )
 
     # -- search ------------------------------------------------------------------------
     def probe(self, photo: bytes | str | Path | Probe) -> Probe:
@@ -601,6 +701,7 @@ class FaceSearch:
             out += (self.home / "uploads").glob(f"{sha}*")
         return out
 
+    @_writes
     def run_retention(
         self, dry_run: bool = False, who: Requester | None = None, at: datetime | None = None
     ) -> Receipt:
@@ -619,6 +720,7 @@ class FaceSearch:
         self.record("retention", who, **_receipt_details(receipt))
         return receipt
 
+    @_writes
     def erase(
         self,
         *,

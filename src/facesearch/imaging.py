@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -25,6 +26,10 @@ ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"}
 class DecodeLimits:
     max_bytes: int = 50 * 1024 * 1024
     max_pixels: int = 60_000_000
+    # No face fits in a strip: an image thinner than this, or longer than wide (or wide
+    # than long) by more than this ratio, is refused before its pixels are decoded.
+    min_side: int = 16
+    max_aspect: float = 50.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,18 +48,14 @@ def decode_image(data: bytes, limits: DecodeLimits) -> DecodedImage:
         raise InvalidInput(f"file is {len(data)} bytes, over the limit of {limits.max_bytes}")
     try:
         with warnings.catch_warnings():
-            # Pillow warns before it errors on bombs; we apply our own limit instead.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Pillow warns before it errors on bombs (we apply our own limit instead) and
+            # on damaged metadata it skips (corrupt EXIF): nothing a caller can act on.
+            warnings.simplefilter("ignore")
             image: Image.Image = Image.open(io.BytesIO(data))
             fmt = image.format or "unknown"
             if fmt not in ALLOWED_FORMATS:
                 raise InvalidInput(f"unsupported image format {fmt}")
-            width, height = image.size
-            if width * height > limits.max_pixels:
-                raise InvalidInput(
-                    f"image is {width}x{height} = {width * height} pixels, over the limit of "
-                    f"{limits.max_pixels} (possible decompression bomb)"
-                )
+            check_size(*image.size, limits)
             image.seek(0)  # GIF, TIFF: the first frame
             image.load()
             image = ImageOps.exif_transpose(image) or image
@@ -64,11 +65,46 @@ def decode_image(data: bytes, limits: DecodeLimits) -> DecodedImage:
     except UnidentifiedImageError:
         raise InvalidInput("not a recognised image file") from None
     except Image.DecompressionBombError as exc:
-        raise InvalidInput(f"decompression bomb refused: {exc}") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise InvalidInput(f"cannot decode image: {exc}") from None
+        # Pillow refuses huge headers itself before we see the size (over twice its own
+        # MAX_IMAGE_PIXELS): say it in our words, with our limit.
+        raise InvalidInput(bomb_message(str(exc), limits)) from None
+    except MemoryError:
+        raise InvalidInput("cannot decode image: it needs more memory than is available") from None
+    except Exception as exc:  # a damaged file can make any decoder step fail
+        raise InvalidInput(f"cannot decode image: {exc or type(exc).__name__}") from None
     pixels = np.asarray(rgb, dtype=np.uint8)
+    check_size(rgb.width, rgb.height, limits)  # a decoder may disagree with its header
     return DecodedImage(pixels=pixels, format=fmt, width=rgb.width, height=rgb.height)
+
+
+def check_size(width: int, height: int, limits: DecodeLimits) -> None:
+    """Refuse dimensions that cost too much to decode or cannot hold a face."""
+    if width * height > limits.max_pixels:
+        raise InvalidInput(
+            f"image is {width}x{height} = {width * height} pixels, over the limit of "
+            f"{limits.max_pixels} (possible decompression bomb)"
+        )
+    short, long = min(width, height), max(width, height)
+    if short < limits.min_side:
+        raise InvalidInput(
+            f"image is {width}x{height}: its shorter side is under {limits.min_side} px, "
+            "too small to hold a face"
+        )
+    if long > short * limits.max_aspect:
+        raise InvalidInput(
+            f"image is {width}x{height}: one side is over {limits.max_aspect:g} times the "
+            "other, too narrow to search for faces"
+        )
+
+
+def bomb_message(pillow: str, limits: DecodeLimits) -> str:
+    """Pillow's DecompressionBombError text, as facesearch says it."""
+    found = re.search(r"\((\d+) pixels\)", pillow)
+    size = f"{found.group(1)} pixels" if found else "too many pixels"
+    # Pillow's own ceiling is twice its MAX_IMAGE_PIXELS, whatever ours is set to.
+    ceiling = 2 * int(Image.MAX_IMAGE_PIXELS or limits.max_pixels)
+    limit = min(limits.max_pixels, ceiling)
+    return f"image is {size}, over the limit of {limit} (possible decompression bomb)"
 
 
 def read_limited(path: str, limits: DecodeLimits) -> bytes:

@@ -50,13 +50,13 @@ def test_an_upload_is_stored_with_provenance_and_found(
         dev / OBAMA,
         source_url="https://evidence.example/obama.jpg",
         page_url="https://evidence.example/item/7",
-        captured_at="2013-05-01",
+        captured_at="2019-05-01",
     )
     assert status == 201 and body["created"] and body["faces_indexed"] == 1
     image = body["image"]
     assert image["file_name"] == "obama.jpg"
     [prov] = image["provenance"]
-    assert prov["source"] == "case-7" and prov["captured_at"] == "2013-05-01"
+    assert prov["source"] == "case-7" and prov["captured_at"] == "2019-05-01"
     assert prov["page_url"] == "https://evidence.example/item/7"
 
     again, same = upload(client, keys["ingest"], dev / OBAMA)

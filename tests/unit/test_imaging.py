@@ -39,7 +39,7 @@ def test_limits_refuse_before_decoding() -> None:
 
 
 def test_gif_first_frame() -> None:
-    frames = [Image.new("RGB", (10, 10), c) for c in ((255, 0, 0), (0, 0, 255))]
+    frames = [Image.new("RGB", (20, 20), c) for c in ((255, 0, 0), (0, 0, 255))]
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:])
     decoded = decode_image(buf.getvalue(), DecodeLimits())

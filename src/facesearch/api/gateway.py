@@ -4,6 +4,8 @@ Model work (decode, detect, embed) runs on a bounded pool of threads, each with 
 models (dlib releases the GIL, and its networks keep per-call state, so threads must not
 share one), so a slow upload never blocks the event loop or other requests. Catalog and
 index calls go through one lock: the engine's SQLite connection and index are shared.
+Each first catches up with what another process (a command-line ingest into the same
+home) committed meanwhile (``FaceSearch.catch_up``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ from facesearch.ingest.report import IngestReport
 from facesearch.vision.ports import FaceDetector, FaceEmbedder
 
 T = TypeVar("T")
+# An API call that writes the index waits this long for another process writing the same
+# home (a command-line ingest), then answers 503.
+INDEX_LOCK_WAIT_SECONDS = 10.0
 Models = Callable[[], tuple[FaceDetector, FaceEmbedder]]
 
 
@@ -51,6 +56,7 @@ class Timings:
 class Gateway:
     def __init__(self, engine: FaceSearch, workers: int, models: Models | None = None) -> None:
         self.engine = engine
+        engine.lock_wait = INDEX_LOCK_WAIT_SECONDS
         self.workers = workers
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -125,6 +131,7 @@ class Gateway:
 
         def call() -> T:
             with self._lock:
+                self.engine.catch_up()
                 return fn(*args, **kwargs)
 
         return await run_in_threadpool(call)
@@ -165,6 +172,7 @@ class Gateway:
         who: Requester,
     ) -> SearchResult:
         with self._lock:
+            self.engine.catch_up()  # a command-line ingest beside the server
             [result] = self.engine.search(
                 probe, face=face, top_k=top_k, threshold=threshold, sources=sources, who=who
             )
@@ -172,11 +180,13 @@ class Gateway:
 
     def image(self, image_id: int) -> ImageRecord:
         with self._lock:
+            self.engine.catch_up()
             record: ImageRecord = self.engine.show(image_id)
         return record
 
     def face_image(self, face_id: int) -> ImageRecord:
         with self._lock:
+            self.engine.catch_up()
             image_id = self.engine.catalog.faces_to_images([face_id]).get(face_id)
             if image_id is None:
                 raise NotFound(f"no face with id {face_id}")
@@ -195,6 +205,7 @@ class Gateway:
     def ingest_file(self, item: IngestItem, source: str, sha256: str) -> tuple[IngestReport, int]:
         """Ingest one saved upload; returns the report and the image id."""
         with self._lock:
+            self.engine.catch_up()
             report = self.engine.ingest([item], source=source, workers=1)
             image_id = self.engine.catalog.image_id_by_sha(sha256)
         if image_id is None:

@@ -149,10 +149,11 @@ async def healthz() -> schemas.Health:
     responses={503: {"model": schemas.ErrorOut, "description": "Not ready."}},
 )
 async def readyz(request: Request) -> schemas.Ready | JSONResponse:
-    """The catalog answers and the index agrees with it."""
+    """The catalog answers and the index agrees with it (or is being caught up with what
+    another process, such as a command-line ingest, is writing into the same home)."""
     gw = gateway(request)
     data = await gw.locked(gw.engine.stats)
-    if not data["index"]["consistent"]:
+    if not data["index"]["consistent"] and not gw.engine.behind:
         from facesearch.api.errors import envelope
 
         return envelope(request, 503, "not_ready", "the index is out of step with the catalog")

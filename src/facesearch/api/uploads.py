@@ -5,12 +5,12 @@ from __future__ import annotations
 import io
 import warnings
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from starlette.datastructures import UploadFile
 
 from facesearch.api.errors import ApiError
 from facesearch.errors import InvalidInput
-from facesearch.imaging import DecodeLimits
+from facesearch.imaging import DecodeLimits, bomb_message
 
 ACCEPTED_TYPES = frozenset({"application/octet-stream", ""})
 FORM_ROOM = 64 * 1024  # multipart framing and form fields around the largest image
@@ -40,13 +40,13 @@ def check_pixels(data: bytes, limits: DecodeLimits) -> None:
     """Reads only the image header; refuses images whose pixel count is over the limit."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore")  # bombs and damaged metadata: see imaging
             with Image.open(io.BytesIO(data)) as image:
                 width, height = image.size
-    except Image.DecompressionBombError:
-        raise too_large("the image has too many pixels (possible decompression bomb)") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
-        return  # not an image we can size: decoding reports the reason clearly
+    except Image.DecompressionBombError as exc:
+        raise too_large(bomb_message(str(exc), limits)) from None
+    except Exception:  # a damaged header can fail anyhow: decoding says why, as a 400
+        return
     if width * height > limits.max_pixels:
         raise too_large(
             f"the image is {width}x{height} = {width * height} pixels, over the limit of "

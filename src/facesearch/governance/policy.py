@@ -138,3 +138,31 @@ def expiry(captured_at: str | None, ingested_at: str, retention_days: int) -> st
     """Start of retention (capture time when known, else ingest time) plus the period."""
     start = parse_time(captured_at) if captured_at else parse_time(ingested_at)
     return (start + timedelta(days=retention_days)).astimezone(UTC).isoformat(timespec="seconds")
+
+
+def period_text(days: int) -> str:
+    """Days as the period a person would write: 1825 -> '5y', 90 -> '3m', 10 -> '10d'."""
+    for unit in ("y", "m", "w"):
+        if days % _DAYS[unit] == 0:
+            return f"{days // _DAYS[unit]}{unit}"
+    return f"{days}d"
+
+
+def expired_at_ingest(
+    captured_at: str | None, retention_days: int, at: datetime | None = None
+) -> str | None:
+    """Why an image captured then is already past its source's retention (None if not).
+
+    Retention counts from the capture time, so a photo older than the period would be
+    stored only to be removed by the next retention run: it is refused instead.
+    """
+    if not captured_at:
+        return None
+    when = at or datetime.now(UTC)
+    expires = parse_time(expiry(captured_at, when.isoformat(), retention_days))
+    if expires > when:
+        return None
+    return (
+        f"expired at ingest: captured {parse_time(captured_at).date().isoformat()}, source "
+        f"keeps {period_text(retention_days)} (expired {expires.date().isoformat()})"
+    )

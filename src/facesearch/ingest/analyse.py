@@ -80,6 +80,24 @@ def analyse(
     )
 
 
+def analyse_or_reason(
+    data: bytes,
+    sha256: str,
+    limits: DecodeLimits,
+    rules: Faces,
+    detector: FaceDetector,
+    embedder: FaceEmbedder,
+) -> Analysis | str:
+    """Analysis, or the reason the file could not be used: one bad file never stops an
+    ingest, whatever fails on it (a decoder or a model can trip over a damaged image)."""
+    try:
+        return analyse(data, sha256, limits, rules, detector, embedder)
+    except InvalidInput as exc:
+        return str(exc)
+    except Exception as exc:  # reported per file: the ingest goes on
+        return f"cannot analyse image: {type(exc).__name__}: {exc}"
+
+
 # -- worker processes ------------------------------------------------------------------
 # Each worker process loads its own models once; the process pool passes only bytes in
 # and plain results out. This module-level slot is per process, set by the initializer.
@@ -98,14 +116,11 @@ def init_worker(limits: DecodeLimits, rules: Faces, models: ModelSpec) -> None:
 
 def analyse_in_worker(data: bytes, sha256: str) -> Analysis | str:
     """Analysis, or the reason the file could not be used (a string crosses processes)."""
-    try:
-        return analyse(
-            data,
-            sha256,
-            _WORKER["limits"],
-            _WORKER["rules"],
-            _WORKER["detector"],
-            _WORKER["embedder"],
-        )
-    except InvalidInput as exc:
-        return str(exc)
+    return analyse_or_reason(
+        data,
+        sha256,
+        _WORKER["limits"],
+        _WORKER["rules"],
+        _WORKER["detector"],
+        _WORKER["embedder"],
+    )

@@ -27,6 +27,7 @@ from facesearch.catalog.ports import Catalog, FileStamp, NewImage
 from facesearch.config import Faces
 from facesearch.domain import Provenance
 from facesearch.errors import InvalidInput
+from facesearch.governance.policy import expired_at_ingest
 from facesearch.imaging import DecodeLimits, read_limited
 from facesearch.index.ports import VectorIndex
 from facesearch.ingest.analyse import Analysis, analyse_in_worker, init_worker, sha256_of
@@ -77,12 +78,18 @@ class IngestRun:
         self._copies: list[tuple[int, Pending]] = []
         self._faces = 0
         self._last_flush = time.monotonic()
+        known = catalog.get_source(source)
+        self.retention_days = known.retention_days if known is not None else None
 
     # -- stage 1: decide whether a file needs analysis at all -----------------------------
     def prepare(self, item: IngestItem) -> Pending | None:
         path = str(item.path)
         if item.problem is not None:  # a manifest row that cannot be used: report, go on
             self._fail(item, item.problem)
+            return None
+        refused = self._refused(item)
+        if refused is not None:
+            self._fail(item, refused)
             return None
         try:
             st = os.stat(item.path)
@@ -104,6 +111,16 @@ class IngestRun:
             self._flush_if_due()
             return None
         return pending
+
+    def _refused(self, item: IngestItem) -> str | None:
+        """Why this copy may not be stored whatever the file holds: already past its
+        source's retention (the next retention run would remove it unannounced)."""
+        if self.retention_days is None:
+            return None
+        try:
+            return expired_at_ingest(item.captured_at, self.retention_days)
+        except InvalidInput as exc:
+            return f"captured_at: {exc}"
 
     # -- stage 3: write what analysis found ---------------------------------------------
     def commit(self, pending: Pending, result: Analysis | str) -> None:

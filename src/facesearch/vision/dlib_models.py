@@ -56,16 +56,16 @@ class DlibFaceDetector:
 
     def detect_faces(self, image: RGBImage) -> list[DetectedFace]:
         height, width = image.shape[:2]
+        if height == 0 or width == 0:
+            return []
         longest = max(height, width)
         scale = 1.0
         work = image
         if longest > DETECT_MAX_SIDE:
             scale = DETECT_MAX_SIDE / longest
-            work = np.asarray(
-                Image.fromarray(image).resize(
-                    (round(width * scale), round(height * scale)), Image.Resampling.BILINEAR
-                )
-            )
+            # A thin strip must not round to a side of zero (Pillow refuses that size).
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            work = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
         upsample = self.upsample if max(work.shape[:2]) <= 1000 else 0
         found = [
             (
