@@ -194,6 +194,11 @@ def check_home(home: Path) -> None:
     """No upload left behind; the index agrees with the catalog; every image has its faces."""
     uploads = home / "uploads"
     assert not uploads.exists() or not any(uploads.iterdir()), sorted(uploads.iterdir())
+    check_home_catalog(home)
+
+
+def check_home_catalog(home: Path) -> None:
+    """The index agrees with the catalog; every image has its faces and a provenance."""
     with FaceSearch(Settings(home=home, workers=1)) as fs:
         assert fs.repaired == {}
         assert fs.stats()["index"]["consistent"]
@@ -290,3 +295,44 @@ def test_fuzz_search_answers_4xx_or_200_never_5xx(corpus: Path, engine_run: Path
     assert server_errors == []
     assert set(statuses) <= {200, 400, 413, 415, 422}
     check_home(engine_run)
+
+
+def test_fuzz_uploads_keep_only_accepted_files(corpus: Path, tmp_path: Path) -> None:
+    """Every second file through POST /v1/images: never 5xx, and uploads/ holds exactly
+    the files of the images the catalog accepted (a refused upload leaves nothing)."""
+    home = tmp_path / "home"
+    settings = Settings(
+        home=home,
+        workers=1,
+        api={"ingest_rate_per_minute": 60_000, "ingest_burst": 10_000},
+        governance={"retention_interval_minutes": 0},
+    )
+    with FaceSearch(settings) as fs:
+        register(fs, "fuzz")
+    store = SqliteAccountStore(home / "accounts.sqlite")
+    key = store.create_key("fuzz", "ingest")[1]
+    store.close()
+    statuses: dict[int, int] = {}
+    server_errors = []
+    with (
+        FaceSearch(settings) as engine,
+        TestClient(create_app(engine), base_url="https://testserver") as client,
+    ):
+        for path in sorted(corpus.iterdir())[::2]:
+            answer = client.post(
+                "/v1/images",
+                files={"image": (path.name, path.read_bytes(), "image/jpeg")},
+                data={"source": "fuzz"},
+                headers=bearer(key),
+            )
+            statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
+            if answer.status_code >= 500:
+                server_errors.append((path.name, answer.text))
+        stored = {image.sha256 for image in engine.list_images(limit=10_000)}
+    print(f"\nfuzz /v1/images: {sum(statuses.values())} uploads, statuses {statuses}")
+    assert server_errors == []
+    assert set(statuses) <= {200, 201, 400, 413, 415, 422}
+    assert statuses.get(201, 0) == len(stored) > 0
+    kept = {p.name.split("-", 1)[0] for p in (home / "uploads").iterdir()}
+    assert kept == stored
+    check_home_catalog(home)
