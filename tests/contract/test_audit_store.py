@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from facesearch.governance.audit import GENESIS, AuditEvent, AuditLog, entry_hash
+from facesearch.governance.audit import GENESIS, AuditEvent, entry_hash
 
-from .adapters import AUDIT_LOGS, AuditRow, params
+from .adapters import AUDIT_LOGS, AuditChain, AuditRow, params
 
 KEY = b"k" * 32
 
@@ -64,9 +64,9 @@ class Opened:
     folder: Path
     anchor: MemoryAnchor
     key: bytes | None
-    log: AuditLog
+    log: AuditChain
 
-    def reopen(self) -> AuditLog:
+    def reopen(self) -> AuditChain:
         """Another connection to the same log, as another process opens it."""
         keyed_from = self.log.keyed_from
         return AUDIT_LOGS[self.adapter].open(self.folder, self.anchor, self.key, keyed_from)
@@ -166,7 +166,7 @@ def test_writers_on_two_connections_keep_one_chain(opened: Opened) -> None:
     before = len(list(opened.log.entries()))
     other = opened.reopen()
 
-    def write(log: AuditLog, who: str) -> None:
+    def write(log: AuditChain, who: str) -> None:
         for i in range(15):
             log.append(AuditEvent(action="search", actor=who, details={"i": i}))
 

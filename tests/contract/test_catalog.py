@@ -235,7 +235,7 @@ def test_image_ids_page_in_id_order_and_filter_by_source(catalog: Catalog) -> No
 
 
 def test_images_published_at_a_page_or_under_a_prefix(catalog: Catalog) -> None:
-    urls = {
+    urls: dict[int, dict[str, str | None]] = {
         1: dict(page_url="https://example.com/u/alice/photos/1"),
         2: dict(source_url="http://EXAMPLE.com:80/u/alice/"),
         3: dict(page_url="https://example.com/u/alicia"),

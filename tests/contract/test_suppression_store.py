@@ -13,10 +13,9 @@ import pytest
 
 from facesearch.config import STRICT_MATCH_THRESHOLD
 from facesearch.errors import InvalidInput, NotFound
-from facesearch.governance.suppression import SuppressionList
 
 from ..synthetic import clustered
-from .adapters import SUPPRESSION_LISTS, params
+from .adapters import SUPPRESSION_LISTS, SuppressionStore, params
 
 MODEL = "dlib-resnet-v1:128"
 VECTORS = clustered(50, 11, groups=50)
@@ -42,7 +41,7 @@ def folder(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(adapter: str, folder: Path) -> Iterator[SuppressionList]:
+def store(adapter: str, folder: Path) -> Iterator[SuppressionStore]:
     opened = SUPPRESSION_LISTS[adapter].open(folder)
     yield opened
     opened.close()
@@ -53,7 +52,7 @@ def test_the_test_vectors_are_what_they_claim() -> None:
     assert float(STRANGER @ PERSON) < 0.9 and float(STRANGER @ OTHER) < 0.9
 
 
-def test_suppressions_are_added_listed_and_removed(store: SuppressionList) -> None:
+def test_suppressions_are_added_listed_and_removed(store: SuppressionStore) -> None:
     first = store.add(PERSON, MODEL, "consent-17", "objected by email")
     second = store.add(OTHER, MODEL, "consent-18", "")
     assert store.count() == 2 and first != second
@@ -69,14 +68,14 @@ def test_suppressions_are_added_listed_and_removed(store: SuppressionList) -> No
         store.remove(first)
 
 
-def test_a_suppression_needs_a_consent_reference(store: SuppressionList) -> None:
+def test_a_suppression_needs_a_consent_reference(store: SuppressionStore) -> None:
     with pytest.raises(InvalidInput):
         store.add(PERSON, MODEL, "  ", "no reference")
     assert store.count() == 0
 
 
 def test_a_close_face_matches_at_the_strict_threshold_and_a_far_one_does_not(
-    store: SuppressionList,
+    store: SuppressionStore,
 ) -> None:
     probe = unit([STRANGER, NEAR, PERSON])
     assert store.matches(probe, MODEL, STRICT_MATCH_THRESHOLD).tolist() == [False] * 3
@@ -88,7 +87,7 @@ def test_a_close_face_matches_at_the_strict_threshold_and_a_far_one_does_not(
     assert store.matches(probe, MODEL, STRICT_MATCH_THRESHOLD).tolist() == [False] * 3
 
 
-def test_a_template_of_another_model_never_matches(store: SuppressionList) -> None:
+def test_a_template_of_another_model_never_matches(store: SuppressionStore) -> None:
     store.add(PERSON, MODEL, "consent-17", "")
     probe = unit([PERSON])
     assert store.matches(probe, MODEL, STRICT_MATCH_THRESHOLD).tolist() == [True]
@@ -98,7 +97,7 @@ def test_a_template_of_another_model_never_matches(store: SuppressionList) -> No
 
 
 def test_a_suppression_made_elsewhere_is_honoured_at_once(
-    adapter: str, folder: Path, store: SuppressionList
+    adapter: str, folder: Path, store: SuppressionStore
 ) -> None:
     """The CLI adds a suppression while the server runs: the server's next ingest or search
     must withhold that person, without a restart."""
@@ -115,7 +114,7 @@ def test_a_suppression_made_elsewhere_is_honoured_at_once(
 
 
 def test_templates_are_kept_only_as_the_store_allows(
-    adapter: str, folder: Path, store: SuppressionList
+    adapter: str, folder: Path, store: SuppressionStore
 ) -> None:
     """Sealed, no template is readable in what the store keeps; removed, none is left."""
     removed = store.add(PERSON, MODEL, "consent-17", "")
