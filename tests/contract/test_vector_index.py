@@ -6,18 +6,15 @@ estimates); the exact adapters and the re-ranked one must report exact similarit
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from facesearch.index.faiss_ivf import FaissIvfIndex
-from facesearch.index.flat import FlatFileIndex
-from facesearch.index.rerank import ExactRerankIndex
-
 from ..synthetic import DIM, clustered
+from .adapters import INDEXES, IndexAdapter, IndexOptions, files_bytes, params, rerank_over_ivf
 
 N = 20_000
 
@@ -48,22 +45,14 @@ def catalog_lookup(ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     return IDS[pos], VECTORS[pos]
 
 
-Opener = Callable[[Path], Any]
-ADAPTERS: dict[str, tuple[Opener, bool, float]] = {
-    # name: (open a directory, reports exact similarities, required recall@10)
-    "flat": (lambda d: FlatFileIndex(d), True, 1.0),
-    "faiss-ivf": (lambda d: FaissIvfIndex(d, expected=N, nprobe=16), False, 0.9),
-    "faiss-ivf+rerank": (
-        lambda d: ExactRerankIndex(
-            FaissIvfIndex(d, expected=N, nprobe=16), catalog_lookup, exact_filter_max=500
-        ),
-        True,
-        0.98,
-    ),
-}
+OPTIONS = IndexOptions(expected=N, lookup=catalog_lookup)
 
 
-@pytest.fixture(params=sorted(ADAPTERS), scope="module")
+def open_index(adapter: str, directory: Path) -> Any:
+    return INDEXES[adapter].open(directory, OPTIONS)
+
+
+@pytest.fixture(params=params(INDEXES), scope="module")
 def adapter(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -71,7 +60,7 @@ def adapter(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="module")
 def built(adapter: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path]]:
     directory = tmp_path_factory.mktemp(adapter) / "index"
-    index = ADAPTERS[adapter][0](directory)
+    index = open_index(adapter, directory)
     index.reset("test-model")
     for start in range(0, N, 2_500):  # ingest adds in batches; the IVF trains on the way
         index.add(IDS[start : start + 2_500], VECTORS[start : start + 2_500])
@@ -81,7 +70,8 @@ def built(adapter: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
 
 def test_answers_like_exact_search(adapter: str, built: tuple[Any, Path]) -> None:
     index, _ = built
-    _, exact_sims, required = ADAPTERS[adapter]
+    spec: IndexAdapter = INDEXES[adapter]
+    exact_sims, required = spec.exact, spec.recall
     found, sims = index.search(QUERIES, 10)
     truth, truth_sims = exact(QUERIES, 10)
     assert recall(found, truth) >= required
@@ -103,7 +93,7 @@ def test_state_matches_what_was_added(built: tuple[Any, Path]) -> None:
 
 def test_filter_keeps_recall_and_never_leaks(adapter: str, built: tuple[Any, Path]) -> None:
     index, _ = built
-    required = ADAPTERS[adapter][2]
+    required = INDEXES[adapter].recall
     for share in (0.3, 0.02):  # the re-ranked adapter answers the small one exactly
         allowed = IDS[(np.arange(N) // 5) % int(1 / share) == 0]
         found, _ = index.search(QUERIES, 10, allowed)
@@ -142,7 +132,11 @@ def test_short_answers_are_padded(built: tuple[Any, Path]) -> None:
 def test_reopens_with_the_same_answers(adapter: str, built: tuple[Any, Path]) -> None:
     index, directory = built
     before = index.search(QUERIES, 10)
-    again = ADAPTERS[adapter][0](directory)
+    again = open_index(adapter, directory)
+    if not INDEXES[adapter].persistent:  # an encrypted home's: no copy of a template on disk
+        assert files_bytes(directory) == b""
+        assert again.state().count == 0
+        return
     assert again.state() == index.state()
     after = again.search(QUERIES, 10)
     assert np.array_equal(before[0], after[0])
@@ -150,7 +144,7 @@ def test_reopens_with_the_same_answers(adapter: str, built: tuple[Any, Path]) ->
 
 def test_remove_takes_effect_at_once_and_compaction_erases(adapter: str, tmp_path: Path) -> None:
     directory = tmp_path / "index"
-    index = ADAPTERS[adapter][0](directory)
+    index = open_index(adapter, directory)
     index.reset("test-model")
     index.add(IDS[:17_000], VECTORS[:17_000])  # trained (IVF) snapshot
     index.add(IDS[17_000:], VECTORS[17_000:])  # the rest sits in the delta files
@@ -162,21 +156,22 @@ def test_remove_takes_effect_at_once_and_compaction_erases(adapter: str, tmp_pat
     found, _ = index.search(np.concatenate([QUERIES, VECTORS[-1:]]), 10)
     assert not np.isin(found, victims).any()
     assert index.state().count == N - 2
-    if adapter != "flat":  # only marked on disk so far: the scan below can see them
-        before = b"".join(p.read_bytes() for p in directory.rglob("*") if p.is_file())
+    if not INDEXES[adapter].erases_at_once:  # only marked on disk so far: the scan sees them
+        before = files_bytes(directory)
         assert VECTORS[-1].tobytes() in before
         assert snapshot_code and snapshot_code[0] in before
     index.compact()
-    blob = b"".join(p.read_bytes() for p in directory.rglob("*") if p.is_file())
+    blob = files_bytes(directory)
     for victim in victims:
         vector = VECTORS[np.searchsorted(IDS, victim)]
         assert vector.tobytes() not in blob
         assert vector.astype(np.float16).tobytes() not in blob
     for code in codes:
         assert code not in blob
-    reopened = ADAPTERS[adapter][0](directory)
-    assert reopened.state() == index.state()
-    assert not np.isin(reopened.search(QUERIES, 10)[0], victims).any()
+    if INDEXES[adapter].persistent:
+        reopened = open_index(adapter, directory)
+        assert reopened.state() == index.state()
+        assert not np.isin(reopened.search(QUERIES, 10)[0], victims).any()
 
 
 def test_the_rerank_reads_k_plus_its_margin_from_the_catalog(tmp_path: Path) -> None:
@@ -187,9 +182,8 @@ def test_the_rerank_reads_k_plus_its_margin_from_the_catalog(tmp_path: Path) -> 
         asked.append(len(ids))
         return catalog_lookup(ids)
 
-    index = ExactRerankIndex(
-        FaissIvfIndex(tmp_path / "index", expected=N, nprobe=16), counting_lookup, margin=5
-    )
+    options = IndexOptions(expected=N, lookup=counting_lookup)
+    index = rerank_over_ivf(tmp_path / "index", options, margin=5)
     index.reset("test-model")
     index.add(IDS, VECTORS)
     found, _ = index.search(QUERIES[:1], 20)
@@ -203,7 +197,7 @@ def ivf_codes(index: Any, ids: list[int]) -> list[bytes]:
     import faiss
 
     inner = getattr(index, "inner", index)
-    if not isinstance(inner, FaissIvfIndex) or inner.ivf is None:
+    if getattr(inner, "ivf", None) is None:  # not an IVF, or not trained yet
         return []
     lists = faiss.extract_index_ivf(inner.ivf).invlists
     out = []
@@ -220,8 +214,10 @@ def ivf_codes(index: Any, ids: list[int]) -> list[bytes]:
 
 def test_an_unacknowledged_tail_is_cut_off(adapter: str, tmp_path: Path) -> None:
     """A writer that died between appending rows and acknowledging them leaves no trace."""
+    if not INDEXES[adapter].persistent:
+        pytest.skip("keeps no files: nothing to cut off")
     directory = tmp_path / "index"
-    index = ADAPTERS[adapter][0](directory)
+    index = open_index(adapter, directory)
     index.reset("test-model")
     index.add(IDS[:100], VECTORS[:100])
     state = index.state()
@@ -229,13 +225,13 @@ def test_an_unacknowledged_tail_is_cut_off(adapter: str, tmp_path: Path) -> None
         if path.suffix in (".f32", ".i64") and not path.name.startswith("removed"):
             with open(path, "ab") as fh:  # half-written rows of a crashed add
                 fh.write(b"\x01" * 1000)
-    reopened = ADAPTERS[adapter][0](directory)
+    reopened = open_index(adapter, directory)
     assert reopened.state() == state
     assert reopened.search(QUERIES[:1], 200)[0][0, 100:].tolist() == [-1] * 100
 
 
 def test_reset_empties(adapter: str, tmp_path: Path) -> None:
-    index = ADAPTERS[adapter][0](tmp_path / "index")
+    index = open_index(adapter, tmp_path / "index")
     index.reset("a")
     index.add(IDS[:50], VECTORS[:50])
     index.reset("b")

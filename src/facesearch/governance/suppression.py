@@ -30,12 +30,17 @@ CREATE TABLE IF NOT EXISTS suppressions (
 """
 
 
+Templates = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
+
+
 class SuppressionList:
     def __init__(self, path: Path, sealer: Sealer) -> None:
         self.db = open_connection(path, "suppression list", SCHEMA, ("secure_delete=ON",))
         self.writes = Writes(self.db)
         self.sealer = sealer
-        self._cache: tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None = None
+        # One model's templates, with the version of the list they were read at: another
+        # process (the CLI beside a running server) may add or remove a suppression.
+        self._cache: tuple[str, tuple[int, int], Templates] | None = None
 
     def add(
         self, template: npt.NDArray[np.float32], model: str, consent_ref: str, note: str
@@ -76,18 +81,22 @@ class SuppressionList:
             for r in rows
         ]
 
-    def templates(self, model: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        if self._cache is None:
-            rows = self.db.execute(
-                "SELECT id, template FROM suppressions WHERE model = ? ORDER BY id", (model,)
-            ).fetchall()
-            ids = np.array([r[0] for r in rows], dtype=np.int64)
-            vecs = np.array(
-                [np.frombuffer(self.sealer.open(r[1]), dtype=np.float32) for r in rows],
-                dtype=np.float32,
-            ).reshape(len(rows), -1)
-            self._cache = (ids, vecs)
-        return self._cache
+    def templates(self, model: str) -> Templates:
+        """The ids and templates of the suppressions made with ``model`` (only those)."""
+        version = self.writes.version
+        if self._cache is not None and self._cache[:2] == (model, version):
+            return self._cache[2]
+        rows = self.db.execute(
+            "SELECT id, template FROM suppressions WHERE model = ? ORDER BY id", (model,)
+        ).fetchall()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        vecs = (
+            np.stack([np.frombuffer(self.sealer.open(r[1]), dtype=np.float32) for r in rows])
+            if rows
+            else np.empty((0, 0), dtype=np.float32)
+        )
+        self._cache = (model, version, (ids, vecs))
+        return ids, vecs
 
     def matches(
         self, vectors: npt.NDArray[np.float32], model: str, threshold: float

@@ -1,0 +1,218 @@
+"""Every adapter of every port, in one place: the contract suites are parametrised over these.
+
+A new backend is one entry here (plus a marker, e.g. ``postgres``, when it needs a server):
+the suites in this folder then run against it with no other change. This is also the only
+module of the tests that imports adapter classes or builds them, so when an adapter moves,
+only this file changes.
+
+Each factory takes an empty folder of the test's own (an embedded adapter keeps its files
+there; a server-backed one would name its database or collection after it) and returns an
+open adapter; calling it again on the same folder opens a second connection to the same
+store (for reopening and for concurrent writers). ``stored`` returns every byte the adapter
+keeps (its files, journals included): what a stolen copy of the store holds, for the checks
+that no plaintext template is left.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from facesearch.accounts.store import SqliteAccountStore
+from facesearch.catalog.ports import Catalog
+from facesearch.catalog.sqlite import SqliteCatalog
+from facesearch.governance.audit import AnchorStore, AuditLog
+from facesearch.governance.crypto import Sealer
+from facesearch.governance.suppression import SuppressionList
+from facesearch.index.faiss_ivf import FaissIvfIndex
+from facesearch.index.flat import FlatFileIndex
+from facesearch.index.memory import MemoryIndex
+from facesearch.index.rerank import ExactRerankIndex
+
+Marks = Sequence[pytest.MarkDecorator]
+# The stores with no port yet, named for the suites' type hints (their ports come with the
+# next steps of issue 9; then these names point at the ports).
+AccountStore = SqliteAccountStore
+SuppressionStore = SuppressionList
+AuditChain = AuditLog  # the hash chain, over the audit store that an adapter gives
+# A fixed 32-byte key for the sealed (encrypted at rest) variants.
+SEALER_KEY = bytes(range(32))
+
+
+def params(adapters: dict[str, Any]) -> list[Any]:
+    """``pytest.param`` for each adapter, sorted, with its marks: for ``params=``."""
+    return [
+        pytest.param(name, marks=list(adapters[name].marks), id=name) for name in sorted(adapters)
+    ]
+
+
+def files_bytes(folder: Path) -> bytes:
+    """Everything kept in the files under ``folder`` (an embedded store's whole state)."""
+    if not folder.exists():
+        return b""
+    return b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())
+
+
+# -- catalog ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CatalogAdapter:
+    open: Callable[[Path], Catalog]
+    stored: Callable[[Path], bytes]
+    sealed: bool  # templates encrypted at rest
+    marks: Marks = ()
+
+
+CATALOGS: dict[str, CatalogAdapter] = {
+    "sqlite": CatalogAdapter(lambda d: SqliteCatalog(d / "catalog.sqlite"), files_bytes, False),
+    "sqlite-sealed": CatalogAdapter(
+        lambda d: SqliteCatalog(d / "catalog.sqlite", Sealer(SEALER_KEY)), files_bytes, True
+    ),
+}
+
+
+# -- vector index -------------------------------------------------------------------------
+Lookup = Callable[[Sequence[int]], tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """What the engine hands an index: the expected size (to plan an IVF) and the
+    catalog's lookup of exact embeddings (for re-ranking)."""
+
+    expected: int
+    lookup: Lookup
+    nprobe: int = 16
+
+
+@dataclass(frozen=True)
+class IndexAdapter:
+    open: Callable[[Path, IndexOptions], Any]
+    exact: bool  # reports exact similarities (not estimates)
+    recall: float  # required recall@10 against exact search
+    persistent: bool  # keeps its vectors in files under the folder (reopens with them)
+    erases_at_once: bool  # a removed vector leaves the files on remove, not on compact
+    marks: Marks = ()
+
+
+def _ivf(d: Path, o: IndexOptions) -> FaissIvfIndex:
+    return FaissIvfIndex(d, expected=o.expected, nprobe=o.nprobe)
+
+
+def rerank_over_ivf(d: Path, o: IndexOptions, **kwargs: Any) -> ExactRerankIndex:
+    """The approximate index with exact re-ranking from the catalog (for its own tests)."""
+    return ExactRerankIndex(_ivf(d, o), o.lookup, **kwargs)
+
+
+INDEXES: dict[str, IndexAdapter] = {
+    "flat": IndexAdapter(lambda d, o: FlatFileIndex(d), True, 1.0, True, True),
+    "faiss-ivf": IndexAdapter(_ivf, False, 0.9, True, False),
+    "faiss-ivf+rerank": IndexAdapter(
+        lambda d, o: rerank_over_ivf(d, o, exact_filter_max=500), True, 0.98, True, False
+    ),
+    # Encrypted homes: nothing on disk, rebuilt from the catalog on every open.
+    "memory": IndexAdapter(lambda d, o: MemoryIndex(), True, 1.0, False, True),
+}
+
+
+# -- audit log ----------------------------------------------------------------------------
+AuditRow = tuple[Any, ...]  # seq, at, actor, action, purpose, case_ref, details, prev, hash
+
+
+@dataclass(frozen=True)
+class AuditAdapter:
+    """``open(folder, anchor, key, keyed_from, clock)``; ``read`` and ``write`` are an
+    attacker's access to the log's storage alone: every row in storage order, and a
+    replacement of every row (seq, at, actor, action, purpose, case_ref, details, prev_hash,
+    hash)."""
+
+    open: Callable[..., AuditLog]
+    read: Callable[[Path], list[AuditRow]]
+    write: Callable[[Path, list[AuditRow]], None]
+    marks: Marks = ()
+
+
+def _sqlite_audit(
+    d: Path,
+    anchor: AnchorStore,
+    key: bytes | None = None,
+    keyed_from: int | None = None,
+    clock: Callable[[], Any] | None = None,
+) -> AuditLog:
+    extra = {} if clock is None else {"clock": clock}
+    return AuditLog(d / "audit.sqlite", anchor, key, keyed_from, **extra)
+
+
+def _sqlite_audit_read(d: Path) -> list[AuditRow]:
+    import sqlite3
+
+    with sqlite3.connect(d / "audit.sqlite") as db:
+        rows = list(db.execute("SELECT * FROM audit ORDER BY rowid"))
+    db.close()
+    return rows
+
+
+def _sqlite_audit_write(d: Path, rows: list[AuditRow]) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(d / "audit.sqlite", isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    db.execute("DELETE FROM audit")
+    db.executemany("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    db.execute("COMMIT")
+    db.close()
+
+
+AUDIT_LOGS: dict[str, AuditAdapter] = {
+    "sqlite": AuditAdapter(_sqlite_audit, _sqlite_audit_read, _sqlite_audit_write),
+}
+
+
+# -- suppression list ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class SuppressionAdapter:
+    open: Callable[[Path], SuppressionList]
+    stored: Callable[[Path], bytes]
+    sealed: bool
+    marks: Marks = ()
+
+
+SUPPRESSION_LISTS: dict[str, SuppressionAdapter] = {
+    "sqlite": SuppressionAdapter(
+        lambda d: SuppressionList(d / "suppression.sqlite", Sealer(None)), files_bytes, False
+    ),
+    "sqlite-sealed": SuppressionAdapter(
+        lambda d: SuppressionList(d / "suppression.sqlite", Sealer(SEALER_KEY)), files_bytes, True
+    ),
+}
+
+
+# -- accounts -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AccountsAdapter:
+    open: Callable[[Path, Callable[[], float]], SqliteAccountStore]
+    stored: Callable[[Path], bytes]
+    marks: Marks = ()
+
+
+ACCOUNT_STORES: dict[str, AccountsAdapter] = {
+    "sqlite": AccountsAdapter(
+        lambda d, clock: SqliteAccountStore(d / "accounts.sqlite", clock), files_bytes
+    ),
+}
+
+
+@dataclass
+class Clock:
+    """A clock the test moves (session expiry); starts at the real time."""
+
+    now: float = field(default_factory=time.time)
+
+    def __call__(self) -> float:
+        return self.now
