@@ -148,7 +148,7 @@ def _store(path: Path, data: bytes) -> bool:
     "/images",
     response_model=schemas.ImagesPage,
     summary="List images",
-    responses=errors(400, *AUTH_ERRORS),
+    responses=errors(400, 404, *AUTH_ERRORS),
 )
 async def list_images(
     request: Request,
