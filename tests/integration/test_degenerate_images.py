@@ -149,8 +149,9 @@ def test_cli_refuses_images_already_past_retention(tmp_path: Path, dev: Path) ->
     assert "2 new images" in done.stdout and "1 failed" in done.stdout
     [failed] = json.loads(report_file.read_text())["failed"]
     assert failed["path"] == str(old)
-    assert failed["reason"] == (
-        "expired at ingest: captured 2001-01-01, source keeps 5y (expired 2005-12-31)"
+    assert failed["reason"] == (  # the manifest row it came from, then why
+        f"{manifest}:2: expired at ingest: captured 2001-01-01, source keeps 5y "
+        "(expired 2005-12-31)"
     )
     assert "expired at ingest: captured 2001-01-01" in done.stdout
     # Nothing of the refused photo was stored, so the next retention run removes nothing.
@@ -163,7 +164,10 @@ def test_cli_refuses_images_already_past_retention(tmp_path: Path, dev: Path) ->
     copy.write_bytes(recent.read_bytes())
     write_manifest(manifest, [(copy, "1990-05-05")])
     again = cli("ingest", str(manifest), "--source", "archive", "--json", home=home)
-    assert again.returncode == 0, again.stderr
+    assert again.returncode == 1  # nothing could be ingested: the run says so
+    assert "could not be ingested" in again.stderr
     data = json.loads(again.stdout)
     assert data["copies_added"] == 0 and data["failures"] == 1
-    assert data["failed"][0]["reason"].startswith("expired at ingest: captured 1990-05-05")
+    assert data["failed"][0]["reason"].startswith(
+        f"{manifest}:2: expired at ingest: captured 1990-05-05"
+    )

@@ -134,6 +134,7 @@ def test_an_unknown_model_name_is_refused_with_the_known_ones(tmp_path: Path) ->
 
 
 def test_the_cli_names_an_unknown_detector_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "h").mkdir()  # an existing home: the settings are checked when it is opened
     done = subprocess.run(
         [sys.executable, "-m", "facesearch.cli", "stats", "--home", str(tmp_path / "h")],
         capture_output=True,

@@ -30,6 +30,8 @@ class RetentionSchedule:
         self.runs = 0
         self.last: Receipt | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._sleeping = False
 
     async def tick(self) -> Receipt:
         """One run, now."""
@@ -43,15 +45,22 @@ class RetentionSchedule:
         return receipt
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self.tick()
             except Exception:  # a failed run must not end the schedule
                 log.exception("scheduled retention run failed")
-            await asyncio.sleep(self.interval_s)
+            if self._stopping:
+                break
+            self._sleeping = True
+            try:
+                await asyncio.sleep(self.interval_s)
+            finally:
+                self._sleeping = False
 
     def start(self) -> None:
         if self.interval_s > 0 and self._task is None:
+            self._stopping = False
             self._task = asyncio.get_running_loop().create_task(self._loop())
 
     @property
@@ -59,8 +68,12 @@ class RetentionSchedule:
         return self._task is not None and not self._task.done()
 
     async def stop(self) -> None:
+        # A run in progress is let finish: cancelling it would leave its work done on the
+        # worker thread (and audited) but not counted here.
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
+            self._stopping = True
+            if self._sleeping:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
