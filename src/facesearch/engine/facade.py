@@ -1,0 +1,405 @@
+"""FaceSearch: the engine behind the CLI and the API.
+
+It builds the parts of a home from Settings (catalog, index, audit log, suppression
+list, models) and owns them; each public method hands the work to the module of its
+job: search.py, ingest.py, maintenance.py (the index follows the catalog) and
+governance.py (sources, retention, erasure, objections, access, audit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facesearch.catalog.sqlite import SqliteCatalog
+from facesearch.config import Settings
+from facesearch.domain import ImageRecord, ModelId, ProbeFace, Requester, SearchResult
+from facesearch.engine.governance import CatalogAnchor, Governance, key_audit_log
+from facesearch.engine.ingest import Ingester
+from facesearch.engine.maintenance import Maintenance
+from facesearch.engine.parts import Parts, local_requester
+from facesearch.engine.search import Probe, Searcher
+from facesearch.errors import ConfigError
+from facesearch.governance.audit import AuditLog, Verification, parse_key
+from facesearch.governance.crypto import Sealer
+from facesearch.governance.erasure import Receipt
+from facesearch.governance.policy import Source
+from facesearch.governance.suppression import SuppressionList
+from facesearch.imaging import DecodeLimits
+from facesearch.index.ports import VectorIndex
+from facesearch.ingest.items import IngestItem
+from facesearch.ingest.report import IngestReport
+from facesearch.ingest.runner import Progress
+from facesearch.vision.ports import FaceDetector, FaceEmbedder
+from facesearch.vision.registry import ModelSpec
+
+
+class FaceSearch:
+    """Ingest photos, then find the photos that show the same person as a probe."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        detector: FaceDetector | None = None,
+        embedder: FaceEmbedder | None = None,
+    ) -> None:
+        settings = settings or Settings()
+        # What every process (ingest workers, the server's threads) builds its models from;
+        # made first, so that an unknown model name is refused before any file is opened.
+        model_spec = ModelSpec.from_settings(settings.faces, detector=detector, embedder=embedder)
+        home = Path(settings.home)
+        home.mkdir(parents=True, exist_ok=True)
+        limits = DecodeLimits(
+            max_bytes=settings.limits.max_bytes, max_pixels=settings.limits.max_pixels
+        )
+        secret = settings.encryption_key
+        sealer = Sealer.from_secret(secret.get_secret_value() if secret else None)
+        catalog = SqliteCatalog(home / "catalog.sqlite", sealer)
+        _check_encryption(catalog, sealer)
+        audit = AuditLog(home / "audit.sqlite", CatalogAnchor(catalog))
+        audit_key = settings.audit_key
+        key_audit_log(
+            audit,
+            catalog,
+            parse_key(audit_key.get_secret_value() if audit_key else None),
+            lambda: local_requester(settings).actor,
+        )
+        self.parts = Parts(
+            settings=settings,
+            model_spec=model_spec,
+            home=home,
+            limits=limits,
+            sealer=sealer,
+            catalog=catalog,
+            audit=audit,
+            suppressions=SuppressionList(home / "suppression.sqlite", sealer),
+            detector=detector,
+            embedder=embedder,
+        )
+        self._maintenance = Maintenance(self.parts)
+        self._searcher = Searcher(self.parts)
+        self._ingester = Ingester(self.parts, self._maintenance)
+        self._governance = Governance(self.parts, self._searcher, self._maintenance)
+        self.repaired = self._maintenance.open_index()
+
+    # -- parts ---------------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        return self.parts.settings
+
+    @property
+    def model_spec(self) -> ModelSpec:
+        return self.parts.model_spec
+
+    @property
+    def home(self) -> Path:
+        return self.parts.home
+
+    @property
+    def limits(self) -> DecodeLimits:
+        return self.parts.limits
+
+    @property
+    def sealer(self) -> Sealer:
+        return self.parts.sealer
+
+    @property
+    def catalog(self) -> SqliteCatalog:
+        return self.parts.catalog
+
+    @property
+    def index(self) -> VectorIndex:
+        return self.parts.index
+
+    @property
+    def audit(self) -> AuditLog:
+        return self.parts.audit
+
+    @property
+    def suppressions(self) -> SuppressionList:
+        return self.parts.suppressions
+
+    @property
+    def detector(self) -> FaceDetector:
+        return self.parts.detector
+
+    @property
+    def embedder(self) -> FaceEmbedder:
+        return self.parts.embedder
+
+    @property
+    def model(self) -> ModelId:
+        """The model of the configured embedder (loads it)."""
+        return self.parts.model
+
+    @property
+    def lock_wait(self) -> float | None:
+        """How long an index write waits for another process writing the same home (None:
+        as long as it takes; the server sets a bound and answers 503 past it)."""
+        return self._maintenance.lock_wait
+
+    @lock_wait.setter
+    def lock_wait(self, seconds: float | None) -> None:
+        self._maintenance.lock_wait = seconds
+
+    @property
+    def behind(self) -> bool:
+        """Another process was writing the index at the last catch-up."""
+        return self._maintenance.behind
+
+    def close(self) -> None:
+        self.parts.close()
+
+    def __enter__(self) -> FaceSearch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def default_requester(self) -> Requester:
+        return self.parts.default_requester()
+
+    def record(self, action: str, who: Requester | None, **details: Any) -> None:
+        """Append an audit entry (the engine's own actions, and the API's key changes)."""
+        self.parts.record(action, who, **details)
+
+    # -- consistency (maintenance.py) ---------------------------------------------------
+    def _writing(
+        self, wait: float | None = None, changes: bool = False
+    ) -> AbstractContextManager[None]:
+        """Hold the home's index lock (Maintenance.writing): tests hold it the way
+        another process writing the same home would."""
+        return self._maintenance.writing(wait, changes)
+
+    def catch_up(self) -> bool:
+        """See what other processes committed to this home; False while another process
+        is writing the index (see Maintenance.catch_up)."""
+        return self._maintenance.catch_up()
+
+    def sync_index(self) -> dict[str, int]:
+        """Bring the index in line with the catalog (the truth). Returns what was repaired."""
+        return self._maintenance.sync_index()
+
+    def switch_index(self) -> bool:
+        """Switch between exact and approximate search (or retrain) when the size asks."""
+        return self._maintenance.switch_index()
+
+    def compact(self) -> dict[str, Any]:
+        """Rewrite the index files so that no removed face's vector is left in them."""
+        return self._maintenance.compact()
+
+    def reindex(
+        self, progress: Callable[[int, int], None] | None = None, kind: str | None = None
+    ) -> dict[str, Any]:
+        """Rebuild the index from the catalog's embeddings (``kind``: exact, ann or auto)."""
+        return self._maintenance.reindex(progress, kind)
+
+    # -- ingest (ingest.py) ------------------------------------------------------------
+    def ingest(
+        self,
+        paths: Sequence[str | Path] | Sequence[IngestItem],
+        source: str,
+        workers: int | None = None,
+        progress: Progress | None = None,
+        who: Requester | None = None,
+    ) -> IngestReport:
+        """Ingest folders, files and manifests (or prepared items) into a registered source."""
+        return self._ingester.ingest(paths, source, workers, progress, who)
+
+    # -- search and reads (search.py) --------------------------------------------------
+    def probe(self, photo: bytes | str | Path | Probe) -> Probe:
+        """Decode a probe photo and embed every face in it (largest first); a Probe made
+        already (by the server's model pool) is returned as it is."""
+        return self._searcher.probe(photo)
+
+    def search(
+        self,
+        photo: bytes | str | Path | Probe,
+        *,
+        face: int | None = None,
+        all_faces: bool = False,
+        top_k: int | None = None,
+        threshold: float | None = None,
+        sources: Sequence[str] | None = None,
+        who: Requester | None = None,
+    ) -> list[SearchResult]:
+        """Rank stored images by how closely their faces match the probe's face(s)."""
+        return self._searcher.search(
+            photo,
+            face=face,
+            all_faces=all_faces,
+            top_k=top_k,
+            threshold=threshold,
+            sources=sources,
+            who=who,
+        )
+
+    def check_requester(self, who: Requester) -> None:
+        """Refuse a search this deployment's rules refuse (no purpose, a blocked place)."""
+        self._searcher.check_requester(who)
+
+    def search_vector(
+        self,
+        vector: np.ndarray,
+        *,
+        probe_face: ProbeFace,
+        top_k: int | None = None,
+        threshold: float | None = None,
+        sources: Sequence[str] | None = None,
+        probe_faces: tuple[ProbeFace, ...] = (),
+        who: Requester | None = None,
+        probe_sha256: str | None = None,
+        action: str | None = "search",
+        include_suppressed: bool = False,
+    ) -> SearchResult:
+        """Search one embedding; results collapse to one row per image (its best face).
+        Suppressed faces are left out unless ``include_suppressed``; the call is audited
+        as ``action`` (None: the caller records it)."""
+        return self._searcher.search_vector(
+            vector,
+            probe_face=probe_face,
+            top_k=top_k,
+            threshold=threshold,
+            sources=sources,
+            probe_faces=probe_faces,
+            who=who,
+            probe_sha256=probe_sha256,
+            action=action,
+            include_suppressed=include_suppressed,
+        )
+
+    def show(self, image_id: int) -> Any:
+        return self._searcher.show(image_id)
+
+    def list_images(
+        self, *, after: int = 0, limit: int = 50, source: str | None = None
+    ) -> list[ImageRecord]:
+        """Images in id order after the id ``after`` (for cursor pagination)."""
+        return self._searcher.list_images(after=after, limit=limit, source=source)
+
+    def stats(self) -> dict[str, Any]:
+        return self._searcher.stats()
+
+    def evaluate(
+        self,
+        pairs_csv: str | Path,
+        root: str | Path,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict[str, Any]:
+        """Verification metrics on labelled pairs of photos under ``root``."""
+        return self._searcher.evaluate(pairs_csv, root, progress)
+
+    # -- governance (governance.py) ----------------------------------------------------
+    def add_source(self, source: Source, who: Requester | None = None) -> Source:
+        """Register a collection with its lawful basis and retention period."""
+        return self._governance.add_source(source, who)
+
+    def update_source(self, name: str, who: Requester | None = None, **changes: Any) -> Source:
+        """Change a source's policy (its images' expiry dates follow its retention)."""
+        return self._governance.update_source(name, who, **changes)
+
+    def source(self, name: str) -> Source:
+        return self.parts.source(name)
+
+    def sources(self) -> list[Source]:
+        return self._governance.sources()
+
+    def run_retention(
+        self, dry_run: bool = False, who: Requester | None = None, at: datetime | None = None
+    ) -> Receipt:
+        """Remove every image whose retention period has passed (legal holds excepted)."""
+        return self._governance.run_retention(dry_run, who, at)
+
+    def erase(
+        self,
+        *,
+        image_ids: Sequence[int] = (),
+        sources: Sequence[str] = (),
+        jurisdiction: str | None = None,
+        dry_run: bool = False,
+        who: Requester | None = None,
+        reason: str = "",
+    ) -> Receipt:
+        """Erase images, whole sources, or every source whose people include a jurisdiction."""
+        return self._governance.erase(
+            image_ids=image_ids,
+            sources=sources,
+            jurisdiction=jurisdiction,
+            dry_run=dry_run,
+            who=who,
+            reason=reason,
+        )
+
+    def find_person(
+        self,
+        photo: bytes | str | Path | Probe,
+        threshold: float | None = None,
+        face: int | None = None,
+        who: Requester | None = None,
+        top_k: int = 1000,
+    ) -> SearchResult:
+        """Every image of the person in ``photo`` above the strict threshold (for review
+        before an erasure), including images withheld from searches by an objection."""
+        return self._governance.find_person(photo, threshold, face, who, top_k)
+
+    def suppress(
+        self,
+        photo: bytes | str | Path | Probe,
+        consent_ref: str,
+        note: str = "",
+        face: int | None = None,
+        who: Requester | None = None,
+    ) -> int:
+        """Add a person who objected to the suppression list (with their consent)."""
+        return self._governance.suppress(photo, consent_ref, note, face, who)
+
+    def access_request(
+        self, photo: bytes | Probe, face: int | None = None, who: Requester | None = None
+    ) -> dict[str, Any]:
+        """Am I in here? The report for a data subject. The photo stays in memory."""
+        return self._governance.access_request(photo, face, who)
+
+    def access_request_by_url(
+        self, url: str, *, prefix: bool = False, who: Requester | None = None
+    ) -> dict[str, Any]:
+        """Am I in here? asked by where the photos were published, with no photo (see
+        Governance.access_request_by_url)."""
+        return self._governance.access_request_by_url(url, prefix=prefix, who=who)
+
+    def verify_audit(self) -> Verification:
+        return self._governance.verify_audit()
+
+    def export_audit(
+        self, case_ref: str | None = None, who: Requester | None = None
+    ) -> list[dict[str, Any]]:
+        return self._governance.export_audit(case_ref, who)
+
+    def transparency_report(
+        self, since: str | None = None, until: str | None = None
+    ) -> dict[str, Any]:
+        """Per source its basis, retention and counts; searches per purpose; removals."""
+        return self._governance.transparency_report(since, until)
+
+
+def _check_encryption(catalog: SqliteCatalog, sealer: Sealer) -> None:
+    """Refuse a key this home was not made with; record the key of a new home."""
+    stored = catalog.meta("encryption")
+    mine = sealer.fingerprint()
+    if stored is None:
+        if mine is not None and catalog.face_state()[0] > 0:
+            raise ConfigError(
+                "this home holds unencrypted templates; encryption can only be turned on "
+                "for a new home"
+            )
+        if mine is not None:
+            catalog.set_meta("encryption", mine)
+    elif mine is None:
+        raise ConfigError("this home is encrypted: set FACESEARCH_ENCRYPTION_KEY")
+    elif stored != mine:
+        raise ConfigError("FACESEARCH_ENCRYPTION_KEY is not the key this home was made with")

@@ -1,0 +1,390 @@
+"""Governance: sources and their policies, retention and erasure, objections
+(suppression), access requests, the audit log and the transparency report.
+
+Every state change here writes its audit entry (``Parts.record``)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from facesearch.catalog.ports import Removal
+from facesearch.catalog.sqlite import SqliteCatalog
+from facesearch.domain import Requester, SearchResult
+from facesearch.engine.maintenance import Maintenance
+from facesearch.engine.parts import Parts
+from facesearch.engine.search import Probe, Searcher, chosen_face
+from facesearch.errors import ConfigError, InvalidInput, NotFound
+from facesearch.governance.access import access_report, access_report_by_url
+from facesearch.governance.audit import KEY_ACTION, AuditLog, Verification, key_fingerprint
+from facesearch.governance.erasure import Receipt, remove
+from facesearch.governance.policy import Source, parse_time, validate_source
+from facesearch.governance.urls import published_at
+
+# An access request by URL answering with more images than this is refused (narrow the
+# prefix): a report that size is a collection, not one person's data.
+MAX_URL_REPORT_IMAGES = 10_000
+
+
+class Governance:
+    """The data-protection side of a home. Retention and erasure hold the index lock
+    (``maintenance``); finding a person and access requests search (``searcher``)."""
+
+    def __init__(self, parts: Parts, searcher: Searcher, maintenance: Maintenance) -> None:
+        self.parts = parts
+        self.searcher = searcher
+        self.maintenance = maintenance
+
+    # -- sources -----------------------------------------------------------------------
+    def add_source(self, source: Source, who: Requester | None = None) -> Source:
+        """Register a collection with its lawful basis and retention period."""
+        stored = self.parts.catalog.add_source(validate_source(source))
+        self.parts.record("source.add", who, source=source.name, policy=stored.policy())
+        return stored
+
+    def update_source(self, name: str, who: Requester | None = None, **changes: Any) -> Source:
+        """Change a source's policy (its images' expiry dates follow its retention)."""
+        unknown = set(changes) - set(Source.__dataclass_fields__) - {"name", "counts"}
+        if unknown or "name" in changes:
+            raise InvalidInput(f"cannot change {', '.join(sorted(unknown or {'name'}))}")
+        updated = validate_source(replace(self.parts.source(name), **changes))
+        stored = self.parts.catalog.update_source(updated)
+        self.parts.record(
+            "source.update", who, source=name, changes=sorted(changes), policy=stored.policy()
+        )
+        return stored
+
+    def sources(self) -> list[Source]:
+        return self.parts.catalog.list_sources()
+
+    # -- retention and erasure ---------------------------------------------------------
+    def derived_files(self, removal: Removal) -> list[Path]:
+        """Files made from removed faces or images (face crops, thumbnails, uploads)."""
+        out: list[Path] = []
+        home = self.parts.home
+        cache = home / "cache"
+        for face_id in removal.face_ids:
+            out += cache.glob(f"faces/{face_id}.*")
+        for image_id, sha in removal.images:
+            out += cache.glob(f"images/{image_id}.*")
+            out += (home / "uploads").glob(f"{sha}*")
+        return out
+
+    def run_retention(
+        self, dry_run: bool = False, who: Requester | None = None, at: datetime | None = None
+    ) -> Receipt:
+        """Remove every image whose retention period has passed (legal holds excepted)."""
+        with self.maintenance.writing():
+            when = (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
+            expired = self.parts.catalog.expired_provenance(when)
+            receipt = remove(
+                self.parts.catalog,
+                self.parts.index,
+                expired,
+                action="retention",
+                scope={"expired_before": when},
+                dry_run=dry_run,
+                derived_files=self.derived_files,
+            )
+            self.parts.record("retention", who, **receipt_details(receipt))
+            return receipt
+
+    def erase(
+        self,
+        *,
+        image_ids: Sequence[int] = (),
+        sources: Sequence[str] = (),
+        jurisdiction: str | None = None,
+        dry_run: bool = False,
+        who: Requester | None = None,
+        reason: str = "",
+    ) -> Receipt:
+        """Erase images, whole sources, or every source whose people include a jurisdiction."""
+        with self.maintenance.writing():
+            return self._erase(image_ids, sources, jurisdiction, dry_run, who, reason)
+
+    def _erase(
+        self,
+        image_ids: Sequence[int],
+        sources: Sequence[str],
+        jurisdiction: str | None,
+        dry_run: bool,
+        who: Requester | None,
+        reason: str,
+    ) -> Receipt:
+        catalog = self.parts.catalog
+        names = list(sources)
+        for name in names:
+            self.parts.source(name)
+        if jurisdiction:
+            code = jurisdiction.strip().upper()
+            names += [s.name for s in self.sources() if code in s.jurisdictions]
+        missing = set(image_ids) - set(catalog.get_images(list(image_ids)))
+        if missing:
+            raise NotFound(f"no image with id {', '.join(map(str, sorted(missing)))}")
+        if not (image_ids or names or jurisdiction):
+            raise InvalidInput("say what to erase: image ids, sources or a jurisdiction")
+        provenance = catalog.provenance_of(sources=names, image_ids=list(image_ids))
+        scope = {
+            "image_ids": sorted(image_ids),
+            "sources": sorted(set(names)),
+            "jurisdiction": jurisdiction,
+            "reason": reason,
+        }
+        receipt = remove(
+            catalog,
+            self.parts.index,
+            provenance,
+            action="erasure",
+            scope=scope,
+            dry_run=dry_run,
+            derived_files=self.derived_files,
+        )
+        self.parts.record("erasure", who, **receipt_details(receipt))
+        return receipt
+
+    def find_person(
+        self,
+        photo: bytes | str | Path | Probe,
+        threshold: float | None = None,
+        face: int | None = None,
+        who: Requester | None = None,
+        top_k: int = 1000,
+    ) -> SearchResult:
+        """Every image of the person in ``photo`` above the strict threshold (for review
+        before an erasure), including images withheld from searches by an objection."""
+        probe = self.searcher.probe(photo)
+        index = chosen_face(probe, face)
+        strict = self.parts.settings.governance.strict_threshold
+        cut = strict if threshold is None else threshold
+        result = self.searcher.search_vector(
+            probe.embeddings[index],
+            probe_face=probe.faces[index],
+            top_k=top_k,
+            threshold=cut,
+            probe_faces=probe.faces,
+            who=who,
+            probe_sha256=probe.sha256,
+            action="erasure.review",
+            include_suppressed=True,
+        )
+        return replace(result, matches=tuple(m for m in result.matches if m.is_match))
+
+    # -- objection and access ----------------------------------------------------------
+    def suppress(
+        self,
+        photo: bytes | str | Path | Probe,
+        consent_ref: str,
+        note: str = "",
+        face: int | None = None,
+        who: Requester | None = None,
+    ) -> int:
+        """Add a person who objected to the suppression list (with their consent)."""
+        probe = self.searcher.probe(photo)
+        index = chosen_face(probe, face)
+        suppression_id = self.parts.suppressions.add(
+            probe.embeddings[index], self.parts.model.key, consent_ref, note
+        )
+        self.parts.record(
+            "suppression.add", who, suppression_id=suppression_id, consent_ref=consent_ref
+        )
+        return suppression_id
+
+    def access_request(
+        self, photo: bytes | Probe, face: int | None = None, who: Requester | None = None
+    ) -> dict[str, Any]:
+        """Am I in here? The report for a data subject. The photo stays in memory."""
+        probe = self.searcher.probe(photo)
+        index = chosen_face(probe, face)
+        strict = self.parts.settings.governance.strict_threshold
+        request_id = uuid.uuid4().hex[:12]
+        result = self.searcher.search_vector(
+            probe.embeddings[index],
+            probe_face=probe.faces[index],
+            top_k=1000,
+            threshold=strict,
+            probe_faces=probe.faces,
+            who=who,
+            probe_sha256=probe.sha256,
+            action=None,
+            include_suppressed=True,
+        )
+        report = access_report(result, {s.name: s for s in self.sources()}, strict, request_id)
+        # Only that it happened, a hash and the count: never the photo or its template.
+        self.parts.record(
+            "access_request",
+            who,
+            request_id=request_id,
+            probe_sha256=probe.sha256,
+            results=report["images_found"],
+        )
+        return report
+
+    def access_request_by_url(
+        self, url: str, *, prefix: bool = False, who: Requester | None = None
+    ) -> dict[str, Any]:
+        """Am I in here? asked by where the photos were published, with no photo: every
+        image with a copy whose page or file URL is ``url`` (or lies under it, with
+        ``prefix``; see governance/urls.py), including images withheld from searches by
+        an objection. Nothing about the request is kept but its audit entry."""
+        catalog = self.parts.catalog
+        where = published_at(url, prefix=prefix)
+        image_ids = catalog.images_published_at(where, limit=MAX_URL_REPORT_IMAGES)
+        if len(image_ids) > MAX_URL_REPORT_IMAGES:
+            raise InvalidInput(
+                f"more than {MAX_URL_REPORT_IMAGES} images were published under {where.url}, "
+                "too many for one report: give a narrower prefix"
+            )
+        images = catalog.get_images(image_ids)
+        request_id = uuid.uuid4().hex[:12]
+        report = access_report_by_url(
+            [images[i] for i in image_ids if i in images],
+            {s.name: s for s in self.sources()},
+            where,
+            request_id,
+            catalog.model_key() or "",
+        )
+        # A keyed hash, not the address: a plain SHA-256 of a URL is undone by hashing
+        # candidate URLs (every page_url in the catalog, say), which would make the log a
+        # list of the profiles whose owners asked. The same address gives the same hash,
+        # so a later request can be linked to this one.
+        self.parts.record(
+            "access_request",
+            who,
+            request_id=request_id,
+            match=where.kind,
+            url_hash=self._url_hash(where.key),
+            results=report["images_found"],
+        )
+        return report
+
+    def _url_hash(self, key: str) -> str:
+        """HMAC-SHA256 of a normalised URL under this home's own random key (made on
+        first use, kept in the catalog)."""
+        catalog = self.parts.catalog
+        secret = catalog.meta("access_url_hash_key") or catalog.setdefault_meta(
+            "access_url_hash_key", secrets.token_hex(32)
+        )
+        return hmac.new(bytes.fromhex(secret), key.encode(), hashlib.sha256).hexdigest()
+
+    # -- audit and transparency --------------------------------------------------------
+    def verify_audit(self) -> Verification:
+        return self.parts.audit.verify()
+
+    def export_audit(
+        self, case_ref: str | None = None, who: Requester | None = None
+    ) -> list[dict[str, Any]]:
+        entries = [e.as_dict() for e in self.parts.audit.entries(case_ref=case_ref)]
+        self.parts.record("audit.export", who, case=case_ref, entries=len(entries))
+        return entries
+
+    def transparency_report(
+        self, since: str | None = None, until: str | None = None
+    ) -> dict[str, Any]:
+        """Per source its basis, retention and counts; searches per purpose; removals."""
+        start = parse_time(since).isoformat() if since else None
+        end = parse_time(until).isoformat() if until else None
+        per_purpose: dict[str, int] = {}
+        counts: dict[str, int] = {}
+        erased: dict[str, int] = {"images": 0, "faces": 0}
+        expired: dict[str, int] = {"images": 0, "faces": 0}
+        for entry in self.parts.audit.entries(since=start, until=end):
+            counts[entry.action] = counts.get(entry.action, 0) + 1
+            if entry.action == "search":
+                key = entry.purpose or "(none given)"
+                per_purpose[key] = per_purpose.get(key, 0) + 1
+            elif entry.action in ("erasure", "retention") and not entry.details.get("dry_run"):
+                bucket = erased if entry.action == "erasure" else expired
+                bucket["images"] += int(entry.details.get("images_removed", 0))
+                bucket["faces"] += int(entry.details.get("faces_removed", 0))
+        return {
+            "period": {"since": start, "until": end},
+            "sources": [
+                {
+                    **s.policy(),
+                    "images": s.counts.get("images", 0),
+                    "faces": s.counts.get("faces", 0),
+                }
+                for s in self.sources()
+            ],
+            "searches_by_purpose": per_purpose,
+            "searches": counts.get("search", 0),
+            "erasures": counts.get("erasure", 0),
+            "erased": erased,
+            "retention_runs": counts.get("retention", 0),
+            "expired": expired,
+            "access_requests": counts.get("access_request", 0),
+            "suppressions_added": counts.get("suppression.add", 0),
+            "suppressions_on_file": self.parts.suppressions.count(),
+        }
+
+
+def key_audit_log(
+    audit: AuditLog, catalog: SqliteCatalog, key: bytes | None, actor: Callable[[], str]
+) -> None:
+    """Key the audit chain with ``key`` (FACESEARCH_AUDIT_KEY), refusing a missing or
+    wrong key (``actor``: who writes the ``audit.key`` entry, asked only if one is).
+
+    The catalog records the key's fingerprint and the first keyed entry; a home made
+    before it had a key is keyed from the next entry on (an ``audit.key`` entry)."""
+    stored = catalog.meta("audit_key")
+    if stored is not None:
+        fingerprint, start = stored.split(":", 1)
+        if key is None:
+            raise ConfigError("this home's audit log is keyed: set FACESEARCH_AUDIT_KEY")
+        if key_fingerprint(key) != fingerprint:
+            raise ConfigError(
+                "FACESEARCH_AUDIT_KEY is not the key this home's audit log is keyed with"
+            )
+        audit.key, audit.keyed_from = key, int(start)
+        return
+    if key is None:
+        return
+    audit.key = key
+
+    def first_marker() -> int | None:
+        for entry in audit.entries(action=KEY_ACTION):
+            if entry.details.get("fingerprint") == key_fingerprint(key):
+                return entry.seq
+        return None
+
+    # A marker already there: a crash came after it and before the catalog recorded it.
+    if first_marker() is None:
+        head = audit.head()
+        audit.start_keying(actor(), head[0] if head else 0)
+    # Another process keying the home at the same moment may have written one first.
+    audit.keyed_from = first_marker()
+    catalog.set_meta("audit_key", f"{key_fingerprint(key)}:{audit.keyed_from}")
+
+
+class CatalogAnchor:
+    """The audit log's anchor: the latest entry, kept in the catalog's meta table."""
+
+    KEY = "audit_head"
+
+    def __init__(self, catalog: SqliteCatalog) -> None:
+        self.catalog = catalog
+
+    def get(self) -> str | None:
+        return self.catalog.meta(self.KEY)
+
+    def set(self, value: str) -> None:
+        self.catalog.set_meta(self.KEY, value)
+
+    def replace(self, old: str, new: str) -> None:
+        with self.catalog.writes.alone() as db:
+            db.execute(
+                "UPDATE meta SET value = ? WHERE key = ? AND value = ?", (new, self.KEY, old)
+            )
+
+
+def receipt_details(receipt: Receipt) -> dict[str, Any]:
+    """The receipt, as audit details (its action is the entry's own)."""
+    return {k: v for k, v in receipt.as_dict().items() if k != "action"}

@@ -1,0 +1,112 @@
+"""Ingesting: photos into a registered source, their faces into the catalog and index."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facesearch.domain import Requester
+from facesearch.engine.maintenance import Maintenance
+from facesearch.engine.parts import Parts
+from facesearch.errors import ModelMismatch
+from facesearch.ingest.analyse import analyse_or_reason
+from facesearch.ingest.items import IngestItem, iter_items
+from facesearch.ingest.report import IngestReport
+from facesearch.ingest.runner import IngestRun, Progress, run_ingest
+
+
+class Ingester:
+    """Add photos to a home, holding its index lock (``maintenance``) while it writes."""
+
+    def __init__(self, parts: Parts, maintenance: Maintenance) -> None:
+        self.parts = parts
+        self.maintenance = maintenance
+
+    def ingest(
+        self,
+        paths: Sequence[str | Path] | Sequence[IngestItem],
+        source: str,
+        workers: int | None = None,
+        progress: Progress | None = None,
+        who: Requester | None = None,
+    ) -> IngestReport:
+        """Ingest folders, files and manifests (or prepared items) into a registered source."""
+        with self.maintenance.writing():
+            return self._ingest(paths, source, workers, progress, who)
+
+    def _ingest(
+        self,
+        paths: Sequence[str | Path] | Sequence[IngestItem],
+        source: str,
+        workers: int | None,
+        progress: Progress | None,
+        who: Requester | None,
+    ) -> IngestReport:
+        parts = self.parts
+        parts.source(source)  # refuses an unregistered source before any work
+        items = [p for p in paths if isinstance(p, IngestItem)]
+        items += iter_items([p for p in paths if not isinstance(p, IngestItem)])
+        self.check_model()
+        run = IngestRun(
+            parts.catalog,
+            parts.index,
+            source,
+            parts.limits,
+            progress,
+            self._suppressor(),
+            # Before each batch is written: no image is ever stored without an entry.
+            audit=lambda batch: parts.record("ingest.batch", who, source=source, **batch),
+        )
+        n_workers = workers or parts.settings.workers
+        report = run_ingest(
+            run,
+            items,
+            n_workers,
+            parts.settings.faces,
+            parts.model_spec,
+            analyser=self._analyse_here if n_workers <= 1 else None,
+        )
+        parts.record(
+            "ingest",
+            who,
+            source=source,
+            files=report.files,
+            images_added=report.images_added,
+            copies_added=report.copies_added,
+            faces_indexed=report.faces_indexed,
+            faces_suppressed=report.faces_suppressed,
+            failures=len(report.failed),
+            interrupted=report.interrupted,
+        )
+        self.maintenance.switch_index()
+        return report
+
+    def check_model(self) -> None:
+        """Record the configured model in a new home; refuse another model's home."""
+        parts = self.parts
+        stored = parts.catalog.model_key()
+        if stored is None:
+            parts.catalog.set_model_key(parts.model.key)
+            if parts.index.state().count == 0:
+                parts.index.reset(parts.model.key)
+        elif stored != parts.model.key:
+            raise ModelMismatch(
+                f"this home holds embeddings of model {stored}, but the configured model is "
+                f"{parts.model.key}; use the same model, or a new --home"
+            )
+
+    def _suppressor(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        suppressions = self.parts.suppressions
+        if suppressions.count() == 0:
+            return None
+        model, strict = self.parts.model.key, self.parts.settings.governance.strict_threshold
+        return lambda vectors: suppressions.matches(vectors, model, strict)
+
+    def _analyse_here(self, data: bytes, sha: str) -> Any:
+        parts = self.parts
+        return analyse_or_reason(
+            data, sha, parts.limits, parts.settings.faces, parts.detector, parts.embedder
+        )

@@ -1,0 +1,115 @@
+"""The parts of one open home, shared by the engine's jobs.
+
+:class:`~facesearch.engine.facade.FaceSearch` builds them; search, ingest, maintenance
+and governance each work on them. The index is the one part that is replaced while the
+home is open (maintenance reopens or rebuilds it), so every job reads it from here.
+"""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Any
+
+from facesearch.catalog.sqlite import SqliteCatalog
+from facesearch.config import Settings
+from facesearch.domain import ModelId, Requester
+from facesearch.errors import NotFound
+from facesearch.governance.audit import AuditEvent, AuditLog
+from facesearch.governance.crypto import Sealer
+from facesearch.governance.policy import Source
+from facesearch.governance.suppression import SuppressionList
+from facesearch.imaging import DecodeLimits
+from facesearch.index.memory import MemoryIndex
+from facesearch.index.ports import VectorIndex
+from facesearch.vision.ports import FaceDetector, FaceEmbedder
+from facesearch.vision.registry import ModelSpec
+
+
+class Parts:
+    """Settings, stores, index and models of one home (the models load when first used:
+    stats and show need none)."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        model_spec: ModelSpec,
+        home: Path,
+        limits: DecodeLimits,
+        sealer: Sealer,
+        catalog: SqliteCatalog,
+        audit: AuditLog,
+        suppressions: SuppressionList,
+        detector: FaceDetector | None = None,
+        embedder: FaceEmbedder | None = None,
+    ) -> None:
+        self.settings = settings
+        self.model_spec = model_spec
+        self.home = home
+        self.limits = limits
+        self.sealer = sealer
+        self.catalog = catalog
+        # Encrypted homes keep no index files: they would be a plaintext copy of templates.
+        self.index: VectorIndex = MemoryIndex()
+        self.audit = audit
+        self.suppressions = suppressions
+        self._detector = detector
+        self._embedder = embedder
+
+    @property
+    def detector(self) -> FaceDetector:
+        if self._detector is None:
+            self._detector = self.model_spec.build_detector()
+        return self._detector
+
+    @property
+    def embedder(self) -> FaceEmbedder:
+        if self._embedder is None:
+            self._embedder = self.model_spec.build_embedder()
+        return self._embedder
+
+    @property
+    def model(self) -> ModelId:
+        """The model of the configured embedder (loads it)."""
+        return self.embedder.model
+
+    def default_requester(self) -> Requester:
+        return local_requester(self.settings)
+
+    def record(self, action: str, who: Requester | None, **details: Any) -> None:
+        """Append an audit entry (every job's state changes, and the API's key changes)."""
+        who = who or self.default_requester()
+        self.audit.append(
+            AuditEvent(
+                action=action,
+                actor=who.actor,
+                purpose=who.purpose,
+                case_ref=who.case_ref,
+                details=details,
+            )
+        )
+
+    def source(self, name: str) -> Source:
+        """A registered source, or why there is none (every job refuses a mistyped name)."""
+        found = self.catalog.get_source(name)
+        if found is None:
+            raise NotFound(
+                f"source {name!r} is not registered: register it with its lawful basis and "
+                "retention period first (facesearch sources add)"
+            )
+        return found
+
+    def close(self) -> None:
+        self.index.close()
+        self.audit.close()
+        self.suppressions.close()
+        self.catalog.close()
+
+
+def local_requester(settings: Settings) -> Requester:
+    """Whoever runs this process, when a call names no requester."""
+    return Requester(
+        actor=f"local:{getpass.getuser()}",
+        jurisdiction=settings.governance.requester_jurisdiction,
+    )
