@@ -20,7 +20,15 @@ import numpy as np
 from facesearch.catalog.ports import Removal
 from facesearch.catalog.sqlite import SqliteCatalog
 from facesearch.config import Settings
-from facesearch.domain import ImageRecord, Match, ModelId, ProbeFace, Requester, SearchResult
+from facesearch.domain import (
+    ImageRecord,
+    Match,
+    ModelId,
+    ProbeFace,
+    Requester,
+    SearchResult,
+    Source,
+)
 from facesearch.errors import (
     BackendUnavailable,
     ConfigError,
@@ -39,9 +47,9 @@ from facesearch.governance.audit import (
     key_fingerprint,
     parse_key,
 )
-from facesearch.governance.crypto import Sealer
 from facesearch.governance.erasure import Receipt, remove
-from facesearch.governance.policy import Source, parse_time, validate_source
+from facesearch.governance.policy import parse_time, validate_source
+from facesearch.governance.retention import expiry_rule, subject_to_retention
 from facesearch.governance.suppression import SuppressionList
 from facesearch.governance.urls import published_at
 from facesearch.imaging import DecodeLimits, decode_image, read_limited
@@ -53,6 +61,8 @@ from facesearch.ingest.analyse import analyse_or_reason, sha256_of
 from facesearch.ingest.items import IngestItem, iter_items
 from facesearch.ingest.report import IngestReport
 from facesearch.ingest.runner import IngestRun, Progress, run_ingest
+from facesearch.security.sealing import Sealer
+from facesearch.security.templates import TemplateCodec
 from facesearch.vision.ports import Embeddings, FaceDetector, FaceEmbedder, RGBImage
 from facesearch.vision.registry import ModelSpec
 
@@ -116,7 +126,7 @@ class FaceSearch:
         )
         secret = self.settings.encryption_key
         self.sealer = Sealer.from_secret(secret.get_secret_value() if secret else None)
-        self.catalog = SqliteCatalog(self.home / "catalog.sqlite", self.sealer)
+        self.catalog = SqliteCatalog(self.home / "catalog.sqlite", TemplateCodec(self.sealer))
         self._check_encryption()
         # How long an index write waits for another process writing the same home (None:
         # as long as it takes; the server sets a bound and answers 503 past it).
@@ -130,7 +140,9 @@ class FaceSearch:
         self.index: VectorIndex = MemoryIndex()
         self.audit = AuditLog(self.home / "audit.sqlite", _CatalogAnchor(self.catalog))
         self._check_audit_key()
-        self.suppressions = SuppressionList(self.home / "suppression.sqlite", self.sealer)
+        self.suppressions = SuppressionList(
+            self.home / "suppression.sqlite", TemplateCodec(self.sealer)
+        )
         self._detector = detector
         self._embedder = embedder
         self.repaired = self._open_index()
@@ -671,7 +683,8 @@ class FaceSearch:
         if unknown or "name" in changes:
             raise InvalidInput(f"cannot change {', '.join(sorted(unknown or {'name'}))}")
         updated = validate_source(replace(self.source(name), **changes))
-        stored = self.catalog.update_source(updated)
+        # Every copy's date is rewritten, changed or not: the policy read above may be stale.
+        stored = self.catalog.update_source(updated, expiry_rule(updated.retention_days))
         self.record(
             "source.update", who, source=name, changes=sorted(changes), policy=stored.policy()
         )
@@ -707,7 +720,8 @@ class FaceSearch:
     ) -> Receipt:
         """Remove every image whose retention period has passed (legal holds excepted)."""
         when = (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
-        expired = self.catalog.expired_provenance(when)
+        covered = subject_to_retention(self.catalog.list_sources(counts=False))
+        expired = self.catalog.expired_provenance(when, covered)
         receipt = remove(
             self.catalog,
             self.index,

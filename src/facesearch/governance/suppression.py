@@ -2,7 +2,8 @@
 
 Stored in their own file, apart from the gallery, and never searched as a gallery: they
 are only compared with faces being ingested (which are then skipped) and with search
-results (which are then withheld).
+results (which are then withheld). Templates are kept as the bytes of the TemplateCodec
+the list is built with (sealed when the home is encrypted).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from facesearch.errors import InvalidInput, NotFound
-from facesearch.governance.crypto import Sealer
+from facesearch.security.templates import TemplateCodec
 from facesearch.sqlitedb import Writes, open_connection
 
 SCHEMA = """
@@ -31,10 +32,10 @@ CREATE TABLE IF NOT EXISTS suppressions (
 
 
 class SuppressionList:
-    def __init__(self, path: Path, sealer: Sealer) -> None:
+    def __init__(self, path: Path, codec: TemplateCodec) -> None:
         self.db = open_connection(path, "suppression list", SCHEMA, ("secure_delete=ON",))
         self.writes = Writes(self.db)
-        self.sealer = sealer
+        self.codec = codec
         self._cache: tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]] | None = None
 
     def add(
@@ -52,7 +53,7 @@ class SuppressionList:
                     consent_ref,
                     note,
                     model,
-                    self.sealer.seal(template.astype(np.float32).tobytes()),
+                    self.codec.encode(template),
                     datetime.now(UTC).isoformat(timespec="seconds"),
                 ),
             )
@@ -82,10 +83,7 @@ class SuppressionList:
                 "SELECT id, template FROM suppressions WHERE model = ? ORDER BY id", (model,)
             ).fetchall()
             ids = np.array([r[0] for r in rows], dtype=np.int64)
-            vecs = np.array(
-                [np.frombuffer(self.sealer.open(r[1]), dtype=np.float32) for r in rows],
-                dtype=np.float32,
-            ).reshape(len(rows), -1)
+            vecs = self.codec.decode_many(r[1] for r in rows)
             self._cache = (ids, vecs)
         return self._cache
 

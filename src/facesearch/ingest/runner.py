@@ -27,7 +27,7 @@ from facesearch.catalog.ports import Catalog, FileStamp, NewImage
 from facesearch.config import Faces
 from facesearch.domain import Provenance
 from facesearch.errors import InvalidInput
-from facesearch.governance.policy import expired_at_ingest
+from facesearch.governance.retention import expired_at_ingest, stamp
 from facesearch.imaging import DecodeLimits, read_limited
 from facesearch.index.ports import VectorIndex
 from facesearch.ingest.analyse import Analysis, analyse_in_worker, init_worker, sha256_of
@@ -222,13 +222,16 @@ class IngestRun:
             self.progress(self.report, self.done)
 
     def _provenance(self, item: IngestItem) -> Provenance:
-        return Provenance(
+        """The copy with its ingest and expiry dates (none for an unregistered source,
+        which the catalog refuses)."""
+        copy = Provenance(
             source=self.source,
             path=str(item.path),
             source_url=item.source_url,
             page_url=item.page_url,
             captured_at=item.captured_at,
         )
+        return copy if self.retention_days is None else stamp(copy, self.retention_days)
 
     def _fail(self, item: IngestItem, reason: str) -> None:
         path = str(item.path)
