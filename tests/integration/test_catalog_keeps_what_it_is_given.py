@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,11 @@ from facesearch.catalog.sqlite import SqliteCatalog
 from facesearch.domain import BoundingBox, DetectedFace, Provenance, Source
 from facesearch.errors import ConfigError, InvalidInput
 from facesearch.governance.retention import expiry_rule, stamp
+from facesearch.imaging import DecodeLimits
+from facesearch.index.memory import MemoryIndex
+from facesearch.ingest.analyse import sha256_of
+from facesearch.ingest.items import IngestItem
+from facesearch.ingest.runner import IngestRun
 from facesearch.security.sealing import MAGIC, Sealer
 from facesearch.security.templates import TemplateCodec
 
@@ -99,3 +105,26 @@ def test_templates_are_kept_as_the_codec_encodes_them(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="encrypted"):
         plain.embeddings(ids.tolist())
     plain.close()
+
+
+def test_an_ingest_dates_its_copies_by_the_retention_in_force_when_it_writes(
+    tmp_path: Path,
+) -> None:
+    """A source's period changed while an ingest runs applies to the copies it writes next."""
+    catalog = SqliteCatalog(tmp_path / "catalog.sqlite")
+    for name in ("press", "archive"):
+        catalog.add_source(_source(name))
+    photo = tmp_path / "copy.jpg"
+    photo.write_bytes(b"the same content, known already")
+    known = Provenance("press", "/first.jpg", ingested_at="2026-01-01T00:00:00+00:00")
+    image = replace(_image(0, clustered(5, 5)[0]), sha256=sha256_of(photo.read_bytes()))
+    catalog.add_image(image, replace(known, expires_at="2026-02-01T00:00:00+00:00"), None)
+    run = IngestRun(catalog, MemoryIndex(), "archive", DecodeLimits(10**6, 10**7))
+    catalog.update_source(replace(_source("archive"), retention_days=3650), expiry_rule(3650))
+    taken = datetime.now(UTC).date() - timedelta(days=1)
+    assert run.prepare(IngestItem(photo, captured_at=taken.isoformat())) is None  # a copy
+    run.flush()
+    (image,) = catalog.get_images(catalog.list_image_ids(source="archive")).values()
+    copy = next(p for p in image.provenance if p.source == "archive")
+    assert copy.expires_at == f"{taken + timedelta(days=3650)}T00:00:00+00:00"
+    catalog.close()

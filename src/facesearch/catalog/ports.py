@@ -77,7 +77,9 @@ class Catalog(Protocol):
         same transaction."""
         ...
 
-    def get_source(self, name: str) -> Source | None: ...
+    def get_source(self, name: str, counts: bool = True) -> Source | None:
+        """The source, or None; without ``counts`` (images, faces), which can be slow."""
+        ...
 
     def list_sources(self, counts: bool = True) -> list[Source]:
         """Every source by name; without ``counts`` (images, faces), which can be slow."""

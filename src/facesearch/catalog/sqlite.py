@@ -208,10 +208,12 @@ class SqliteCatalog:
                     self.db.create_function("facesearch_expiry", 2, None)
         return self._source(source.name)
 
-    def get_source(self, name: str) -> Source | None:
+    def get_source(self, name: str, counts: bool = True) -> Source | None:
         row = self.db.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE name = ?", (name,))
         found = row.fetchone()
-        return None if found is None else _source_from(found, self._source_counts(name))
+        if found is None:
+            return None
+        return _source_from(found, self._source_counts(name) if counts else {})
 
     def _source(self, name: str) -> Source:
         source = self.get_source(name)

@@ -78,7 +78,13 @@ class IngestRun:
         self._copies: list[tuple[int, Pending]] = []
         self._faces = 0
         self._last_flush = time.monotonic()
-        known = catalog.get_source(source)
+        self.retention_days: int | None = None
+        self._read_retention()
+
+    def _read_retention(self) -> None:
+        """The source's period, read again before each batch: a change made while the
+        run goes on (which rewrites the dates already stored) applies to what follows."""
+        known = self.catalog.get_source(self.source, counts=False)
         self.retention_days = known.retention_days if known is not None else None
 
     # -- stage 1: decide whether a file needs analysis at all -----------------------------
@@ -197,6 +203,7 @@ class IngestRun:
         self._last_flush = time.monotonic()
         if not (images or copies):
             return
+        self._read_retention()
         if self.audit is not None:
             self.audit(
                 {
