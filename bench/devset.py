@@ -203,7 +203,7 @@ VARIANTS = {
 
 def register_bench_source(fs: Any, name: str) -> None:
     """Register a benchmark's collection (ingest refuses sources without a lawful basis)."""
-    from facesearch.governance.policy import Source
+    from facesearch.domain import Source
 
     if fs.catalog.get_source(name) is None:
         fs.add_source(

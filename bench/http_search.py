@@ -38,8 +38,8 @@ import numpy as np
 from facesearch import FaceSearch, Settings
 from facesearch.accounts.store import SqliteAccountStore
 from facesearch.catalog.ports import NewImage
-from facesearch.domain import BoundingBox, DetectedFace, Provenance
-from facesearch.governance.policy import Source
+from facesearch.domain import BoundingBox, DetectedFace, Provenance, Source
+from facesearch.governance.retention import stamp
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT.parent / "shared" / "data" / "faces-dev"
@@ -62,6 +62,7 @@ def build_home(home: Path, faces: int) -> None:
                 )
             )
         fs.ingest([GALLERY_PHOTO], source="real")
+        keep = fs.source("synthetic").retention_days
         box = BoundingBox(10, 10, 110, 110)
         face = DetectedFace(box=box, score=1.0, landmarks=(), sharpness=50.0)
         ids: list[int] = []
@@ -77,9 +78,8 @@ def build_home(home: Path, faces: int) -> None:
                 faces=[face],
                 embeddings=vec[None, :],
             )
-            _, new, _ = fs.catalog.add_image(
-                image, Provenance(source="synthetic", path=f"/synthetic/{n}.jpg"), None
-            )
+            copy = Provenance(source="synthetic", path=f"/synthetic/{n}.jpg")
+            _, new, _ = fs.catalog.add_image(image, stamp(copy, keep), None)
             ids += new
         fs.index.add(np.asarray(ids, dtype=np.int64), vectors)
 

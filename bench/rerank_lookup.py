@@ -29,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ann_synthetic as syn
 from facesearch.catalog.sqlite import SqliteCatalog
-from facesearch.governance.policy import Source
+from facesearch.domain import Source
 
 SEED = 5
 CANDIDATES = 70  # 60 rows + index.rerank_margin 10: what a 20-result search reads

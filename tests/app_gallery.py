@@ -12,7 +12,7 @@ from pathlib import Path
 
 from facesearch import FaceSearch, Settings
 from facesearch.accounts.store import SqliteAccountStore
-from facesearch.governance.policy import Source
+from facesearch.domain import Source
 from facesearch.ingest.items import IngestItem
 
 NEWSROOM = {

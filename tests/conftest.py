@@ -42,7 +42,7 @@ def home(tmp_path: Path) -> Path:
 
 def register(engine: Any, *names: str, retention_days: int = 3650, **policy: Any) -> None:
     """Register sources for a test, with a lawful basis and a retention period."""
-    from facesearch.governance.policy import Source
+    from facesearch.domain import Source
 
     for name in names:
         engine.add_source(

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from facesearch.cli_args import id_list, record_id, whole
-from facesearch.domain import Requester
+from facesearch.domain import Requester, Source
 from facesearch.engine import FaceSearch
 from facesearch.errors import InvalidInput
 from facesearch.governance.access import access_report_html, summary
@@ -16,7 +16,6 @@ from facesearch.governance.erasure import Receipt
 from facesearch.governance.policy import (
     ART6_BASES,
     ART9_CONDITIONS,
-    Source,
     parse_jurisdictions,
     parse_period,
 )

@@ -71,6 +71,38 @@ class DetectedFace:
 
 
 @dataclass(frozen=True, slots=True)
+class Source:
+    """A registered collection: who controls it, on what basis, and for how long."""
+
+    name: str
+    lawful_basis: str
+    special_category_condition: str
+    retention_days: int
+    description: str = ""
+    controller: str = ""
+    contact: str = ""
+    jurisdictions: tuple[str, ...] = ()
+    legal_hold: bool = False
+    created_at: str = ""
+    updated_at: str = ""
+    counts: dict[str, int] = field(default_factory=dict, compare=False)
+
+    def policy(self) -> dict[str, Any]:
+        """What the source declares (no counts, no timestamps): for audit and reports."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "controller": self.controller,
+            "contact": self.contact,
+            "lawful_basis": self.lawful_basis,
+            "special_category_condition": self.special_category_condition,
+            "jurisdictions": list(self.jurisdictions),
+            "retention_days": self.retention_days,
+            "legal_hold": self.legal_hold,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Provenance:
     """Where one copy of an image came from."""
 

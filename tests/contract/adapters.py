@@ -29,12 +29,13 @@ from facesearch.accounts.store import SqliteAccountStore
 from facesearch.catalog.ports import Catalog
 from facesearch.catalog.sqlite import SqliteCatalog
 from facesearch.governance.audit import AnchorStore, AuditLog
-from facesearch.governance.crypto import Sealer
 from facesearch.governance.suppression import SuppressionList
 from facesearch.index.faiss_ivf import FaissIvfIndex
 from facesearch.index.flat import FlatFileIndex
 from facesearch.index.memory import MemoryIndex
 from facesearch.index.rerank import ExactRerankIndex
+from facesearch.security.sealing import Sealer
+from facesearch.security.templates import TemplateCodec
 
 Marks = Sequence[pytest.MarkDecorator]
 # The stores with no port yet, named for the suites' type hints (their ports come with the
@@ -70,9 +71,15 @@ class CatalogAdapter:
 
 
 CATALOGS: dict[str, CatalogAdapter] = {
-    "sqlite": CatalogAdapter(lambda d: SqliteCatalog(d / "catalog.sqlite"), files_bytes, False),
+    "sqlite": CatalogAdapter(
+        lambda d: SqliteCatalog(d / "catalog.sqlite", TemplateCodec(Sealer(None))),
+        files_bytes,
+        False,
+    ),
     "sqlite-sealed": CatalogAdapter(
-        lambda d: SqliteCatalog(d / "catalog.sqlite", Sealer(SEALER_KEY)), files_bytes, True
+        lambda d: SqliteCatalog(d / "catalog.sqlite", TemplateCodec(Sealer(SEALER_KEY))),
+        files_bytes,
+        True,
     ),
 }
 
@@ -185,10 +192,14 @@ class SuppressionAdapter:
 
 SUPPRESSION_LISTS: dict[str, SuppressionAdapter] = {
     "sqlite": SuppressionAdapter(
-        lambda d: SuppressionList(d / "suppression.sqlite", Sealer(None)), files_bytes, False
+        lambda d: SuppressionList(d / "suppression.sqlite", TemplateCodec(Sealer(None))),
+        files_bytes,
+        False,
     ),
     "sqlite-sealed": SuppressionAdapter(
-        lambda d: SuppressionList(d / "suppression.sqlite", Sealer(SEALER_KEY)), files_bytes, True
+        lambda d: SuppressionList(d / "suppression.sqlite", TemplateCodec(Sealer(SEALER_KEY))),
+        files_bytes,
+        True,
     ),
 }
 

@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 
 from facesearch.catalog.ports import Catalog, FileStamp, NewImage
-from facesearch.domain import BoundingBox, DetectedFace, Provenance
+from facesearch.domain import BoundingBox, DetectedFace, Provenance, Source
 from facesearch.errors import InvalidInput, NotFound
-from facesearch.governance.policy import Source
+from facesearch.governance.retention import expiry_rule, stamp, subject_to_retention
 from facesearch.governance.urls import published_at
 
 from ..synthetic import clustered
@@ -68,8 +68,17 @@ def image(n: int, faces: int = FACES_PER_IMAGE) -> NewImage:
     )
 
 
+# The retention periods the fixture registers: a catalog stores the dates it is given, so
+# each copy is stamped by the one rule (governance.retention) before it is handed over.
+RETENTION = {"news": 30, "archive": 365, "held": 1}
+
+
 def copy(src: str, n: int, **urls: str | None) -> Provenance:
-    return Provenance(source=src, path=f"{src}/img{n}.jpg", **urls)
+    return dated(Provenance(source=src, path=f"{src}/img{n}.jpg", **urls))
+
+
+def dated(provenance: Provenance) -> Provenance:
+    return stamp(provenance, RETENTION.get(provenance.source, 30))
 
 
 @pytest.fixture(params=params(CATALOGS))
@@ -122,7 +131,9 @@ def test_sources_are_added_listed_and_updated(catalog: Catalog) -> None:
     with pytest.raises(InvalidInput):
         catalog.add_source(source("news"))
     catalog.add_image(image(1), copy("news", 1, captured_at="2026-01-01T00:00:00+00:00"), None)
-    updated = catalog.update_source(source("news", retention_days=10, legal_hold=True))
+    updated = catalog.update_source(
+        source("news", retention_days=10, legal_hold=True), expiry_rule(10)
+    )
     assert (updated.retention_days, updated.legal_hold) == (10, True)
     assert updated.counts == {"images": 1, "faces": FACES_PER_IMAGE}
     # The expiry of what the source holds follows its new retention period.
@@ -324,13 +335,15 @@ def test_expired_provenance_follows_retention_and_spares_legal_hold(catalog: Cat
         ids[src] = catalog.add_image(image(n), copy(src, n, captured_at=old), None)[0]
     catalog.add_image(image(9), copy("news", 9), None)  # captured now: not expired
     now = datetime.now(UTC)
-    expired = catalog.expired_provenance(now.isoformat(timespec="seconds"))
+    covered = subject_to_retention(catalog.list_sources())  # the held source is not named
+    expired = catalog.expired_provenance(now.isoformat(timespec="seconds"), covered)
     assert catalog.describe_provenance(expired)[0]["image_id"] == ids["news"]
     assert [d["source"] for d in catalog.describe_provenance(expired)] == ["news", "archive"]
-    assert catalog.expired_provenance("2020-01-15T00:00:00+00:00") == []  # news: 30 days
-    assert len(catalog.expired_provenance("2020-02-01T00:00:00+00:00")) == 1
+    assert catalog.expired_provenance("2020-01-15T00:00:00+00:00", covered) == []  # 30 days
+    assert len(catalog.expired_provenance("2020-02-01T00:00:00+00:00", covered)) == 1
     later = (now + timedelta(days=400)).isoformat(timespec="seconds")
-    assert len(catalog.expired_provenance(later)) == 3  # all but the held one
+    assert len(catalog.expired_provenance(later, covered)) == 3  # all but the held one
+    assert len(catalog.expired_provenance(later, [*covered, "held"])) == 4
 
 
 def test_provenance_of_sources_and_images_and_its_description(catalog: Catalog) -> None:
@@ -408,7 +421,7 @@ def write_images(adapter: str, folder: str, writer: int, count: int) -> None:
             mine = 100 * (writer + 1) + n
             catalog.add_image(image(mine), copy("news", mine), None)
             shared = SHARED[n % len(SHARED)]
-            catalog.add_image(image(shared), Provenance("archive", f"w{writer}/{n}"), None)
+            catalog.add_image(image(shared), dated(Provenance("archive", f"w{writer}/{n}")), None)
     finally:
         catalog.close()
 
@@ -456,7 +469,7 @@ def test_threads_sharing_one_connection_lose_and_duplicate_nothing(
             mine = 100 * (writer + 1) + n
             catalog.add_image(image(mine), copy("news", mine), None)
             common = SHARED[n % len(SHARED)]
-            catalog.add_image(image(common), Provenance("archive", f"w{writer}/{n}"), None)
+            catalog.add_image(image(common), dated(Provenance("archive", f"w{writer}/{n}")), None)
 
     run_threads(shared, [(w,) for w in range(3)])
     check_nothing_lost_or_duplicated(catalog, 3, 20)

@@ -18,6 +18,7 @@ from facesearch import FaceSearch, InvalidInput, Settings
 from facesearch.catalog.ports import NewImage
 from facesearch.domain import Provenance
 from facesearch.engine import MAX_URL_REPORT_IMAGES
+from facesearch.governance.retention import stamp
 
 from ..conftest import REGISTER_ARGS, register
 
@@ -181,6 +182,7 @@ def test_a_prefix_covering_more_images_than_one_report_holds_is_refused(
 
 def refuse_a_large_report(engine: FaceSearch) -> None:
     register(engine, "site")
+    keep = engine.source("site").retention_days
     for i in range(MAX_URL_REPORT_IMAGES + 1):
         image = NewImage(
             sha256=f"{i:064x}",
@@ -192,7 +194,7 @@ def refuse_a_large_report(engine: FaceSearch) -> None:
             embeddings=np.zeros((0, 128), np.float32),
         )
         where = Provenance("site", f"/site/{i}.jpg", page_url=f"https://big.example/p/{i}")
-        engine.catalog.add_image(image, where, None)
+        engine.catalog.add_image(image, stamp(where, keep), None)
     with pytest.raises(InvalidInput, match="give a narrower prefix"):
         engine.access_request_by_url("https://big.example", prefix=True)
     assert engine.access_request_by_url("https://big.example/p/7")["images_found"] == 1

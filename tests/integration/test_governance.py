@@ -25,9 +25,8 @@ from facesearch import (
     PermissionDenied,
     Settings,
 )
-from facesearch.domain import Requester
+from facesearch.domain import Requester, Source
 from facesearch.governance.access import access_report_html
-from facesearch.governance.policy import Source
 
 from ..conftest import REGISTER_ARGS, register
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from facesearch.catalog.sqlite import SqliteCatalog
-from facesearch.governance.policy import Source
+from facesearch.domain import Source
 
 from ..synthetic import clustered
 

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 from facesearch import FaceSearch, Settings
-from facesearch.governance.policy import Source
+from facesearch.domain import Source
 
 
 def test_concurrent_writes_from_two_threads_keep_every_entry(tmp_path: Path) -> None:

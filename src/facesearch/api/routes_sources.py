@@ -12,8 +12,9 @@ from facesearch.api import schemas
 from facesearch.api import schemas_governance as gov
 from facesearch.api.auth import allow, requester
 from facesearch.api.deps import AUTH_ERRORS, errors, gateway
+from facesearch.domain import Source
 from facesearch.errors import InvalidInput
-from facesearch.governance.policy import ART6_BASES, ART9_CONDITIONS, Source
+from facesearch.governance.policy import ART6_BASES, ART9_CONDITIONS
 
 router = APIRouter(prefix="/v1", tags=["sources"])
 Name = Annotated[str, PathParam(pattern=gov.SOURCE_NAME, description="Source name.")]

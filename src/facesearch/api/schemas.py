@@ -9,8 +9,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from facesearch.accounts.store import KeyInfo
-from facesearch.domain import BoundingBox, FaceRecord, ImageRecord, Match, Provenance
-from facesearch.governance.policy import Source
+from facesearch.domain import BoundingBox, FaceRecord, ImageRecord, Match, Provenance, Source
 
 NOTICE = "A match is an investigative lead, not an identification."
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{64}-")

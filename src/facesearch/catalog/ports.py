@@ -1,17 +1,25 @@
-"""The catalog port. SQLite is the embedded default; other engines implement the same."""
+"""The catalog port. SQLite is the embedded default; other engines implement the same.
+
+A catalog applies no governance rule of its own: it stores the expiry dates it is given
+(``governance.retention`` computes them), is told which sources retention covers (legal
+hold is the caller's rule), and keeps templates as the bytes of the ``TemplateCodec`` it
+was built with (sealed or not is the builder's decision).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from facesearch.domain import DetectedFace, ImageRecord, Provenance
-from facesearch.governance.policy import Source
+from facesearch.domain import DetectedFace, ImageRecord, Provenance, Source
 from facesearch.governance.urls import PublishedAt
+
+# (captured_at, ingested_at) -> expires_at of one stored copy: governance.retention.expiry_rule
+ExpiryRule = Callable[[str | None, str], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,11 +71,19 @@ class Catalog(Protocol):
 
     def add_source(self, source: Source) -> Source: ...
 
-    def update_source(self, source: Source) -> Source: ...
+    def update_source(self, source: Source, expiry: ExpiryRule | None = None) -> Source:
+        """Replace a source's policy. With ``expiry`` (its retention changed), every copy
+        of the source gets ``expiry(captured_at, ingested_at)`` as its expiry date, in the
+        same transaction."""
+        ...
 
-    def get_source(self, name: str) -> Source | None: ...
+    def get_source(self, name: str, counts: bool = True) -> Source | None:
+        """The source, or None; without ``counts`` (images, faces), which can be slow."""
+        ...
 
-    def list_sources(self) -> list[Source]: ...
+    def list_sources(self, counts: bool = True) -> list[Source]:
+        """Every source by name; without ``counts`` (images, faces), which can be slow."""
+        ...
 
     def seen_file(self, source: str, path: str, stamp: FileStamp) -> bool:
         """True when this exact file (same size and mtime) was already ingested here."""
@@ -80,14 +96,17 @@ class Catalog(Protocol):
     ) -> tuple[int, list[int], bool]:
         """Store an image with its faces, or only the provenance when the content is known.
 
-        Returns (image id, new face ids, whether the image was new).
+        The provenance carries its ``ingested_at`` and ``expires_at`` (``retention.stamp``);
+        a copy already stored keeps its dates. Returns (image id, new face ids, whether the
+        image was new).
         """
         ...
 
     def add_provenance(
         self, image_id: int, provenance: Provenance, stamp: FileStamp | None
     ) -> bool:
-        """Returns False when that provenance row was already there."""
+        """Returns False when that provenance row was already there (dates as for
+        ``add_image``)."""
         ...
 
     def record_failure(self, source: str, path: str, reason: str) -> None: ...
@@ -122,7 +141,9 @@ class Catalog(Protocol):
 
     def failures(self, limit: int = 100) -> list[dict[str, Any]]: ...
 
-    def expired_provenance(self, at: str) -> list[int]: ...
+    def expired_provenance(self, at: str, sources: Sequence[str]) -> list[int]:
+        """Ids of the copies of ``sources`` whose expiry date is ``at`` or earlier."""
+        ...
 
     def provenance_of(
         self, sources: Sequence[str] | None = None, image_ids: Sequence[int] | None = None

@@ -1,4 +1,8 @@
-"""SqliteCatalog: the embedded default catalog, one SQLite file in WAL mode."""
+"""SqliteCatalog: the embedded default catalog, one SQLite file in WAL mode.
+
+It keeps what it is given: expiry dates computed by governance.retention, templates
+encoded by the TemplateCodec it is built with (sealed or plain: not its decision).
+"""
 
 from __future__ import annotations
 
@@ -12,12 +16,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from facesearch.catalog.ports import FileStamp, NewImage, Removal
-from facesearch.domain import BoundingBox, FaceRecord, ImageRecord, Provenance
+from facesearch.catalog.ports import ExpiryRule, FileStamp, NewImage, Removal
+from facesearch.domain import BoundingBox, FaceRecord, ImageRecord, Provenance, Source
 from facesearch.errors import BackendUnavailable, InvalidInput, NotFound
-from facesearch.governance.crypto import Sealer
-from facesearch.governance.policy import Source, expiry
 from facesearch.governance.urls import PublishedAt
+from facesearch.security.templates import TemplateCodec
 from facesearch.sqlitedb import Writes, open_connection
 
 SCHEMA_VERSION = 1
@@ -107,6 +110,7 @@ END;
 
 
 IDS_CACHE_ENTRIES = 16  # source sets whose face ids are kept between searches
+NEVER = "9999-12-31T00:00:00+00:00"  # the expiry of synthetic rows given none
 Ids = npt.NDArray[np.int64]
 
 
@@ -117,9 +121,9 @@ def now() -> str:
 class SqliteCatalog:
     """Sources, images, provenance, faces and their embeddings in one SQLite file."""
 
-    def __init__(self, path: Path, sealer: Sealer | None = None) -> None:
+    def __init__(self, path: Path, codec: TemplateCodec | None = None) -> None:
         self.path = path
-        self.sealer = sealer or Sealer(None)
+        self.codec = codec or TemplateCodec()
         # Deleted rows are overwritten with zeros, so erased templates leave no copy.
         self.db = open_connection(
             path, "catalog", SCHEMA, ("synchronous=NORMAL", "foreign_keys=ON", "secure_delete=ON")
@@ -178,8 +182,12 @@ class SqliteCatalog:
             raise InvalidInput(f"source {source.name!r} already exists") from None
         return self._source(source.name)
 
-    def update_source(self, source: Source) -> Source:
-        """Replace a source's policy; expiry dates of its provenance follow its retention."""
+    def update_source(self, source: Source, expiry: ExpiryRule | None = None) -> Source:
+        """Replace a source's policy; with ``expiry``, rewrite its copies' expiry dates.
+
+        The rule is registered as an SQL function for one UPDATE: the rows never leave
+        SQLite as Python lists (at 10M copies, reading them out and writing them back by id
+        costs more than the rule itself)."""
         with self.writes.transaction():
             self.db.execute(
                 """UPDATE sources SET description = ?, controller = ?, contact = ?,
@@ -187,21 +195,25 @@ class SqliteCatalog:
                    retention_days = ?, legal_hold = ?, updated_at = ? WHERE name = ?""",
                 (*_source_row(source)[1:], now(), source.name),
             )
-            rows = self.db.execute(
-                """SELECT p.id, p.captured_at, p.ingested_at FROM provenance p
-                   JOIN sources s ON s.id = p.source_id WHERE s.name = ?""",
-                (source.name,),
-            ).fetchall()
-            self.db.executemany(
-                "UPDATE provenance SET expires_at = ? WHERE id = ?",
-                [(expiry(c, i, source.retention_days), pid) for pid, c, i in rows],
-            )
+            if expiry is not None:
+                self.db.create_function("facesearch_expiry", 2, expiry, deterministic=True)
+                try:
+                    self.db.execute(
+                        """UPDATE provenance SET expires_at = facesearch_expiry(captured_at,
+                           ingested_at) WHERE source_id = (SELECT id FROM sources
+                           WHERE name = ?)""",
+                        (source.name,),
+                    )
+                finally:
+                    self.db.create_function("facesearch_expiry", 2, None)
         return self._source(source.name)
 
-    def get_source(self, name: str) -> Source | None:
+    def get_source(self, name: str, counts: bool = True) -> Source | None:
         row = self.db.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE name = ?", (name,))
         found = row.fetchone()
-        return None if found is None else _source_from(found, self._source_counts(name))
+        if found is None:
+            return None
+        return _source_from(found, self._source_counts(name) if counts else {})
 
     def _source(self, name: str) -> Source:
         source = self.get_source(name)
@@ -218,21 +230,19 @@ class SqliteCatalog:
         ).fetchone()
         return {"images": int(images), "faces": int(faces)}
 
-    def list_sources(self) -> list[Source]:
+    def list_sources(self, counts: bool = True) -> list[Source]:
         rows = self.db.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources ORDER BY name").fetchall()
-        return [_source_from(r, self._source_counts(r[0])) for r in rows]
+        return [_source_from(r, self._source_counts(r[0]) if counts else {}) for r in rows]
 
-    def _policy(self, name: str) -> tuple[int, int]:
-        """(id, retention days) of a registered source; refuses an unregistered one."""
-        row = self.db.execute(
-            "SELECT id, retention_days FROM sources WHERE name = ?", (name,)
-        ).fetchone()
+    def _source_id(self, name: str) -> int:
+        """The id of a registered source; refuses an unregistered one."""
+        row = self.db.execute("SELECT id FROM sources WHERE name = ?", (name,)).fetchone()
         if row is None:
             raise NotFound(
                 f"source {name!r} is not registered: register it with its lawful basis and "
                 "retention period first (facesearch sources add)"
             )
-        return int(row[0]), int(row[1])
+        return int(row[0])
 
     # -- ingest ------------------------------------------------------------------------
     def seen_file(self, source: str, path: str, stamp: FileStamp) -> bool:
@@ -287,7 +297,7 @@ class SqliteCatalog:
                         json.dumps([[round(x, 1), round(y, 1)] for x, y in face.landmarks]),
                         face.size,
                         face.sharpness,
-                        self.sealer.seal(np.asarray(vec, dtype=np.float32).tobytes()),
+                        self.codec.encode(vec),
                     ),
                 )
                 face_ids.append(int(cur.lastrowid or 0))
@@ -304,7 +314,7 @@ class SqliteCatalog:
     def _insert_provenance(
         self, image_id: int, provenance: Provenance, stamp: FileStamp | None
     ) -> bool:
-        source_id, retention_days = self._policy(provenance.source)
+        source_id = self._source_id(provenance.source)
         self.db.execute(
             "DELETE FROM failures WHERE source_id = ? AND path = ?", (source_id, provenance.path)
         )
@@ -313,7 +323,6 @@ class SqliteCatalog:
             (image_id, source_id, provenance.path),
         ).fetchone()
         size, mtime = (stamp.size, stamp.mtime_ns) if stamp else (None, None)
-        stamp_now = now()
         if row is not None:
             # Same copy seen again: refresh what a manifest may have added, keep the rest.
             self.db.execute(
@@ -330,6 +339,10 @@ class SqliteCatalog:
                 ),
             )
             return False
+        if provenance.ingested_at is None or provenance.expires_at is None:
+            raise InvalidInput(
+                "a new copy needs its ingest and expiry dates (governance.retention.stamp)"
+            )
         self.db.execute(
             """INSERT INTO provenance (image_id, source_id, path, source_url, page_url, captured_at,
                file_size, file_mtime_ns, ingested_at, expires_at)
@@ -343,26 +356,31 @@ class SqliteCatalog:
                 provenance.captured_at,
                 size,
                 mtime,
-                stamp_now,
-                expiry(provenance.captured_at, stamp_now, retention_days),
+                provenance.ingested_at,
+                provenance.expires_at,
             ),
         )
         return True
 
     def bulk_add_embeddings(
-        self, source: str, embeddings: npt.NDArray[np.float32], prefix: str = "synthetic"
+        self,
+        source: str,
+        embeddings: npt.NDArray[np.float32],
+        prefix: str = "synthetic",
+        expires_at: str = NEVER,
     ) -> npt.NDArray[np.int64]:
         """Store one synthetic image with one face per embedding, in one transaction.
 
         For benchmarks and tests at scale (millions of rows in batches), where running
-        the detector is not the point. Returns the new face ids in order.
+        the detector is not the point. Returns the new face ids in order. The copies
+        expire at ``expires_at`` (by default never: no retention date is computed here).
         """
         import hashlib
 
         vecs = np.ascontiguousarray(embeddings, dtype=np.float32)
-        source_id, retention_days = self._policy(source)
+        source_id = self._source_id(source)
         at = now()
-        expires = expiry(None, at, retention_days)
+        expires = expires_at
         db = self.db
         with self.writes.transaction():
             first_image = int(db.execute("SELECT COALESCE(MAX(id), 0) FROM images").fetchone()[0])
@@ -382,7 +400,7 @@ class SqliteCatalog:
                    size, sharpness, embedding)
                    VALUES (?, ?, 0, 0, 0, 150, 150, 1.0, '[]', 150, 10.0, ?)""",
                 (
-                    (int(f), i, self.sealer.seal(v.tobytes()))
+                    (int(f), i, self.codec.encode(v))
                     for f, i, v in zip(face_ids, image_ids, vecs, strict=True)
                 ),
             )
@@ -394,7 +412,7 @@ class SqliteCatalog:
         return face_ids
 
     def record_failure(self, source: str, path: str, reason: str) -> None:
-        source_id, _ = self._policy(source)
+        source_id = self._source_id(source)
         with self.writes.alone() as db:
             db.execute(
                 """INSERT INTO failures (source_id, path, reason, at) VALUES (?, ?, ?, ?)
@@ -539,9 +557,7 @@ class SqliteCatalog:
             if not rows:
                 return
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            vecs = np.frombuffer(
-                b"".join(self.sealer.open(r[1]) for r in rows), dtype=np.float32
-            ).reshape(len(rows), -1)
+            vecs = self.codec.decode_many(r[1] for r in rows)
             yield ids, vecs
             last = int(ids[-1])
 
@@ -554,9 +570,7 @@ class SqliteCatalog:
             )
         if not found:
             return np.empty((0, 0), dtype=np.float32)
-        return np.stack(
-            [np.frombuffer(self.sealer.open(found[int(i)]), dtype=np.float32) for i in face_ids]
-        )
+        return self.codec.decode_many(found[int(i)] for i in face_ids)
 
     def face_state(self) -> tuple[int, int]:
         count, total = self.db.execute("SELECT count, id_sum FROM face_totals").fetchone()
@@ -573,10 +587,7 @@ class SqliteCatalog:
                 self.db.execute(f"SELECT id, embedding FROM faces WHERE id IN ({marks})", chunk)
             )
         ids = np.fromiter(found, dtype=np.int64, count=len(found))
-        if not found:
-            return ids, np.empty((0, 0), dtype=np.float32)
-        vecs = np.frombuffer(b"".join(found.values()), dtype=np.float32).reshape(len(found), -1)
-        return ids, vecs
+        return ids, self.codec.decode_many(found.values())
 
     def sample_embeddings(self, n: int, seed: int = 0) -> npt.NDArray[np.float32]:
         """Up to n embeddings drawn at random (to train an approximate index)."""
@@ -606,12 +617,17 @@ class SqliteCatalog:
         return [{"source": r[0], "path": r[1], "reason": r[2], "at": r[3]} for r in rows]
 
     # -- removal -----------------------------------------------------------------------
-    def expired_provenance(self, at: str) -> list[int]:
-        """Provenance rows past their expiry whose source is not on legal hold."""
+    def expired_provenance(self, at: str, sources: Sequence[str]) -> list[int]:
+        """Provenance rows of ``sources`` past their expiry (which sources: the caller's
+        rule, legal hold)."""
+        if not sources:
+            return []
+        names = sorted(set(sources))
+        marks = ",".join("?" * len(names))
         rows = self.db.execute(
-            """SELECT p.id FROM provenance p JOIN sources s ON s.id = p.source_id
-               WHERE p.expires_at <= ? AND s.legal_hold = 0 ORDER BY p.id""",
-            (at,),
+            f"""SELECT p.id FROM provenance p JOIN sources s ON s.id = p.source_id
+               WHERE p.expires_at <= ? AND s.name IN ({marks}) ORDER BY p.id""",
+            (at, *names),
         )
         return [int(r[0]) for r in rows]
 

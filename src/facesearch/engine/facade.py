@@ -18,7 +18,7 @@ import numpy as np
 
 from facesearch.catalog.sqlite import SqliteCatalog
 from facesearch.config import Settings
-from facesearch.domain import ImageRecord, ModelId, ProbeFace, Requester, SearchResult
+from facesearch.domain import ImageRecord, ModelId, ProbeFace, Requester, SearchResult, Source
 from facesearch.engine.governance import CatalogAnchor, Governance, key_audit_log
 from facesearch.engine.ingest import Ingester
 from facesearch.engine.maintenance import Maintenance
@@ -26,15 +26,15 @@ from facesearch.engine.parts import Parts, local_requester
 from facesearch.engine.search import Probe, Searcher
 from facesearch.errors import ConfigError
 from facesearch.governance.audit import AuditLog, Verification, parse_key
-from facesearch.governance.crypto import Sealer
 from facesearch.governance.erasure import Receipt
-from facesearch.governance.policy import Source
 from facesearch.governance.suppression import SuppressionList
 from facesearch.imaging import DecodeLimits
 from facesearch.index.ports import VectorIndex
 from facesearch.ingest.items import IngestItem
 from facesearch.ingest.report import IngestReport
 from facesearch.ingest.runner import Progress
+from facesearch.security.sealing import Sealer
+from facesearch.security.templates import TemplateCodec
 from facesearch.vision.ports import FaceDetector, FaceEmbedder
 from facesearch.vision.registry import ModelSpec
 
@@ -60,7 +60,7 @@ class FaceSearch:
         )
         secret = settings.encryption_key
         sealer = Sealer.from_secret(secret.get_secret_value() if secret else None)
-        catalog = SqliteCatalog(home / "catalog.sqlite", sealer)
+        catalog = SqliteCatalog(home / "catalog.sqlite", TemplateCodec(sealer))
         _check_encryption(catalog, sealer)
         audit = AuditLog(home / "audit.sqlite", CatalogAnchor(catalog))
         audit_key = settings.audit_key
@@ -78,7 +78,7 @@ class FaceSearch:
             sealer=sealer,
             catalog=catalog,
             audit=audit,
-            suppressions=SuppressionList(home / "suppression.sqlite", sealer),
+            suppressions=SuppressionList(home / "suppression.sqlite", TemplateCodec(sealer)),
             detector=detector,
             embedder=embedder,
         )

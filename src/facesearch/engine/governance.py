@@ -17,7 +17,7 @@ from typing import Any
 
 from facesearch.catalog.ports import Removal
 from facesearch.catalog.sqlite import SqliteCatalog
-from facesearch.domain import Requester, SearchResult
+from facesearch.domain import Requester, SearchResult, Source
 from facesearch.engine.maintenance import Maintenance
 from facesearch.engine.parts import Parts
 from facesearch.engine.search import Probe, Searcher, chosen_face
@@ -25,7 +25,8 @@ from facesearch.errors import ConfigError, InvalidInput, NotFound
 from facesearch.governance.access import access_report, access_report_by_url
 from facesearch.governance.audit import KEY_ACTION, AuditLog, Verification, key_fingerprint
 from facesearch.governance.erasure import Receipt, remove
-from facesearch.governance.policy import Source, parse_time, validate_source
+from facesearch.governance.policy import parse_time, validate_source
+from facesearch.governance.retention import expiry_rule, subject_to_retention
 from facesearch.governance.urls import published_at
 
 # An access request by URL answering with more images than this is refused (narrow the
@@ -55,7 +56,8 @@ class Governance:
         if unknown or "name" in changes:
             raise InvalidInput(f"cannot change {', '.join(sorted(unknown or {'name'}))}")
         updated = validate_source(replace(self.parts.source(name), **changes))
-        stored = self.parts.catalog.update_source(updated)
+        # Every copy's date is rewritten, changed or not: the policy read above may be stale.
+        stored = self.parts.catalog.update_source(updated, expiry_rule(updated.retention_days))
         self.parts.record(
             "source.update", who, source=name, changes=sorted(changes), policy=stored.policy()
         )
@@ -83,7 +85,8 @@ class Governance:
         """Remove every image whose retention period has passed (legal holds excepted)."""
         with self.maintenance.writing():
             when = (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
-            expired = self.parts.catalog.expired_provenance(when)
+            covered = subject_to_retention(self.parts.catalog.list_sources(counts=False))
+            expired = self.parts.catalog.expired_provenance(when, covered)
             receipt = remove(
                 self.parts.catalog,
                 self.parts.index,

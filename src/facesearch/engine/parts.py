@@ -13,15 +13,14 @@ from typing import Any
 
 from facesearch.catalog.sqlite import SqliteCatalog
 from facesearch.config import Settings
-from facesearch.domain import ModelId, Requester
+from facesearch.domain import ModelId, Requester, Source
 from facesearch.errors import NotFound
 from facesearch.governance.audit import AuditEvent, AuditLog
-from facesearch.governance.crypto import Sealer
-from facesearch.governance.policy import Source
 from facesearch.governance.suppression import SuppressionList
 from facesearch.imaging import DecodeLimits
 from facesearch.index.memory import MemoryIndex
 from facesearch.index.ports import VectorIndex
+from facesearch.security.sealing import Sealer
 from facesearch.vision.ports import FaceDetector, FaceEmbedder
 from facesearch.vision.registry import ModelSpec
 

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from facesearch.domain import ImageRecord, Provenance, SearchResult
-from facesearch.governance.policy import ART6_BASES, ART9_CONDITIONS, Source
+from facesearch.domain import ImageRecord, Provenance, SearchResult, Source
+from facesearch.governance.policy import ART6_BASES, ART9_CONDITIONS
 from facesearch.governance.urls import PublishedAt
 
 RIGHTS = [

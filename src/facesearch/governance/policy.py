@@ -1,4 +1,4 @@
-"""Sources and their lawful basis: the fixed lists, validation and retention dates.
+"""Sources' lawful basis: the fixed lists, and validation of a source's policy.
 
 The lists are the GDPR's own: Art. 6(1) bases for processing personal data, and Art. 9(2)
 conditions for processing special category data, which face templates are.
@@ -7,10 +7,9 @@ conditions for processing special category data, which face templates are.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
 
+from facesearch.domain import Source
 from facesearch.errors import InvalidInput
 
 ART6_BASES: dict[str, str] = {
@@ -38,42 +37,6 @@ ART9_CONDITIONS: dict[str, str] = {
 _PERIOD = re.compile(r"^\s*(\d+)\s*([dwmy])\s*$", re.IGNORECASE)
 _DAYS = {"d": 1, "w": 7, "m": 30, "y": 365}
 _JURISDICTION = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """A registered collection: who controls it, on what basis, and for how long."""
-
-    name: str
-    lawful_basis: str
-    special_category_condition: str
-    retention_days: int
-    description: str = ""
-    controller: str = ""
-    contact: str = ""
-    jurisdictions: tuple[str, ...] = ()
-    legal_hold: bool = False
-    created_at: str = ""
-    updated_at: str = ""
-    counts: dict[str, int] = field(default_factory=dict, compare=False)
-
-    def policy(self) -> dict[str, Any]:
-        """What the source declares (no counts, no timestamps): for audit and reports."""
-        return {
-            "name": self.name,
-            "description": self.description,
-            "controller": self.controller,
-            "contact": self.contact,
-            "lawful_basis": self.lawful_basis,
-            "special_category_condition": self.special_category_condition,
-            "jurisdictions": list(self.jurisdictions),
-            "retention_days": self.retention_days,
-            "legal_hold": self.legal_hold,
-        }
-
-    def expires_at(self, captured_at: str | None, ingested_at: str) -> str | None:
-        """When an image of this source taken/ingested at those times must be removed."""
-        return expiry(captured_at, ingested_at, self.retention_days)
 
 
 def parse_period(text: str | int) -> int:
@@ -134,35 +97,9 @@ def parse_time(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def expiry(captured_at: str | None, ingested_at: str, retention_days: int) -> str:
-    """Start of retention (capture time when known, else ingest time) plus the period."""
-    start = parse_time(captured_at) if captured_at else parse_time(ingested_at)
-    return (start + timedelta(days=retention_days)).astimezone(UTC).isoformat(timespec="seconds")
-
-
 def period_text(days: int) -> str:
     """Days as the period a person would write: 1825 -> '5y', 90 -> '3m', 10 -> '10d'."""
     for unit in ("y", "m", "w"):
         if days % _DAYS[unit] == 0:
             return f"{days // _DAYS[unit]}{unit}"
     return f"{days}d"
-
-
-def expired_at_ingest(
-    captured_at: str | None, retention_days: int, at: datetime | None = None
-) -> str | None:
-    """Why an image captured then is already past its source's retention (None if not).
-
-    Retention counts from the capture time, so a photo older than the period would be
-    stored only to be removed by the next retention run: it is refused instead.
-    """
-    if not captured_at:
-        return None
-    when = at or datetime.now(UTC)
-    expires = parse_time(expiry(captured_at, when.isoformat(), retention_days))
-    if expires > when:
-        return None
-    return (
-        f"expired at ingest: captured {parse_time(captured_at).date().isoformat()}, source "
-        f"keeps {period_text(retention_days)} (expired {expires.date().isoformat()})"
-    )

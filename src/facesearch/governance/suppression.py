@@ -2,7 +2,8 @@
 
 Stored in their own file, apart from the gallery, and never searched as a gallery: they
 are only compared with faces being ingested (which are then skipped) and with search
-results (which are then withheld).
+results (which are then withheld). Templates are kept as the bytes of the TemplateCodec
+the list is built with (sealed when the home is encrypted).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from facesearch.errors import InvalidInput, NotFound
-from facesearch.governance.crypto import Sealer
+from facesearch.security.templates import TemplateCodec
 from facesearch.sqlitedb import Writes, open_connection
 
 SCHEMA = """
@@ -34,10 +35,10 @@ Templates = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
 
 
 class SuppressionList:
-    def __init__(self, path: Path, sealer: Sealer) -> None:
+    def __init__(self, path: Path, codec: TemplateCodec) -> None:
         self.db = open_connection(path, "suppression list", SCHEMA, ("secure_delete=ON",))
         self.writes = Writes(self.db)
-        self.sealer = sealer
+        self.codec = codec
         # One model's templates, with the version of the list they were read at: another
         # process (the CLI beside a running server) may add or remove a suppression.
         self._cache: tuple[str, tuple[int, int], Templates] | None = None
@@ -57,7 +58,7 @@ class SuppressionList:
                     consent_ref,
                     note,
                     model,
-                    self.sealer.seal(template.astype(np.float32).tobytes()),
+                    self.codec.encode(template),
                     datetime.now(UTC).isoformat(timespec="seconds"),
                 ),
             )
@@ -90,11 +91,7 @@ class SuppressionList:
             "SELECT id, template FROM suppressions WHERE model = ? ORDER BY id", (model,)
         ).fetchall()
         ids = np.array([r[0] for r in rows], dtype=np.int64)
-        vecs = (
-            np.stack([np.frombuffer(self.sealer.open(r[1]), dtype=np.float32) for r in rows])
-            if rows
-            else np.empty((0, 0), dtype=np.float32)
-        )
+        vecs = self.codec.decode_many(r[1] for r in rows)
         self._cache = (model, version, (ids, vecs))
         return ids, vecs
 

@@ -27,7 +27,7 @@ from facesearch.catalog.ports import Catalog, FileStamp, NewImage
 from facesearch.config import Faces
 from facesearch.domain import Provenance
 from facesearch.errors import InvalidInput
-from facesearch.governance.policy import expired_at_ingest
+from facesearch.governance.retention import expired_at_ingest, stamp
 from facesearch.imaging import DecodeLimits, read_limited
 from facesearch.index.ports import VectorIndex
 from facesearch.ingest.analyse import Analysis, analyse_in_worker, init_worker, sha256_of
@@ -78,7 +78,13 @@ class IngestRun:
         self._copies: list[tuple[int, Pending]] = []
         self._faces = 0
         self._last_flush = time.monotonic()
-        known = catalog.get_source(source)
+        self.retention_days: int | None = None
+        self._read_retention()
+
+    def _read_retention(self) -> None:
+        """The source's period, read again before each batch: a change made while the
+        run goes on (which rewrites the dates already stored) applies to what follows."""
+        known = self.catalog.get_source(self.source, counts=False)
         self.retention_days = known.retention_days if known is not None else None
 
     # -- stage 1: decide whether a file needs analysis at all -----------------------------
@@ -197,6 +203,7 @@ class IngestRun:
         self._last_flush = time.monotonic()
         if not (images or copies):
             return
+        self._read_retention()
         if self.audit is not None:
             self.audit(
                 {
@@ -222,13 +229,16 @@ class IngestRun:
             self.progress(self.report, self.done)
 
     def _provenance(self, item: IngestItem) -> Provenance:
-        return Provenance(
+        """The copy with its ingest and expiry dates (none for an unregistered source,
+        which the catalog refuses)."""
+        copy = Provenance(
             source=self.source,
             path=str(item.path),
             source_url=item.source_url,
             page_url=item.page_url,
             captured_at=item.captured_at,
         )
+        return copy if self.retention_days is None else stamp(copy, self.retention_days)
 
     def _fail(self, item: IngestItem, reason: str) -> None:
         path = str(item.path)

@@ -15,13 +15,12 @@ from facesearch.accounts.roles import Action
 from facesearch.api.auth import requester
 from facesearch.api.deps import gateway
 from facesearch.api.memory_form import PhotoForm, read_photo_form
-from facesearch.domain import Requester
+from facesearch.domain import Requester, Source
 from facesearch.errors import FacesearchError, InvalidInput, NotFound
 from facesearch.governance.access import access_report_html, summary
 from facesearch.governance.policy import (
     ART6_BASES,
     ART9_CONDITIONS,
-    Source,
     parse_jurisdictions,
     parse_period,
 )

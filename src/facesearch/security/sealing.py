@@ -1,5 +1,8 @@
 """Optional encryption at rest of templates and face crops (AES-256-GCM).
 
+Storage encryption, not governance: ``security.templates.TemplateCodec`` applies it to
+the templates every store keeps.
+
 The key comes from the environment (``FACESEARCH_ENCRYPTION_KEY``: 32 bytes, base64), never
 from the home directory, so a stolen copy of the data directory yields no templates. The
 home records a fingerprint of the key (a keyed hash, not the key) so that opening it with

@@ -1,0 +1,1 @@
+"""Storage encryption: how templates are kept at rest, decided once, outside the stores."""
