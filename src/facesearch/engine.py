@@ -1,15 +1,16 @@
 """FaceSearch: the engine behind the CLI and the API.
 
-It builds the parts from Settings (catalog, index, models), keeps the index consistent
-with the catalog, and offers one method per job: ingest, search, show, stats, reindex.
+It takes its parts from build_parts(settings) (parts.py: catalog, index, models, ...),
+has the index keep itself consistent with the catalog, and offers one method per job:
+ingest, search, show, stats, reindex.
 """
 
 from __future__ import annotations
 
 import functools
 import getpass
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,13 +18,10 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
-from facesearch.catalog.ports import Removal
-from facesearch.catalog.sqlite import SqliteCatalog
+from facesearch.catalog.ports import Catalog, Removal
 from facesearch.config import Settings
 from facesearch.domain import ImageRecord, Match, ModelId, ProbeFace, Requester, SearchResult
 from facesearch.errors import (
-    BackendUnavailable,
-    ConfigError,
     InvalidInput,
     ModelMismatch,
     NoFaceFound,
@@ -31,30 +29,18 @@ from facesearch.errors import (
     PermissionDenied,
 )
 from facesearch.governance.access import access_report, access_report_by_url
-from facesearch.governance.audit import (
-    KEY_ACTION,
-    AuditEvent,
-    AuditLog,
-    Verification,
-    key_fingerprint,
-    parse_key,
-)
-from facesearch.governance.crypto import Sealer
+from facesearch.governance.audit import AuditEvent, Verification
 from facesearch.governance.erasure import Receipt, remove
 from facesearch.governance.policy import Source, parse_time, validate_source
-from facesearch.governance.suppression import SuppressionList
 from facesearch.governance.urls import published_at
 from facesearch.imaging import DecodeLimits, decode_image, read_limited
-from facesearch.index import factory
-from facesearch.index.lock import IndexLock
-from facesearch.index.memory import MemoryIndex
-from facesearch.index.ports import VectorIndex
+from facesearch.index.ports import ManagedIndex
 from facesearch.ingest.analyse import analyse_or_reason, sha256_of
 from facesearch.ingest.items import IngestItem, iter_items
 from facesearch.ingest.report import IngestReport
 from facesearch.ingest.runner import IngestRun, Progress, run_ingest
+from facesearch.parts import build_parts
 from facesearch.vision.ports import Embeddings, FaceDetector, FaceEmbedder, RGBImage
-from facesearch.vision.registry import ModelSpec
 
 # Search asks the index for this many candidates per requested row, because several
 # faces of one image collapse into a single row.
@@ -62,9 +48,6 @@ OVERFETCH = 3
 # An access request by URL answering with more images than this is refused (narrow the
 # prefix): a report that size is a collection, not one person's data.
 MAX_URL_REPORT_IMAGES = 10_000
-# A process that opens a home while another writes its index waits this long, then
-# searches an in-memory copy rather than wait for a long ingest to end.
-OPEN_WAIT_SECONDS = 2.0
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -104,33 +87,22 @@ class FaceSearch:
         embedder: FaceEmbedder | None = None,
     ) -> None:
         self.settings = settings or Settings()
-        # What every process (ingest workers, the server's threads) builds its models from;
-        # made first, so that an unknown model name is refused before any file is opened.
-        self.model_spec = ModelSpec.from_settings(
-            self.settings.faces, detector=detector, embedder=embedder
-        )
+        parts = build_parts(self.settings, detector=detector, embedder=embedder)
+        self.model_spec = parts.model_spec
         self.home = Path(self.settings.home)
-        self.home.mkdir(parents=True, exist_ok=True)
         self.limits = DecodeLimits(
             max_bytes=self.settings.limits.max_bytes, max_pixels=self.settings.limits.max_pixels
         )
-        secret = self.settings.encryption_key
-        self.sealer = Sealer.from_secret(secret.get_secret_value() if secret else None)
-        self.catalog = SqliteCatalog(self.home / "catalog.sqlite", self.sealer)
-        self._check_encryption()
-        # How long an index write waits for another process writing the same home (None:
+        self.sealer = parts.sealer
+        self.catalog: Catalog = parts.catalog
+        # How long an index write waits for another process writing the same index (None:
         # as long as it takes; the server sets a bound and answers 503 past it).
         self.lock_wait: float | None = None
-        self._lock = IndexLock(self.home / "index.lock")
-        self._files_seen: int | None = None  # the lock's write count our index reflects
-        self._repaired: dict[str, int] = {}
         self.behind = False  # another process was writing the index at the last catch-up
-        self._catalog_seen = self.catalog.writes.version[0]
-        # Encrypted homes keep no index files: they would be a plaintext copy of templates.
-        self.index: VectorIndex = MemoryIndex()
-        self.audit = AuditLog(self.home / "audit.sqlite", _CatalogAnchor(self.catalog))
-        self._check_audit_key()
-        self.suppressions = SuppressionList(self.home / "suppression.sqlite", self.sealer)
+        self.index: ManagedIndex = parts.index
+        self.audit = parts.audit
+        self.suppressions = parts.suppressions
+        self.executor = parts.executor
         self._detector = detector
         self._embedder = embedder
         self.repaired = self._open_index()
@@ -159,58 +131,6 @@ class FaceSearch:
         self.suppressions.close()
         self.catalog.close()
 
-    def _check_encryption(self) -> None:
-        stored = self.catalog.meta("encryption")
-        mine = self.sealer.fingerprint()
-        if stored is None:
-            if mine is not None and self.catalog.face_state()[0] > 0:
-                raise ConfigError(
-                    "this home holds unencrypted templates; encryption can only be turned on "
-                    "for a new home"
-                )
-            if mine is not None:
-                self.catalog.set_meta("encryption", mine)
-        elif mine is None:
-            raise ConfigError("this home is encrypted: set FACESEARCH_ENCRYPTION_KEY")
-        elif stored != mine:
-            raise ConfigError("FACESEARCH_ENCRYPTION_KEY is not the key this home was made with")
-
-    def _check_audit_key(self) -> None:
-        """Key the audit chain with FACESEARCH_AUDIT_KEY, refusing a missing or wrong key.
-
-        The catalog records the key's fingerprint and the first keyed entry; a home made
-        before it had a key is keyed from the next entry on (an ``audit.key`` entry)."""
-        secret = self.settings.audit_key
-        key = parse_key(secret.get_secret_value() if secret else None)
-        stored = self.catalog.meta("audit_key")
-        if stored is not None:
-            fingerprint, start = stored.split(":", 1)
-            if key is None:
-                raise ConfigError("this home's audit log is keyed: set FACESEARCH_AUDIT_KEY")
-            if key_fingerprint(key) != fingerprint:
-                raise ConfigError(
-                    "FACESEARCH_AUDIT_KEY is not the key this home's audit log is keyed with"
-                )
-            self.audit.key, self.audit.keyed_from = key, int(start)
-            return
-        if key is None:
-            return
-        self.audit.key = key
-
-        def first_marker() -> int | None:
-            for entry in self.audit.entries(action=KEY_ACTION):
-                if entry.details.get("fingerprint") == key_fingerprint(key):
-                    return entry.seq
-            return None
-
-        # A marker already there: a crash came after it and before the catalog recorded it.
-        if first_marker() is None:
-            head = self.audit.head()
-            self.audit.start_keying(self.default_requester().actor, head[0] if head else 0)
-        # Another process keying the home at the same moment may have written one first.
-        self.audit.keyed_from = first_marker()
-        self.catalog.set_meta("audit_key", f"{key_fingerprint(key)}:{self.audit.keyed_from}")
-
     def default_requester(self) -> Requester:
         return Requester(
             actor=f"local:{getpass.getuser()}",
@@ -236,102 +156,35 @@ class FaceSearch:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- consistency -------------------------------------------------------------------
+    # -- consistency: the index adapter keeps itself in line with the catalog -----------
     def _open_index(self) -> dict[str, int]:
-        """Open the home's index and repair it from the catalog; returns the repairs.
+        """Open the index and repair it from the catalog; returns the repairs."""
+        return self.index.open()
 
-        While another process writes the index files (a long ingest), they are not ours to
-        open: this process then searches an in-memory copy made from the catalog, and
-        opens the files when it first writes or catches up.
-        """
-        if self.sealer.enabled:
-            return self.sync_index()
-        try:
-            with self._writing(wait=OPEN_WAIT_SECONDS):
-                return self._repaired
-        except BackendUnavailable:
-            self.index.reset(self.catalog.model_key())
-            factory.fill(self.index.add, self.catalog)
-            return {}
-
-    @contextmanager
-    def _writing(self, wait: float | None = None, changes: bool = False) -> Iterator[None]:
-        """Hold the home's index lock around writes to the index files. If another process
-        wrote them since this one last did, reopen them first (and repair them from the
-        catalog); on the way out, count a write if the index changed (or ``changes``)."""
-        if self.sealer.enabled:  # an index in memory only: nothing shared with anyone
-            yield
-            return
-        outer = not self._lock.held
-        with self._lock.holding(self.lock_wait if wait is None else wait):
-            if outer and self._lock.writes() != self._files_seen:
-                kind = factory.current_kind(self.home)
-                self.index.close()
-                self.index = factory.open_index(self.home, self.settings, self.catalog)
-                self._files_seen = self._lock.writes()
-                self._repaired = self.sync_index()
-                # Opening may have rebuilt the files (another kind): others must reload.
-                changes = changes or bool(self._repaired) or self.index.kind != kind
-            before = (self.index.kind, self.index.state())
-            try:
-                yield
-            finally:
-                changed = changes or (self.index.kind, self.index.state()) != before
-                if outer and changed:
-                    self._files_seen = self._lock.count_write()
+    def _writing(
+        self, wait: float | None = None, changes: bool = False
+    ) -> AbstractContextManager[None]:
+        """Hold the index for writing (other processes may share it)."""
+        return self.index.writing(self.lock_wait if wait is None else wait, changes)
 
     def catch_up(self) -> bool:
         """See what other processes committed to this home (a command-line ingest beside
-        a server): when the catalog changed, reload the index files they wrote and repair
-        the index from the catalog. Costs one SQLite pragma when nothing changed.
-
-        Returns False while another process is writing the index: this one then keeps
-        searching what it has (erased images are never shown: results come from the
-        catalog) and catches up on a later call.
+        a server) and bring the index in line. Returns False while another process is
+        writing the index: this one then keeps searching what it has (erased images are
+        never shown: results come from the catalog) and catches up on a later call.
         """
-        version = self.catalog.writes.version[0]
-        if version == self._catalog_seen:
-            return True
-        try:
-            with self._writing(wait=0.0):
-                self._repaired = self.sync_index()
-        except BackendUnavailable:
-            self.behind = True
-            return False
-        self._catalog_seen, self.behind = version, False
-        return True
+        caught_up = self.index.catch_up()
+        self.behind = not caught_up
+        return caught_up
 
     def sync_index(self) -> dict[str, int]:
         """Bring the index in line with the catalog (the truth). Returns what was repaired."""
-        count, id_sum = self.catalog.face_state()
-        state = self.index.state()
-        if state.count == count and state.id_sum == id_sum:
-            return {}
-        catalog_ids = self.catalog.face_ids()
-        held = self.index.ids()
-        extra = np.setdiff1d(held, catalog_ids)
-        missing = np.setdiff1d(catalog_ids, held)
-        removed = self.index.remove(extra.tolist()) if len(extra) else 0
-        for start in range(0, len(missing), 10_000):
-            chunk = missing[start : start + 10_000]
-            self.index.add(chunk, self.catalog.embeddings(chunk.tolist()))
-        return {"added": len(missing), "removed": removed}
+        return self.index.sync()
 
     def switch_index(self) -> bool:
         """Switch between exact and approximate search (or retrain) when the size asks."""
-        if self.sealer.enabled:
-            return False  # encrypted homes always search exactly, in memory
         with self._writing():
-            return self._switch_index()
-
-    def _switch_index(self) -> bool:
-        count = self.catalog.face_state()[0]
-        kind = factory.wanted_kind(self.settings, self.home, count, self.index.kind)
-        if kind == self.index.kind and not factory.outgrown(self.index, count):
-            return False
-        self.index.close()
-        self.index = factory.build_index(kind, self.home, self.settings, self.catalog)
-        return True
+            return self.index.fit()
 
     def compact(self) -> dict[str, Any]:
         """Rewrite the index files so that no removed face's vector is left in them."""
@@ -344,23 +197,7 @@ class FaceSearch:
     ) -> dict[str, Any]:
         """Rebuild the index from the catalog's embeddings (``kind``: exact, ann or auto)."""
         with self._writing(changes=True):
-            return self._reindex(progress, kind)
-
-    def _reindex(
-        self, progress: Callable[[int, int], None] | None, kind: str | None
-    ) -> dict[str, Any]:
-        if self.sealer.enabled:
-            if kind == "ann":
-                raise InvalidInput("encrypted homes search exactly, in memory: no ANN index")
-            self.index.reset(self.catalog.model_key())
-            factory.fill(self.index.add, self.catalog, progress)
-            return {"kind": self.index.kind, "faces": self.index.state().count}
-        if kind is not None:
-            factory.force_kind(self.home, kind)
-        count = self.catalog.face_state()[0]
-        wanted = factory.wanted_kind(self.settings, self.home, count, self.index.kind)
-        self.index.close()
-        self.index = factory.build_index(wanted, self.home, self.settings, self.catalog, progress)
+            self.index.rebuild(kind, progress)
         return {"kind": self.index.kind, "faces": self.index.state().count}
 
     # -- ingest ------------------------------------------------------------------------
@@ -404,7 +241,7 @@ class FaceSearch:
         report = run_ingest(
             run,
             items,
-            n_workers,
+            self.executor(n_workers),
             self.settings.faces,
             self.model_spec,
             analyser=self._analyse_here if n_workers <= 1 else None,
@@ -939,27 +776,6 @@ class FaceSearch:
             "suppressions_added": counts.get("suppression.add", 0),
             "suppressions_on_file": self.suppressions.count(),
         }
-
-
-class _CatalogAnchor:
-    """The audit log's anchor: the latest entry, kept in the catalog's meta table."""
-
-    KEY = "audit_head"
-
-    def __init__(self, catalog: SqliteCatalog) -> None:
-        self.catalog = catalog
-
-    def get(self) -> str | None:
-        return self.catalog.meta(self.KEY)
-
-    def set(self, value: str) -> None:
-        self.catalog.set_meta(self.KEY, value)
-
-    def replace(self, old: str, new: str) -> None:
-        with self.catalog.writes.alone() as db:
-            db.execute(
-                "UPDATE meta SET value = ? WHERE key = ? AND value = ?", (new, self.KEY, old)
-            )
 
 
 def _chosen_face(probe: Probe, face: int | None) -> int:

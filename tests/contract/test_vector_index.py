@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from facesearch.index.faiss_ivf import FaissIvfIndex
-from facesearch.index.flat import FlatFileIndex
-from facesearch.index.rerank import ExactRerankIndex
+from facesearch.index.local.faiss_ivf import FaissIvfIndex
+from facesearch.index.local.flat import FlatFileIndex
+from facesearch.index.local.rerank import ExactRerankIndex
 
 from ..synthetic import DIM, clustered
 
