@@ -32,9 +32,9 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ann_synthetic as syn
-from facesearch.index.faiss_ivf import FaissIvfIndex, default_nlist
-from facesearch.index.flat import top_k
-from facesearch.index.rerank import ExactRerankIndex
+from facesearch.index.local.faiss_ivf import FaissIvfIndex, default_nlist
+from facesearch.index.local.flat import top_k
+from facesearch.index.local.rerank import ExactRerankIndex
 
 SEED = 5
 N_QUERIES = 200
@@ -152,7 +152,8 @@ def bench_ivf(
         "disk_mb": round(dir_bytes(directory) / 2**20, 1),
         "rss_loaded_mb": round(
             rss_of_loader(
-                "from pathlib import Path\nfrom facesearch.index.faiss_ivf import FaissIvfIndex\n"
+                "from pathlib import Path\n"
+                "from facesearch.index.local.faiss_ivf import FaissIvfIndex\n"
                 f"ix = FaissIvfIndex(Path({str(directory)!r}))"
             )
             / 2**20,

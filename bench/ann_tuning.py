@@ -22,8 +22,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ann_synthetic as syn
 from ann_search import bench_filtered
-from facesearch.index.faiss_ivf import FaissIvfIndex, default_nprobe
-from facesearch.index.rerank import ExactRerankIndex
+from facesearch.index.local.faiss_ivf import FaissIvfIndex, default_nprobe
+from facesearch.index.local.rerank import ExactRerankIndex
 
 SEED = 5  # as bench/ann_search.py
 

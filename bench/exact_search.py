@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from facesearch.engine import OVERFETCH
-from facesearch.index.flat import FlatFileIndex
+from facesearch.index.local.flat import FlatFileIndex
 
 DIM = 128
 K = 20 * OVERFETCH

@@ -130,9 +130,21 @@ class Api(BaseModel):
     )
 
 
+class CatalogSettings(BaseModel):
+    """Where the catalog (images, faces, embeddings, sources) is kept."""
+
+    url: str | None = Field(
+        None,
+        description="Catalog URL, sqlite://PATH (default: sqlite://<home>/catalog.sqlite).",
+    )
+
+
 class IndexSettings(BaseModel):
     """Which vector index answers searches; see docs/index.md for how these were measured."""
 
+    url: str | None = Field(
+        None, description="Index URL, local://PATH (default: local://<home>/index)."
+    )
     kind: Literal["auto", "exact", "ann"] = Field(
         "auto", description="auto: exact below ann_threshold faces, approximate above."
     )
@@ -165,6 +177,9 @@ class Settings(BaseSettings):
     workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1, gt=0, description="Ingest worker processes."
     )
+    executor: str = Field(
+        "local", description="Runs ingest analysis: local (in this process, or worker processes)."
+    )
     limits: Limits = Field(default_factory=Limits)
     faces: Faces = Field(default_factory=Faces)
     search: Search = Field(default_factory=Search)
@@ -181,6 +196,7 @@ class Settings(BaseSettings):
         "home directory.",
     )
     api: Api = Field(default_factory=Api)
+    catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     index: IndexSettings = Field(default_factory=IndexSettings)
 
     @classmethod

@@ -30,10 +30,10 @@ from facesearch.catalog.ports import Catalog
 from facesearch.catalog.sqlite import SqliteCatalog
 from facesearch.governance.audit import AnchorStore, AuditLog
 from facesearch.governance.suppression import SuppressionList
-from facesearch.index.faiss_ivf import FaissIvfIndex
-from facesearch.index.flat import FlatFileIndex
-from facesearch.index.memory import MemoryIndex
-from facesearch.index.rerank import ExactRerankIndex
+from facesearch.index.local.faiss_ivf import FaissIvfIndex
+from facesearch.index.local.flat import FlatFileIndex
+from facesearch.index.local.memory import MemoryIndex
+from facesearch.index.local.rerank import ExactRerankIndex
 from facesearch.security.sealing import Sealer
 from facesearch.security.templates import TemplateCodec
 

@@ -14,7 +14,7 @@ import pytest
 
 from facesearch import FaceSearch, Settings
 from facesearch.cli import main
-from facesearch.index.rerank import ExactRerankIndex
+from facesearch.index.local.rerank import ExactRerankIndex
 
 from ..conftest import register
 from ..synthetic import DIM, clustered
@@ -84,7 +84,7 @@ def test_search_through_ann_reports_exact_similarities(
     built: dict[str, object], fs: FaceSearch
 ) -> None:
     examples = built["examples"]
-    assert isinstance(fs.index, ExactRerankIndex)
+    assert isinstance(fs.index.current, ExactRerankIndex)
     probe = fs.probe(examples / "obama2.jpg")
     [result] = fs.search(probe, top_k=5)
     top = result.matches[0]
@@ -199,10 +199,10 @@ def test_cells_are_retrained_when_the_collection_outgrows_them(tmp_path: Path) -
         register(fs, "a")
         fs.catalog.bulk_add_embeddings("a", synthetic(1_000, 3))
     with FaceSearch(forced) as fs:  # built from the catalog, trained for 1,000
-        small = fs.index.inner
+        small = fs.index.current.inner
         assert (small.trained, small.trained_for, small.nlist) == (True, 1_000, 32)
         fs.catalog.bulk_add_embeddings("a", synthetic(9_000, 4))
     with FaceSearch(forced) as fs:  # 10,000 faces: more than 8 times as many, retrained
-        grown = fs.index.inner
+        grown = fs.index.current.inner
         assert (grown.trained_for, grown.nlist) == (10_000, 512)
         assert fs.stats()["index"] == {"kind": "ann", "faces": 10_000, "consistent": True}

@@ -18,7 +18,7 @@ from facesearch.domain import BoundingBox, DetectedFace, Provenance, Source
 from facesearch.errors import ConfigError, InvalidInput
 from facesearch.governance.retention import expiry_rule, stamp
 from facesearch.imaging import DecodeLimits
-from facesearch.index.memory import MemoryIndex
+from facesearch.index.local.memory import MemoryIndex
 from facesearch.ingest.analyse import sha256_of
 from facesearch.ingest.items import IngestItem
 from facesearch.ingest.runner import IngestRun

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from facesearch.errors import BackendUnavailable
-from facesearch.index.lock import IndexLock
+from facesearch.index.local.lock import IndexLock
 
 HOLD = """
 import sys, time
 from pathlib import Path
-from facesearch.index.lock import IndexLock
+from facesearch.index.local.lock import IndexLock
 lock = IndexLock(Path(sys.argv[1]))
 lock.acquire(None)
 lock.count_write()
@@ -48,7 +48,7 @@ def test_one_writer_at_a_time_and_freed_when_the_holder_dies(tmp_path: Path) -> 
 FORK_THEN_DIE = """
 import os, sys, time
 from pathlib import Path
-from facesearch.index.lock import IndexLock
+from facesearch.index.local.lock import IndexLock
 lock = IndexLock(Path(sys.argv[1]))
 lock.acquire(None)
 worker = os.fork()

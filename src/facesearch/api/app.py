@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -23,6 +22,7 @@ from facesearch.api.thumbnails import ThumbnailCache
 from facesearch.api.uploads import FORM_ROOM
 from facesearch.config import Api
 from facesearch.engine import FaceSearch
+from facesearch.parts import build_accounts
 
 DESCRIPTION = """Search photo collections you lawfully hold by face.
 
@@ -43,7 +43,7 @@ def create_app(
 ) -> FastAPI:
     """The app for ``engine``; ``options`` default to the engine's settings (``api``)."""
     opts = options or engine.settings.api
-    store = accounts or SqliteAccountStore(Path(engine.home) / "accounts.sqlite")
+    store = accounts or build_accounts(engine.settings)
     gateway = Gateway(engine, opts.inference_workers, models)
 
     thumbnails = ThumbnailCache(opts.thumbnail_cache_bytes)

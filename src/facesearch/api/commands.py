@@ -50,11 +50,11 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Any) -> int:
     """Run ``serve``, ``keys`` or ``users`` on the settings cli.py loaded (and checked)."""
-    from facesearch.accounts.store import SqliteAccountStore
+    from facesearch.parts import build_accounts
 
     if args.command == "serve":
         return serve(args, settings)
-    store = SqliteAccountStore(settings.home / "accounts.sqlite")
+    store = build_accounts(settings)
     try:
         if args.command == "keys":
             return keys(args, store, lambda action, info: audit_key(settings, action, info))

@@ -53,7 +53,20 @@ class Removal:
     face_ids: tuple[int, ...]
 
 
+class WriteCounter(Protocol):
+    @property
+    def version(self) -> tuple[int, int]:
+        """Changes whenever anything was written to the catalog: by this process (second
+        item) or by another one (first item). Cheap: compared on every catch-up."""
+        ...
+
+
 class Catalog(Protocol):
+    @property
+    def writes(self) -> WriteCounter:
+        """The catalog's write counter (another process's writes show in ``version[0]``)."""
+        ...
+
     def meta(self, key: str) -> str | None:
         """A value kept with the catalog (the audit log's head, the encryption key's
         fingerprint), or None."""
@@ -135,6 +148,16 @@ class Catalog(Protocol):
 
     def face_state(self) -> tuple[int, int]:
         """(number of faces, sum of their ids), compared with the index on open."""
+        ...
+
+    def embeddings_found(
+        self, face_ids: Sequence[int]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """The embeddings of those ids that exist (for re-ranking approximate results)."""
+        ...
+
+    def sample_embeddings(self, n: int, seed: int = 0) -> npt.NDArray[np.float32]:
+        """Up to n embeddings drawn at random (to train an approximate index)."""
         ...
 
     def stats(self) -> dict[str, Any]: ...

@@ -16,25 +16,24 @@ from typing import Any
 
 import numpy as np
 
-from facesearch.catalog.sqlite import SqliteCatalog
+from facesearch.catalog.ports import Catalog
 from facesearch.config import Settings
 from facesearch.domain import ImageRecord, ModelId, ProbeFace, Requester, SearchResult, Source
-from facesearch.engine.governance import CatalogAnchor, Governance, key_audit_log
+from facesearch.engine.governance import Governance
+from facesearch.engine.home import Home
 from facesearch.engine.ingest import Ingester
 from facesearch.engine.maintenance import Maintenance
-from facesearch.engine.parts import Parts, local_requester
 from facesearch.engine.search import Probe, Searcher
-from facesearch.errors import ConfigError
-from facesearch.governance.audit import AuditLog, Verification, parse_key
+from facesearch.governance.audit import AuditLog, Verification
 from facesearch.governance.erasure import Receipt
 from facesearch.governance.suppression import SuppressionList
 from facesearch.imaging import DecodeLimits
-from facesearch.index.ports import VectorIndex
+from facesearch.index.ports import ManagedIndex
 from facesearch.ingest.items import IngestItem
 from facesearch.ingest.report import IngestReport
 from facesearch.ingest.runner import Progress
+from facesearch.parts import build_parts
 from facesearch.security.sealing import Sealer
-from facesearch.security.templates import TemplateCodec
 from facesearch.vision.ports import FaceDetector, FaceEmbedder
 from facesearch.vision.registry import ModelSpec
 
@@ -50,35 +49,14 @@ class FaceSearch:
         embedder: FaceEmbedder | None = None,
     ) -> None:
         settings = settings or Settings()
-        # What every process (ingest workers, the server's threads) builds its models from;
-        # made first, so that an unknown model name is refused before any file is opened.
-        model_spec = ModelSpec.from_settings(settings.faces, detector=detector, embedder=embedder)
-        home = Path(settings.home)
-        home.mkdir(parents=True, exist_ok=True)
-        limits = DecodeLimits(
-            max_bytes=settings.limits.max_bytes, max_pixels=settings.limits.max_pixels
-        )
-        secret = settings.encryption_key
-        sealer = Sealer.from_secret(secret.get_secret_value() if secret else None)
-        catalog = SqliteCatalog(home / "catalog.sqlite", TemplateCodec(sealer))
-        _check_encryption(catalog, sealer)
-        audit = AuditLog(home / "audit.sqlite", CatalogAnchor(catalog))
-        audit_key = settings.audit_key
-        key_audit_log(
-            audit,
-            catalog,
-            parse_key(audit_key.get_secret_value() if audit_key else None),
-            lambda: local_requester(settings).actor,
-        )
-        self.parts = Parts(
+        # Every adapter is chosen in one place, from the settings (catalog.url, index.url).
+        built = build_parts(settings, detector=detector, embedder=embedder)
+        self.parts = Home(
             settings=settings,
-            model_spec=model_spec,
-            home=home,
-            limits=limits,
-            sealer=sealer,
-            catalog=catalog,
-            audit=audit,
-            suppressions=SuppressionList(home / "suppression.sqlite", TemplateCodec(sealer)),
+            built=built,
+            limits=DecodeLimits(
+                max_bytes=settings.limits.max_bytes, max_pixels=settings.limits.max_pixels
+            ),
             detector=detector,
             embedder=embedder,
         )
@@ -110,11 +88,11 @@ class FaceSearch:
         return self.parts.sealer
 
     @property
-    def catalog(self) -> SqliteCatalog:
+    def catalog(self) -> Catalog:
         return self.parts.catalog
 
     @property
-    def index(self) -> VectorIndex:
+    def index(self) -> ManagedIndex:
         return self.parts.index
 
     @property
@@ -385,21 +363,3 @@ class FaceSearch:
     ) -> dict[str, Any]:
         """Per source its basis, retention and counts; searches per purpose; removals."""
         return self._governance.transparency_report(since, until)
-
-
-def _check_encryption(catalog: SqliteCatalog, sealer: Sealer) -> None:
-    """Refuse a key this home was not made with; record the key of a new home."""
-    stored = catalog.meta("encryption")
-    mine = sealer.fingerprint()
-    if stored is None:
-        if mine is not None and catalog.face_state()[0] > 0:
-            raise ConfigError(
-                "this home holds unencrypted templates; encryption can only be turned on "
-                "for a new home"
-            )
-        if mine is not None:
-            catalog.set_meta("encryption", mine)
-    elif mine is None:
-        raise ConfigError("this home is encrypted: set FACESEARCH_ENCRYPTION_KEY")
-    elif stored != mine:
-        raise ConfigError("FACESEARCH_ENCRYPTION_KEY is not the key this home was made with")

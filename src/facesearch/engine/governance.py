@@ -9,21 +9,20 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from facesearch.catalog.ports import Removal
-from facesearch.catalog.sqlite import SqliteCatalog
 from facesearch.domain import Requester, SearchResult, Source
+from facesearch.engine.home import Home
 from facesearch.engine.maintenance import Maintenance
-from facesearch.engine.parts import Parts
 from facesearch.engine.search import Probe, Searcher, chosen_face
-from facesearch.errors import ConfigError, InvalidInput, NotFound
+from facesearch.errors import InvalidInput, NotFound
 from facesearch.governance.access import access_report, access_report_by_url
-from facesearch.governance.audit import KEY_ACTION, AuditLog, Verification, key_fingerprint
+from facesearch.governance.audit import Verification
 from facesearch.governance.erasure import Receipt, remove
 from facesearch.governance.policy import parse_time, validate_source
 from facesearch.governance.retention import expiry_rule, subject_to_retention
@@ -38,7 +37,7 @@ class Governance:
     """The data-protection side of a home. Retention and erasure hold the index lock
     (``maintenance``); finding a person and access requests search (``searcher``)."""
 
-    def __init__(self, parts: Parts, searcher: Searcher, maintenance: Maintenance) -> None:
+    def __init__(self, parts: Home, searcher: Searcher, maintenance: Maintenance) -> None:
         self.parts = parts
         self.searcher = searcher
         self.maintenance = maintenance
@@ -327,65 +326,6 @@ class Governance:
             "suppressions_added": counts.get("suppression.add", 0),
             "suppressions_on_file": self.parts.suppressions.count(),
         }
-
-
-def key_audit_log(
-    audit: AuditLog, catalog: SqliteCatalog, key: bytes | None, actor: Callable[[], str]
-) -> None:
-    """Key the audit chain with ``key`` (FACESEARCH_AUDIT_KEY), refusing a missing or
-    wrong key (``actor``: who writes the ``audit.key`` entry, asked only if one is).
-
-    The catalog records the key's fingerprint and the first keyed entry; a home made
-    before it had a key is keyed from the next entry on (an ``audit.key`` entry)."""
-    stored = catalog.meta("audit_key")
-    if stored is not None:
-        fingerprint, start = stored.split(":", 1)
-        if key is None:
-            raise ConfigError("this home's audit log is keyed: set FACESEARCH_AUDIT_KEY")
-        if key_fingerprint(key) != fingerprint:
-            raise ConfigError(
-                "FACESEARCH_AUDIT_KEY is not the key this home's audit log is keyed with"
-            )
-        audit.key, audit.keyed_from = key, int(start)
-        return
-    if key is None:
-        return
-    audit.key = key
-
-    def first_marker() -> int | None:
-        for entry in audit.entries(action=KEY_ACTION):
-            if entry.details.get("fingerprint") == key_fingerprint(key):
-                return entry.seq
-        return None
-
-    # A marker already there: a crash came after it and before the catalog recorded it.
-    if first_marker() is None:
-        head = audit.head()
-        audit.start_keying(actor(), head[0] if head else 0)
-    # Another process keying the home at the same moment may have written one first.
-    audit.keyed_from = first_marker()
-    catalog.set_meta("audit_key", f"{key_fingerprint(key)}:{audit.keyed_from}")
-
-
-class CatalogAnchor:
-    """The audit log's anchor: the latest entry, kept in the catalog's meta table."""
-
-    KEY = "audit_head"
-
-    def __init__(self, catalog: SqliteCatalog) -> None:
-        self.catalog = catalog
-
-    def get(self) -> str | None:
-        return self.catalog.meta(self.KEY)
-
-    def set(self, value: str) -> None:
-        self.catalog.set_meta(self.KEY, value)
-
-    def replace(self, old: str, new: str) -> None:
-        with self.catalog.writes.alone() as db:
-            db.execute(
-                "UPDATE meta SET value = ? WHERE key = ? AND value = ?", (new, self.KEY, old)
-            )
 
 
 def receipt_details(receipt: Receipt) -> dict[str, Any]:

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from facesearch.domain import Requester
+from facesearch.engine.home import Home
 from facesearch.engine.maintenance import Maintenance
-from facesearch.engine.parts import Parts
 from facesearch.errors import ModelMismatch
 from facesearch.ingest.analyse import analyse_or_reason
 from facesearch.ingest.items import IngestItem, iter_items
@@ -21,7 +21,7 @@ from facesearch.ingest.runner import IngestRun, Progress, run_ingest
 class Ingester:
     """Add photos to a home, holding its index lock (``maintenance``) while it writes."""
 
-    def __init__(self, parts: Parts, maintenance: Maintenance) -> None:
+    def __init__(self, parts: Home, maintenance: Maintenance) -> None:
         self.parts = parts
         self.maintenance = maintenance
 
@@ -64,7 +64,7 @@ class Ingester:
         report = run_ingest(
             run,
             items,
-            n_workers,
+            parts.executor(n_workers),
             parts.settings.faces,
             parts.model_spec,
             analyser=self._analyse_here if n_workers <= 1 else None,

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from facesearch.domain import ImageRecord, Match, ProbeFace, Requester, SearchResult
-from facesearch.engine.parts import Parts
+from facesearch.engine.home import Home
 from facesearch.errors import InvalidInput, ModelMismatch, NoFaceFound, NotFound, PermissionDenied
 from facesearch.imaging import decode_image, read_limited
 from facesearch.ingest.analyse import sha256_of
@@ -35,7 +35,7 @@ class Probe:
 class Searcher:
     """Find the photos that show the same person as a probe."""
 
-    def __init__(self, parts: Parts) -> None:
+    def __init__(self, parts: Home) -> None:
         self.parts = parts
 
     def probe(self, photo: bytes | str | Path | Probe) -> Probe:

@@ -8,7 +8,8 @@ vectors (see tests/contract).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -32,7 +33,10 @@ class IndexState:
 class VectorIndex(Protocol):
     """Nearest-neighbour search over face embeddings."""
 
-    kind: str
+    @property
+    def kind(self) -> str:
+        """Which index answers (exact, ann, exact-memory, ...): shown in stats."""
+        ...
 
     def add(self, ids: Ids, vectors: Vectors) -> None:
         """Add vectors; ids must be new. Durable once the call returns."""
@@ -70,3 +74,49 @@ class VectorIndex(Protocol):
     def close(self) -> None:
         """Release files."""
         ...
+
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+class IndexLifecycle(Protocol):
+    """How an index is kept in line with its catalog (the truth) over its life.
+
+    The engine calls these and nothing else about where or how the index is kept: which
+    kind answers (exact or approximate), its files, and whether other processes write it
+    are the adapter's business. Methods that write (``fit``, ``rebuild``, ``compact`` and
+    ``add``/``remove``) are called inside ``writing()``.
+    """
+
+    def open(self) -> dict[str, int]:
+        """Open the index and repair it from the catalog; returns the repairs."""
+        ...
+
+    def sync(self) -> dict[str, int]:
+        """Bring the index in line with the catalog. Returns what was repaired
+        (``{"added": n, "removed": m}``), or ``{}`` when nothing was."""
+        ...
+
+    def fit(self) -> bool:
+        """Switch kind (or retrain) when the collection's size asks; True if it did."""
+        ...
+
+    def rebuild(self, kind: str | None = None, progress: Progress | None = None) -> None:
+        """Rebuild from the catalog's embeddings (``kind``: exact, ann, auto, or None for
+        the one configured)."""
+        ...
+
+    def catch_up(self) -> bool:
+        """See what other processes wrote: reload and repair when the catalog changed.
+        False while another process is writing the index (try again later)."""
+        ...
+
+    def writing(self, wait: float | None, changes: bool = False) -> AbstractContextManager[None]:
+        """Hold the index for writing (waiting up to ``wait`` seconds, None: as long as
+        it takes; BackendUnavailable past it). ``changes``: count a write even if the
+        index looks the same (a compaction)."""
+        ...
+
+
+class ManagedIndex(VectorIndex, IndexLifecycle, Protocol):
+    """An index adapter: searches, and keeps itself in line with the catalog."""

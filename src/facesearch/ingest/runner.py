@@ -1,4 +1,4 @@
-"""Runs an ingest: reads files, analyses them on all cores, writes audit, catalog, index.
+"""Runs an ingest: reads files, has an executor analyse them, writes audit, catalog, index.
 
 Analysed images (and new copies of stored ones) are written in batches. Order of writes,
 per batch: first an audit entry naming the batch's images by SHA-256 (the audit log is
@@ -13,11 +13,10 @@ as done is never lost, never stored twice and never stored unaudited.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,6 +26,7 @@ from facesearch.catalog.ports import Catalog, FileStamp, NewImage
 from facesearch.config import Faces
 from facesearch.domain import Provenance
 from facesearch.errors import InvalidInput
+from facesearch.execution.ports import Executor
 from facesearch.governance.retention import expired_at_ingest, stamp
 from facesearch.imaging import DecodeLimits, read_limited
 from facesearch.index.ports import VectorIndex
@@ -257,68 +257,42 @@ class IngestRun:
 def run_ingest(
     run: IngestRun,
     items: Sequence[IngestItem],
-    workers: int,
+    executor: Executor,
     rules: Faces,
     models: ModelSpec,
     analyser: Analyser | None = None,
 ) -> IngestReport:
-    """Ingest items with ``workers`` processes (or in this process, through ``analyser``)."""
+    """Ingest items, analysed by ``executor``: in this process through ``analyser`` (the
+    caller's loaded models) when the executor runs jobs here, else in its workers, each
+    building its models from ``models``."""
     started = time.monotonic()
     run.report.files = len(items)
+    jobs = (
+        (pending, (pending.data, pending.sha256))
+        for item in items
+        if (pending := run.prepare(item)) is not None
+    )
     try:
-        if workers <= 1 and analyser is not None:
-            for item in items:
-                pending = run.prepare(item)
-                if pending is not None:
-                    run.commit(pending, analyser(pending.data, pending.sha256))
+        if executor.in_process and analyser is not None:
+            results = executor.map_unordered(analyser, jobs)
         else:
-            _run_pool(run, items, workers, rules, models)
+            # The workers never touch the caller's catalog; with fork they inherit the
+            # initializer's arguments (models given to the engine included), otherwise
+            # those are pickled, which a given model may refuse: then refuse the ingest.
+            if executor.copies_by_pickle:
+                models.check_picklable()
+            results = executor.map_unordered(
+                analyse_in_worker,
+                jobs,
+                initializer=init_worker,
+                initargs=(run.limits, rules, models),
+            )
+        with closing(results):
+            for pending, result in results:
+                run.commit(pending, result)
     except KeyboardInterrupt:
         run.report.interrupted = True
     finally:
         run.flush()
         run.report.seconds = time.monotonic() - started
     return run.report
-
-
-def _run_pool(
-    run: IngestRun, items: Sequence[IngestItem], workers: int, rules: Faces, models: ModelSpec
-) -> None:
-    # fork starts a worker in milliseconds (spawn re-imports numpy and dlib: ~2 s a worker);
-    # the children only run analyse_in_worker and never touch the parent's SQLite handle.
-    # With fork the children inherit initargs (models given to the engine included); with
-    # spawn they are pickled, which a given model may refuse: then refuse the ingest.
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    if context.get_start_method() != "fork":
-        models.check_picklable()
-    pool = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=context,
-        initializer=init_worker,
-        initargs=(run.limits, rules, models),
-    )
-    in_flight: dict[Future[Analysis | str], Pending] = {}
-    todo: Iterator[IngestItem] = iter(items)
-    try:
-        exhausted = False
-        while True:
-            while not exhausted and len(in_flight) < 2 * workers:
-                item = next(todo, None)
-                if item is None:
-                    exhausted = True
-                    break
-                pending = run.prepare(item)
-                if pending is not None:
-                    in_flight[pool.submit(analyse_in_worker, pending.data, pending.sha256)] = (
-                        pending
-                    )
-            if not in_flight:
-                break
-            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in finished:
-                run.commit(in_flight.pop(future), future.result())
-    finally:
-        for future in in_flight:
-            future.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from facesearch.index.flat import top_k
+from facesearch.index.local.flat import top_k
 from facesearch.index.ports import Ids, IndexState, Vectors
 
 # (face ids) -> (the ids that exist, their float32 embeddings in that order)

@@ -35,7 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from facesearch.errors import BackendUnavailable, InvalidInput
-from facesearch.index.flat import delete_others, fsync_dir, top_k, write_atomic
+from facesearch.index.local.flat import delete_others, fsync_dir, top_k, write_atomic
 from facesearch.index.ports import Ids, IndexState, Vectors
 
 STATE = "state.json"

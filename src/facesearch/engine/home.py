@@ -1,8 +1,9 @@
-"""The parts of one open home, shared by the engine's jobs.
+"""One open home: the parts :func:`facesearch.parts.build_parts` made from the settings,
+shared by the engine's jobs (search, ingest, maintenance, governance), with the models
+loaded when first used and the engine's audit helper.
 
-:class:`~facesearch.engine.facade.FaceSearch` builds them; search, ingest, maintenance
-and governance each work on them. The index is the one part that is replaced while the
-home is open (maintenance reopens or rebuilds it), so every job reads it from here.
+The engine only knows the parts by their ports: which catalog or index a home has is
+decided in ``facesearch/parts.py``.
 """
 
 from __future__ import annotations
@@ -11,21 +12,22 @@ import getpass
 from pathlib import Path
 from typing import Any
 
-from facesearch.catalog.sqlite import SqliteCatalog
+from facesearch.catalog.ports import Catalog
 from facesearch.config import Settings
 from facesearch.domain import ModelId, Requester, Source
 from facesearch.errors import NotFound
+from facesearch.execution.ports import Executor
 from facesearch.governance.audit import AuditEvent, AuditLog
 from facesearch.governance.suppression import SuppressionList
 from facesearch.imaging import DecodeLimits
-from facesearch.index.memory import MemoryIndex
-from facesearch.index.ports import VectorIndex
+from facesearch.index.ports import ManagedIndex
+from facesearch.parts import Parts
 from facesearch.security.sealing import Sealer
 from facesearch.vision.ports import FaceDetector, FaceEmbedder
 from facesearch.vision.registry import ModelSpec
 
 
-class Parts:
+class Home:
     """Settings, stores, index and models of one home (the models load when first used:
     stats and show need none)."""
 
@@ -33,28 +35,27 @@ class Parts:
         self,
         *,
         settings: Settings,
-        model_spec: ModelSpec,
-        home: Path,
+        built: Parts,
         limits: DecodeLimits,
-        sealer: Sealer,
-        catalog: SqliteCatalog,
-        audit: AuditLog,
-        suppressions: SuppressionList,
         detector: FaceDetector | None = None,
         embedder: FaceEmbedder | None = None,
     ) -> None:
         self.settings = settings
-        self.model_spec = model_spec
-        self.home = home
+        self.model_spec: ModelSpec = built.model_spec
+        self.home = Path(settings.home)
         self.limits = limits
-        self.sealer = sealer
-        self.catalog = catalog
-        # Encrypted homes keep no index files: they would be a plaintext copy of templates.
-        self.index: VectorIndex = MemoryIndex()
-        self.audit = audit
-        self.suppressions = suppressions
+        self.sealer: Sealer = built.sealer
+        self.catalog: Catalog = built.catalog
+        self.index: ManagedIndex = built.index
+        self.audit: AuditLog = built.audit
+        self.suppressions: SuppressionList = built.suppressions
+        self._executors = built.executor
         self._detector = detector
         self._embedder = embedder
+
+    def executor(self, workers: int) -> Executor:
+        """Where an ingest's analysis runs (inline, worker processes, later a cluster)."""
+        return self._executors(workers)
 
     @property
     def detector(self) -> FaceDetector:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 import numpy as np
 import numpy.typing as npt
 
-from facesearch.index.flat import top_k
+from facesearch.index.local.flat import top_k
 from facesearch.index.ports import Ids, IndexState, Vectors
 
 

@@ -1,0 +1,79 @@
+"""The local executors: every job done once, tagged; setup run in each worker; jobs
+pulled only as there is room (the caller's reading keeps pace with the workers)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import closing
+from typing import Any
+
+import pytest
+
+from facesearch.execution.local import (
+    IN_FLIGHT_PER_WORKER,
+    InlineExecutor,
+    ProcessExecutor,
+    local_executor,
+)
+
+_SETUP: dict[str, Any] = {}
+
+
+def setup(factor: int) -> None:
+    _SETUP["factor"] = factor
+
+
+def work(x: int) -> tuple[int, int]:
+    return x * _SETUP["factor"], os.getpid()
+
+
+def jobs(n: int, pulled: list[int]) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    for i in range(n):
+        pulled.append(i)
+        yield f"job{i}", (i,)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_job_once_with_its_tag(workers: int) -> None:
+    executor = local_executor(workers)
+    assert executor.in_process == (workers == 1)
+    pulled: list[int] = []
+    results = executor.map_unordered(work, jobs(20, pulled), initializer=setup, initargs=(3,))
+    with closing(results):
+        done = {tag: value for tag, (value, _) in results}
+    assert done == {f"job{i}": 3 * i for i in range(20)}
+
+
+def test_worker_processes_run_the_jobs_and_their_setup() -> None:
+    pulled: list[int] = []
+    results = ProcessExecutor(2).map_unordered(
+        work, jobs(8, pulled), initializer=setup, initargs=(5,)
+    )
+    with closing(results):
+        pids = {pid for _, (_, pid) in results}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+    assert "factor" not in _SETUP or _SETUP["factor"] != 5  # set in the workers only
+
+
+def test_jobs_are_pulled_only_as_there_is_room() -> None:
+    pulled: list[int] = []
+    results = ProcessExecutor(2).map_unordered(
+        work, jobs(100, pulled), initializer=setup, initargs=(1,)
+    )
+    with closing(results):
+        next(results)
+        assert len(pulled) <= IN_FLIGHT_PER_WORKER * 2 + 1
+    # Closed early: the rest was never pulled, nor run.
+    assert len(pulled) < 100
+
+
+def test_inline_runs_here() -> None:
+    pulled: list[int] = []
+    executor = InlineExecutor()
+    results = executor.map_unordered(work, jobs(3, pulled), initializer=setup, initargs=(2,))
+    assert [(tag, value, pid) for tag, (value, pid) in results] == [
+        ("job0", 0, os.getpid()),
+        ("job1", 2, os.getpid()),
+        ("job2", 4, os.getpid()),
+    ]
