@@ -41,7 +41,7 @@ from facesearch import FaceSearch, Settings
 try:
     from facesearch.domain import Source
 except ImportError:  # the baseline kept it in governance
-    from facesearch.governance.policy import Source
+    from facesearch.governance.policy import Source  # noqa: F401
 
 dev, n, seed = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 rows = [l.split(",")[0] for l in (dev / "manifest.csv").read_text().splitlines()[1:]]

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from facesearch import FaceSearch
-from facesearch.api.retention import RetentionSchedule
+from facesearch.serving.scheduler import RetentionSchedule
 from tests.api.governance_app import found_files, gallery_copy
 from tests.app_gallery import OBAMA_PROBE, PURPOSE, Gallery, bearer
 

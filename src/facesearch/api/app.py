@@ -11,18 +11,19 @@ from facesearch.accounts.ratelimit import TokenBuckets
 from facesearch.accounts.store import SqliteAccountStore
 from facesearch.api import errors
 from facesearch.api.auth import AuthState
-from facesearch.api.gateway import Gateway, Models
+from facesearch.api.gateway import Gateway
 from facesearch.api.middleware import (
     BodyLimitMiddleware,
     RequestIdMiddleware,
     SecurityHeadersMiddleware,
 )
-from facesearch.api.retention import RetentionSchedule
 from facesearch.api.thumbnails import ThumbnailCache
 from facesearch.api.uploads import FORM_ROOM
 from facesearch.config import Api
 from facesearch.engine import FaceSearch
 from facesearch.parts import build_accounts
+from facesearch.serving.pool import Models
+from facesearch.serving.scheduler import RetentionSchedule
 
 DESCRIPTION = """Search photo collections you lawfully hold by face.
 

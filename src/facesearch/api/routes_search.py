@@ -17,10 +17,11 @@ from facesearch.api import schemas
 from facesearch.api.auth import allow, rate_limit_search, requester
 from facesearch.api.deps import AUTH_ERRORS, MAX_ID, PLAIN_ID, errors, gateway
 from facesearch.api.errors import request_id
-from facesearch.api.gateway import Timings, image_bytes
+from facesearch.api.gateway import image_bytes
 from facesearch.api.uploads import read_upload
 from facesearch.domain import Match, Provenance, Requester
 from facesearch.errors import InvalidInput, NoFaceFound
+from facesearch.serving.pool import Timings
 
 router = APIRouter(prefix="/v1", tags=["search"])
 

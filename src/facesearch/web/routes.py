@@ -10,26 +10,24 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi import Path as PathParam
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from facesearch.accounts import credentials as cred
 from facesearch.accounts.ratelimit import TokenBuckets
 from facesearch.accounts.roles import Action, Principal, Role
-from facesearch.api.auth import ANONYMOUS, SESSION_COOKIE, auth_state, current_session
+from facesearch.api.auth import SESSION_COOKIE, auth_state
 from facesearch.api.deps import MAX_ID, PLAIN_ID, gateway
 from facesearch.api.routes_admin import audit_key
-from facesearch.api.schemas import NOTICE
 from facesearch.errors import FacesearchError
+from facesearch.web import routes_governance
+from facesearch.web.pages import HERE, Page, render
 
-HERE = Path(__file__).parent
 LOGIN_CSRF_COOKIE = "fs_login_csrf"
 # Sign-in attempts per client address and username: slows password guessing to a crawl.
 LOGIN_RATE_PER_MINUTE = 10
@@ -39,7 +37,6 @@ LOGIN_BURST = 10
 # people signing in often, or many from one office address, are not throttled.
 LOGIN_ADDRESS_RATE_PER_MINUTE = 20
 LOGIN_ADDRESS_BURST = 10
-templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(include_in_schema=False)
 
 
@@ -50,50 +47,7 @@ def mount(app: FastAPI, clock: Callable[[], float] = time.monotonic) -> None:
     )
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(router)
-    from facesearch.web import routes_governance
-
     app.include_router(routes_governance.router)
-
-
-class _Page:
-    """The signed-in caller of a page, or the answer to give instead (sign in, forbidden)."""
-
-    def __init__(self, request: Request, action: Action | None) -> None:
-        self.request = request
-        self.csrf = ""
-        self.who: Principal | None = None
-        self.stop: Response | None = None
-        if not auth_state(request).enabled:
-            self.who = ANONYMOUS
-        else:
-            session = current_session(request)
-            if session is None:
-                self.stop = RedirectResponse("/login", status_code=303)
-                return
-            self.who, self.csrf = session.principal, session.csrf
-        if action is not None and not self.who.can(action):
-            self.stop = render(
-                request,
-                "message.html",
-                {"who": self.who, "title": "Not allowed", "message": _forbidden(self.who, action)},
-                status=403,
-            )
-
-    def render(self, name: str, context: dict[str, Any], status: int = 200) -> Response:
-        return render(self.request, name, {"who": self.who, "csrf": self.csrf, **context}, status)
-
-    def form_ok(self, token: str) -> bool:
-        return not auth_state(self.request).enabled or (bool(token) and cred.same(token, self.csrf))
-
-
-def _forbidden(who: Principal, action: Action) -> str:
-    return f"Your role ({who.role.value}) may not {action.value.replace('_', ' ')}."
-
-
-def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
-    context = {"notice": NOTICE, "Action": Action, "csrf": "", **context}
-    # Security headers (CSP, nosniff, framing, referrer) come from SecurityHeadersMiddleware.
-    return templates.TemplateResponse(request, name, context, status_code=status)
 
 
 def _cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
@@ -165,7 +119,7 @@ async def login(
 
 @router.post("/logout")
 async def logout(request: Request, csrf_token: str = Form("")) -> Response:
-    page = _Page(request, None)
+    page = Page(request, None)
     if page.stop is not None:
         return page.stop
     if not page.form_ok(csrf_token):
@@ -185,7 +139,7 @@ async def logout(request: Request, csrf_token: str = Form("")) -> Response:
 # -- pages -----------------------------------------------------------------------------
 @router.get("/", response_class=HTMLResponse)
 async def search_page(request: Request) -> Response:
-    page = _Page(request, Action.SEARCH)
+    page = Page(request, Action.SEARCH)
     if page.stop is not None:
         return page.stop
     gw = gateway(request)
@@ -200,7 +154,7 @@ async def search_page(request: Request) -> Response:
 async def image_page(
     request: Request, image_id: Annotated[int, PLAIN_ID, PathParam(ge=1, le=MAX_ID)]
 ) -> Response:
-    page = _Page(request, Action.VIEW_IMAGES)
+    page = Page(request, Action.VIEW_IMAGES)
     if page.stop is not None:
         return page.stop
     gw = gateway(request)
@@ -217,7 +171,7 @@ async def image_page(
 
 @router.get("/stats", response_class=HTMLResponse)
 async def stats_page(request: Request) -> Response:
-    page = _Page(request, Action.STATS)
+    page = Page(request, Action.STATS)
     if page.stop is not None:
         return page.stop
     gw = gateway(request)
@@ -228,13 +182,13 @@ async def stats_page(request: Request) -> Response:
 
 @router.get("/admin/keys", response_class=HTMLResponse)
 async def keys_page(request: Request) -> Response:
-    page = _Page(request, Action.MANAGE_KEYS)
+    page = Page(request, Action.MANAGE_KEYS)
     if page.stop is not None:
         return page.stop
     return await _keys(page, None, "", 200)
 
 
-async def _keys(page: _Page, new_key: str | None, error: str, status: int) -> Response:
+async def _keys(page: Page, new_key: str | None, error: str, status: int) -> Response:
     keys = await run_in_threadpool(auth_state(page.request).store.list_keys)
     roles = [r.value for r in Role]
     return page.render(
@@ -246,7 +200,7 @@ async def _keys(page: _Page, new_key: str | None, error: str, status: int) -> Re
 async def create_key(
     request: Request, csrf_token: str = Form(""), name: str = Form(""), role: str = Form("")
 ) -> Response:
-    page = _Page(request, Action.MANAGE_KEYS)
+    page = Page(request, Action.MANAGE_KEYS)
     if page.stop is not None:
         return page.stop
     if not page.form_ok(csrf_token):
@@ -262,7 +216,7 @@ async def create_key(
 
 @router.post("/admin/keys/{key_id}/revoke", response_class=HTMLResponse)
 async def revoke_key(request: Request, key_id: str, csrf_token: str = Form("")) -> Response:
-    page = _Page(request, Action.MANAGE_KEYS)
+    page = Page(request, Action.MANAGE_KEYS)
     if page.stop is not None:
         return page.stop
     if not page.form_ok(csrf_token):

@@ -24,7 +24,7 @@ from facesearch.governance.policy import (
     parse_jurisdictions,
     parse_period,
 )
-from facesearch.web.routes import _Page
+from facesearch.web.pages import Page
 
 router = APIRouter(include_in_schema=False)
 CSRF_MESSAGE = "Missing or wrong CSRF token: nothing was changed."
@@ -33,13 +33,13 @@ CSRF_MESSAGE = "Missing or wrong CSRF token: nothing was changed."
 # -- sources ---------------------------------------------------------------------------
 @router.get("/sources", response_class=HTMLResponse)
 async def sources_page(request: Request) -> Response:
-    page = _Page(request, Action.LIST_SOURCES)
+    page = Page(request, Action.LIST_SOURCES)
     if page.stop is not None:
         return page.stop
     return await sources_view(page)
 
 
-async def sources_view(page: _Page, error: str = "", status: int = 200) -> Response:
+async def sources_view(page: Page, error: str = "", status: int = 200) -> Response:
     gw = gateway(page.request)
     sources = await gw.locked(gw.engine.sources)
     return page.render(
@@ -96,7 +96,7 @@ async def _save_source(
 ) -> Response:
     """Check role and CSRF token, then add or update through ``save``; the sources page
     again, with the error when the engine refused."""
-    page = _Page(request, Action.MANAGE_SOURCES)
+    page = Page(request, Action.MANAGE_SOURCES)
     if page.stop is not None:
         return page.stop
     if not page.form_ok(form.csrf_token):
@@ -137,7 +137,7 @@ async def update_source(
 
 
 # -- photo forms -----------------------------------------------------------------------
-async def _photo(page: _Page) -> PhotoForm | Response:
+async def _photo(page: Page) -> PhotoForm | Response:
     """The upload of a photo form, or the page to answer with (CSRF, bad file)."""
     gw = gateway(page.request)
     try:
@@ -162,7 +162,7 @@ async def _photo(page: _Page) -> PhotoForm | Response:
 # -- erase a person --------------------------------------------------------------------
 @router.get("/admin/erase", response_class=HTMLResponse)
 async def erase_page(request: Request) -> Response:
-    page = _Page(request, Action.DELETE)
+    page = Page(request, Action.DELETE)
     if page.stop is not None:
         return page.stop
     return page.render("erase.html", {"step": "upload"})
@@ -170,7 +170,7 @@ async def erase_page(request: Request) -> Response:
 
 @router.post("/admin/erase/review", response_class=HTMLResponse)
 async def erase_review(request: Request) -> Response:
-    page = _Page(request, Action.DELETE)
+    page = Page(request, Action.DELETE)
     if page.stop is not None:
         return page.stop
     form = await _photo(page)
@@ -193,7 +193,7 @@ async def erase(
     image_id: list[int] = Form([]),
     reason: str = Form("", max_length=1000),
 ) -> Response:
-    page = _Page(request, Action.DELETE)
+    page = Page(request, Action.DELETE)
     if page.stop is not None:
         return page.stop
     if not page.form_ok(csrf_token):
@@ -215,7 +215,7 @@ async def erase(
 # -- access requests -------------------------------------------------------------------
 @router.get("/admin/access-requests", response_class=HTMLResponse)
 async def access_page(request: Request) -> Response:
-    page = _Page(request, Action.HANDLE_REQUESTS)
+    page = Page(request, Action.HANDLE_REQUESTS)
     if page.stop is not None:
         return page.stop
     return page.render("access.html", {"report": None})
@@ -223,7 +223,7 @@ async def access_page(request: Request) -> Response:
 
 @router.post("/admin/access-requests", response_class=HTMLResponse)
 async def access_request(request: Request) -> Response:
-    page = _Page(request, Action.HANDLE_REQUESTS)
+    page = Page(request, Action.HANDLE_REQUESTS)
     if page.stop is not None:
         return page.stop
     form = await _photo(page)
@@ -247,7 +247,7 @@ async def access_request_by_url(
     match: str = Form("exact", max_length=10),
 ) -> Response:
     """The same report, asked by where the photos were published (no photo)."""
-    page = _Page(request, Action.HANDLE_REQUESTS)
+    page = Page(request, Action.HANDLE_REQUESTS)
     if page.stop is not None:
         return page.stop
     context = {"report": None, "url": url, "match": match}
@@ -271,7 +271,7 @@ async def access_request_by_url(
     return _access_report_page(page, report, url=url, match=match)
 
 
-def _access_report_page(page: _Page, report: dict[str, Any], **context: Any) -> Response:
+def _access_report_page(page: Page, report: dict[str, Any], **context: Any) -> Response:
     """The page with the report, and the report as an HTML file built into the page (the
     photo is not sent twice and nothing is kept)."""
     document = base64.b64encode(access_report_html(report).encode()).decode()
@@ -292,7 +292,7 @@ def _no_store(response: Response) -> Response:
 # -- audit -----------------------------------------------------------------------------
 @router.get("/audit", response_class=HTMLResponse)
 async def audit_page(request: Request) -> Response:
-    page = _Page(request, Action.AUDIT)
+    page = Page(request, Action.AUDIT)
     if page.stop is not None:
         return page.stop
     case = request.query_params.get("case_ref", "").strip()[:200] or None

@@ -1,7 +1,7 @@
-"""The CLI commands of the app: ``serve``, ``keys create|list|revoke``, ``users add``.
+"""Accounts: ``keys create|list|revoke`` (API keys) and ``users add`` (web UI users).
 
-cli.py hands these to ``run`` before it opens an engine, so key management never loads
-a model or touches the catalog.
+cli/main.py hands these to ``run`` before it opens an engine, so key management never
+loads a model or touches the catalog.
 """
 
 from __future__ import annotations
@@ -16,21 +16,11 @@ from typing import Any
 
 from facesearch.errors import InvalidInput
 
-COMMANDS = frozenset({"serve", "keys", "users"})
+COMMANDS = ("keys", "users")
 ROLES = "admin, ingest, search or auditor"
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser(
-        "serve",
-        parents=[common],
-        help="run the HTTP API and web UI",
-        description="Serve the HTTP API (its OpenAPI document at /openapi.json) and the web UI. "
-        "Authentication is on unless FACESEARCH_API__AUTH=false.",
-    )
-    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (default 8000)")
-
     keys = sub.add_parser("keys", parents=[common], help="create, list and revoke API keys")
     ks = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     k = ks.add_parser("create", parents=[common], help="a new key (shown once)")
@@ -49,11 +39,9 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
-    """Run ``serve``, ``keys`` or ``users`` on the settings cli.py loaded (and checked)."""
+    """Run ``keys`` or ``users`` on the settings cli/main.py loaded (and checked)."""
     from facesearch.parts import build_accounts
 
-    if args.command == "serve":
-        return serve(args, settings)
     store = build_accounts(settings)
     try:
         if args.command == "keys":
@@ -72,23 +60,6 @@ def audit_key(settings: Any, action: str, info: Any) -> None:
     with FaceSearch(settings) as engine:
         who = replace(engine.default_requester(), channel="cli")
         engine.record(action, who, key_id=info.key_id, name=info.name, role=info.role.value)
-
-
-def serve(args: argparse.Namespace, settings: Any) -> int:
-    import uvicorn
-
-    from facesearch.api.app import create_app
-    from facesearch.api.server import server_config
-    from facesearch.engine import FaceSearch
-
-    host = args.host or settings.api.host
-    port = args.port or settings.api.port
-    with FaceSearch(settings) as engine:
-        app = create_app(engine)
-        docs = "API docs at /docs" if settings.api.docs else "OpenAPI document at /openapi.json"
-        print(f"facesearch: serving http://{host}:{port}/ ({docs})", file=sys.stderr)
-        uvicorn.Server(server_config(app, settings.api, host, port, log_level="info")).run()
-    return 0
 
 
 def keys(args: argparse.Namespace, store: Any, audit: Callable[[str, Any], None]) -> int:

@@ -1,8 +1,8 @@
 """Retention on a schedule: the server removes expired images every so often.
 
 Runs in the background of the app's event loop, but the work itself goes through the
-gateway's lock on a worker thread, like any API call that writes the catalog. A failed
-run is logged and the schedule goes on.
+server's engine lock on a worker thread (the API's gateway), like any API call that
+writes the catalog. A failed run is logged and the schedule goes on.
 """
 
 from __future__ import annotations
@@ -10,20 +10,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol, TypeVar
 
-from facesearch.api.gateway import Gateway
-from facesearch.api.thumbnails import ThumbnailCache
 from facesearch.domain import Requester
+from facesearch.engine import FaceSearch
 from facesearch.governance.erasure import Receipt
+
+T = TypeVar("T")
 
 log = logging.getLogger("facesearch.retention")
 SCHEDULER = Requester(actor="system:retention-schedule", channel="api")
 
 
+class Locked(Protocol):
+    """The engine, called one call at a time (the API's gateway)."""
+
+    @property
+    def engine(self) -> FaceSearch: ...
+
+    async def locked(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
+
+
+class Forgets(Protocol):
+    """What keeps copies of faces (the API's thumbnail cache): removed faces go from it."""
+
+    def discard(self, face_ids: Iterable[int]) -> None: ...
+
+
 class RetentionSchedule:
     """Runs retention at start-up and then every ``interval_s`` seconds (0: never)."""
 
-    def __init__(self, gateway: Gateway, thumbnails: ThumbnailCache, interval_s: float) -> None:
+    def __init__(self, gateway: Locked, thumbnails: Forgets, interval_s: float) -> None:
         self.gateway = gateway
         self.thumbnails = thumbnails
         self.interval_s = interval_s

@@ -7,7 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from facesearch.cli_args import id_list, record_id, whole
+from facesearch.cli.args import id_list, record_id, whole
+from facesearch.cli.render import emit, plural
 from facesearch.domain import Requester, Source
 from facesearch.engine import FaceSearch
 from facesearch.errors import InvalidInput
@@ -19,7 +20,6 @@ from facesearch.governance.policy import (
     parse_jurisdictions,
     parse_period,
 )
-from facesearch.render import emit, plural
 
 COMMANDS = ("sources", "retention", "erase", "suppress", "dsar", "audit", "report")
 

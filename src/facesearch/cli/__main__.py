@@ -1,0 +1,7 @@
+"""``python -m facesearch.cli``."""
+
+import sys
+
+from facesearch.cli.main import main
+
+sys.exit(main())
