@@ -16,7 +16,6 @@ import numpy as np
 import numpy.typing as npt
 
 from facesearch.domain import DetectedFace, ImageRecord, Provenance, Source
-from facesearch.governance.urls import PublishedAt
 
 # (captured_at, ingested_at) -> expires_at of one stored copy: governance.retention.expiry_rule
 ExpiryRule = Callable[[str | None, str], str]
@@ -58,6 +57,19 @@ class WriteCounter(Protocol):
     def version(self) -> tuple[int, int]:
         """Changes whenever anything was written to the catalog: by this process (second
         item) or by another one (first item). Cheap: compared on every catch-up."""
+        ...
+
+
+class UrlQuery(Protocol):
+    """Where an access request by URL looks (``governance.urls.PublishedAt``): the rule
+    of what matches is governance's; a catalog only narrows its scan and asks."""
+
+    def like_pattern(self) -> str:
+        """A SQL LIKE pattern (escape ``\\``) that every matching URL satisfies."""
+        ...
+
+    def matches(self, stored: str | None) -> bool:
+        """Whether a stored ``page_url`` or ``source_url`` falls under the request."""
         ...
 
 
@@ -130,7 +142,7 @@ class Catalog(Protocol):
         self, after: int = 0, limit: int = 50, source: str | None = None
     ) -> list[int]: ...
 
-    def images_published_at(self, where: PublishedAt, limit: int | None = None) -> list[int]:
+    def images_published_at(self, where: UrlQuery, limit: int | None = None) -> list[int]:
         """Ids of the images with a copy whose ``page_url`` or ``source_url`` falls under
         ``where`` (``PublishedAt.matches``), in id order: an access request by URL. With
         ``limit``, the search stops once it has found more than that many."""

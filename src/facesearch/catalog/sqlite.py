@@ -16,10 +16,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from facesearch.catalog.ports import ExpiryRule, FileStamp, NewImage, Removal
+from facesearch.catalog.ports import ExpiryRule, FileStamp, NewImage, Removal, UrlQuery
 from facesearch.domain import BoundingBox, FaceRecord, ImageRecord, Provenance, Source
 from facesearch.errors import BackendUnavailable, InvalidInput, NotFound
-from facesearch.governance.urls import PublishedAt
 from facesearch.security.templates import TemplateCodec
 from facesearch.sqlitedb import Writes, open_connection
 
@@ -491,7 +490,7 @@ class SqliteCatalog:
             )
         return [int(r[0]) for r in rows]
 
-    def images_published_at(self, where: PublishedAt, limit: int | None = None) -> list[int]:
+    def images_published_at(self, where: UrlQuery, limit: int | None = None) -> list[int]:
         """Images with a copy published under ``where``: LIKE narrows the scan (no index
         serves it: an access request is rare), ``where.matches`` decides on each row."""
         pattern = where.like_pattern()
