@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from facesearch import FaceSearch, Settings
-from facesearch.accounts.store import SqliteAccountStore
+from facesearch.accounts.sqlite import SqliteAccountStore
 from facesearch.cli import main
 
 

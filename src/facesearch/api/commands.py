@@ -11,7 +11,8 @@ import getpass
 import json
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from facesearch.errors import InvalidInput
@@ -50,28 +51,29 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Any) -> int:
     """Run ``serve``, ``keys`` or ``users`` on the settings cli.py loaded (and checked)."""
-    from facesearch.accounts.store import SqliteAccountStore
+    from facesearch.accounts.sqlite import SqliteAccountStore
 
     if args.command == "serve":
         return serve(args, settings)
     store = SqliteAccountStore(settings.home / "accounts.sqlite")
     try:
         if args.command == "keys":
-            return keys(args, store, lambda action, info: audit_key(settings, action, info))
+            return keys(args, store, settings)
         return users(args, store)
     finally:
         store.close()
 
 
-def audit_key(settings: Any, action: str, info: Any) -> None:
-    """Key changes made at the command line go into the home's audit log too."""
+@contextmanager
+def recording(settings: Any) -> Iterator[tuple[Any, Any]]:
+    """The engine, which makes key changes and records them in the home's audit log, and
+    who makes them (the command line's user)."""
     from dataclasses import replace
 
     from facesearch.engine import FaceSearch
 
     with FaceSearch(settings) as engine:
-        who = replace(engine.default_requester(), channel="cli")
-        engine.record(action, who, key_id=info.key_id, name=info.name, role=info.role.value)
+        yield engine, replace(engine.default_requester(), channel="cli")
 
 
 def serve(args: argparse.Namespace, settings: Any) -> int:
@@ -91,10 +93,10 @@ def serve(args: argparse.Namespace, settings: Any) -> int:
     return 0
 
 
-def keys(args: argparse.Namespace, store: Any, audit: Callable[[str, Any], None]) -> int:
+def keys(args: argparse.Namespace, store: Any, settings: Any) -> int:
     if args.keys_command == "create":
-        info, full = store.create_key(args.name, args.role)
-        audit("key.create", info)
+        with recording(settings) as (engine, who):
+            info, full = engine.create_key(store, args.name, args.role, who)
         data: Any = {"key": full, "key_id": info.key_id, "name": info.name, "role": info.role}
         text = (
             f"{full}\n\nKey {info.key_id} ({info.role.value}) for {info.name}. "
@@ -119,8 +121,8 @@ def keys(args: argparse.Namespace, store: Any, audit: Callable[[str, Any], None]
         ]
         text = "\n".join(rows) if rows else "No API keys yet: facesearch keys create --name ..."
     else:
-        info = store.revoke_key(args.key_id)
-        audit("key.revoke", info)
+        with recording(settings) as (engine, who):
+            info = engine.revoke_key(store, args.key_id, who)
         data = {"key_id": info.key_id, "revoked_at": info.revoked_at}
         text = f"Revoked key {info.key_id} ({info.name})"
     print(json.dumps(data, default=str) if args.json else text)

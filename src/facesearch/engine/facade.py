@@ -16,16 +16,29 @@ from typing import Any
 
 import numpy as np
 
+from facesearch.accounts.ports import AccountStore, KeyInfo
 from facesearch.catalog.sqlite import SqliteCatalog
+from facesearch.catalog.sqlite_audit import SqliteAuditStore
+from facesearch.catalog.sqlite_suppression import SqliteSuppressionStore
 from facesearch.config import Settings
-from facesearch.domain import ImageRecord, ModelId, ProbeFace, Requester, SearchResult, Source
-from facesearch.engine.governance import CatalogAnchor, Governance, key_audit_log
+from facesearch.domain import (
+    Event,
+    ImageRecord,
+    ModelId,
+    ProbeFace,
+    Requester,
+    SearchEvent,
+    SearchMade,
+    SearchResult,
+    Source,
+)
+from facesearch.engine.governance import Governance, key_audit_log
 from facesearch.engine.ingest import Ingester
 from facesearch.engine.maintenance import Maintenance
 from facesearch.engine.parts import Parts, local_requester
 from facesearch.engine.search import Probe, Searcher
 from facesearch.errors import ConfigError
-from facesearch.governance.audit import AuditLog, Verification, parse_key
+from facesearch.governance.audit import AuditEntry, AuditLog, CatalogAnchor, Verification, parse_key
 from facesearch.governance.erasure import Receipt
 from facesearch.governance.suppression import SuppressionList
 from facesearch.imaging import DecodeLimits
@@ -62,7 +75,7 @@ class FaceSearch:
         sealer = Sealer.from_secret(secret.get_secret_value() if secret else None)
         catalog = SqliteCatalog(home / "catalog.sqlite", TemplateCodec(sealer))
         _check_encryption(catalog, sealer)
-        audit = AuditLog(home / "audit.sqlite", CatalogAnchor(catalog))
+        audit = AuditLog(SqliteAuditStore(home / "audit.sqlite"), CatalogAnchor(catalog))
         audit_key = settings.audit_key
         key_audit_log(
             audit,
@@ -78,7 +91,9 @@ class FaceSearch:
             sealer=sealer,
             catalog=catalog,
             audit=audit,
-            suppressions=SuppressionList(home / "suppression.sqlite", TemplateCodec(sealer)),
+            suppressions=SuppressionList(
+                SqliteSuppressionStore(home / "suppression.sqlite", TemplateCodec(sealer))
+            ),
             detector=detector,
             embedder=embedder,
         )
@@ -165,9 +180,10 @@ class FaceSearch:
     def default_requester(self) -> Requester:
         return self.parts.default_requester()
 
-    def record(self, action: str, who: Requester | None, **details: Any) -> None:
-        """Append an audit entry (the engine's own actions, and the API's key changes)."""
-        self.parts.record(action, who, **details)
+    def record(self, event: Event, who: Requester | None = None) -> None:
+        """Append the audit entry of ``event`` (the engine's methods record their own
+        state changes: this is for events of the caller's)."""
+        self.parts.record(event, who)
 
     # -- consistency (maintenance.py) ---------------------------------------------------
     def _writing(
@@ -255,12 +271,12 @@ class FaceSearch:
         probe_faces: tuple[ProbeFace, ...] = (),
         who: Requester | None = None,
         probe_sha256: str | None = None,
-        action: str | None = "search",
+        audit: type[SearchEvent] | None = SearchMade,
         include_suppressed: bool = False,
     ) -> SearchResult:
         """Search one embedding; results collapse to one row per image (its best face).
         Suppressed faces are left out unless ``include_suppressed``; the call is audited
-        as ``action`` (None: the caller records it)."""
+        as an ``audit`` event (None: the caller records it)."""
         return self._searcher.search_vector(
             vector,
             probe_face=probe_face,
@@ -270,7 +286,7 @@ class FaceSearch:
             probe_faces=probe_faces,
             who=who,
             probe_sha256=probe_sha256,
-            action=action,
+            audit=audit,
             include_suppressed=include_suppressed,
         )
 
@@ -371,6 +387,47 @@ class FaceSearch:
         """Am I in here? asked by where the photos were published, with no photo (see
         Governance.access_request_by_url)."""
         return self._governance.access_request_by_url(url, prefix=prefix, who=who)
+
+    def remove_suppression(self, suppression_id: int, who: Requester | None = None) -> None:
+        """Take a person off the suppression list (recorded; NotFound when absent)."""
+        self._governance.remove_suppression(suppression_id, who)
+
+    def create_key(
+        self, accounts: AccountStore, name: str, role: str, who: Requester | None = None
+    ) -> tuple[KeyInfo, str]:
+        """A new API key in ``accounts``, recorded (its id, never the key)."""
+        return self._governance.create_key(accounts, name, role, who)
+
+    def revoke_key(
+        self, accounts: AccountStore, key_id: str, who: Requester | None = None
+    ) -> KeyInfo:
+        """Revoke an API key in ``accounts``, recorded (NotFound when there is none)."""
+        return self._governance.revoke_key(accounts, key_id, who)
+
+    def read_audit(
+        self,
+        who: Requester | None = None,
+        *,
+        case_ref: str | None = None,
+        action: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+        last: int | None = None,
+    ) -> list[AuditEntry]:
+        """Audit entries oldest first, filtered and paged (see Governance.read_audit);
+        the read is itself recorded as ``audit.read``."""
+        return self._governance.read_audit(
+            who,
+            case_ref=case_ref,
+            action=action,
+            since=since,
+            until=until,
+            after=after,
+            limit=limit,
+            last=last,
+        )
 
     def verify_audit(self) -> Verification:
         return self._governance.verify_audit()
