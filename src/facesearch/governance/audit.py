@@ -2,9 +2,10 @@
 
 Every entry carries the hash of the one before it, so editing, deleting or reordering
 entries breaks the chain at a place ``verify`` names. A chain can be recomputed by anyone
-who can write the file, so the latest entry's number and hash are also kept outside the
-log (the *anchor*, in the catalog) and ``verify`` checks that the anchored entry is in the
-log, at its number, with its hash: entries cut off the end, a recomputed chain and entries
+who can write the log's store (``catalog.ports.AuditStore``: rows, no hashing), so the
+latest entry's number and hash are also kept outside the log (the *anchor*, in the
+catalog) and ``verify`` checks that the anchored entry is in the log, at its number, with
+its hash: entries cut off the end, a recomputed chain and entries
 appended behind facesearch's back all show. With an audit key (``FACESEARCH_AUDIT_KEY``,
 kept in the environment, never in the home) each entry's hash is an HMAC-SHA256: without
 the key no entry can be forged or re-chained, even by someone who can also rewrite the
