@@ -374,3 +374,12 @@ class KeyRevoked(Event):
     key_id: str
     name: str
     role: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserAdded(Event):
+    """A web user added, or their password and role reset (never the password)."""
+
+    action: ClassVar[str] = "user.add"
+    username: str
+    role: str

@@ -1,6 +1,7 @@
 """The engine writes the audit entry of every change it makes and of every read of the log:
-removing a suppression, creating and revoking API keys, reading the log. A caller (the CLI,
-the API, the web UI, a Python script) cannot make the change without its entry."""
+removing a suppression, creating and revoking API keys, adding users, reading the log. A
+caller (the CLI, the API, the web UI, a Python script) cannot make the change without its
+entry."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def test_removing_a_suppression_through_the_engine_writes_its_entry(
     assert fs.verify_audit().ok
 
 
-def test_key_changes_through_the_engine_write_their_entries(fs: FaceSearch) -> None:
+def test_key_and_user_changes_through_the_engine_write_their_entries(fs: FaceSearch) -> None:
     store = SqliteAccountStore(fs.home / "accounts.sqlite")
     try:
         info, full = fs.create_key(store, "nightly ingest", "ingest", who=CLERK)
@@ -52,8 +53,13 @@ def test_key_changes_through_the_engine_write_their_entries(fs: FaceSearch) -> N
         assert revoked.revoked_at is not None and store.check_key(full) is None
         with pytest.raises(NotFound):
             fs.revoke_key(store, "nosuchkey", who=CLERK)
+        fs.add_user(store, " ada ", "a long passphrase", "auditor", who=CLERK)
+        assert store.check_password("ada", "a long passphrase") is not None
     finally:
         store.close()
+    [user] = fs.audit.entries(action="user.add")
+    assert (user.actor, user.details) == ("api:clerk", {"username": "ada", "role": "auditor"})
+    assert "a long passphrase" not in str(user.as_dict())
     entries = [e for e in fs.audit.entries() if e.action.startswith("key.")]
     assert [(e.action, e.actor) for e in entries] == [
         ("key.create", "api:clerk"),

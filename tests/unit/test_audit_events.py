@@ -35,7 +35,8 @@ SEARCHED: dict[str, Any] = {
     "results": 4,
     "likely_matches": 1,
 }
-# Every event, with the action and details entries had before events were typed.
+# Every event, with the action and details entries had before events were typed (user.add
+# is new: users were not audited before).
 EVENTS: list[tuple[str, Event, dict[str, Any]]] = [
     ("search", domain.SearchMade(**SEARCHED), SEARCHED),
     ("erasure.review", domain.ErasureReviewed(**SEARCHED), SEARCHED),
@@ -110,6 +111,11 @@ EVENTS: list[tuple[str, Event, dict[str, Any]]] = [
         "key.revoke",
         domain.KeyRevoked(key_id="k1", name="ci", role="search"),
         {"key_id": "k1", "name": "ci", "role": "search"},
+    ),
+    (
+        "user.add",
+        domain.UserAdded(username="ada", role="auditor"),
+        {"username": "ada", "role": "auditor"},
     ),
 ]
 

@@ -59,14 +59,14 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     try:
         if args.command == "keys":
             return keys(args, store, settings)
-        return users(args, store)
+        return users(args, store, settings)
     finally:
         store.close()
 
 
 @contextmanager
 def recording(settings: Any) -> Iterator[tuple[Any, Any]]:
-    """The engine, which makes key changes and records them in the home's audit log, and
+    """The engine, which makes key and user changes and records them in the home's audit log, and
     who makes them (the command line's user)."""
     from dataclasses import replace
 
@@ -129,9 +129,10 @@ def keys(args: argparse.Namespace, store: Any, settings: Any) -> int:
     return 0
 
 
-def users(args: argparse.Namespace, store: Any) -> int:
+def users(args: argparse.Namespace, store: Any, settings: Any) -> int:
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else ask_password()
-    store.add_user(args.username, password, args.role)
+    with recording(settings) as (engine, who):
+        engine.add_user(store, args.username, password, args.role, who)
     data = {"username": args.username, "role": args.role}
     print(json.dumps(data) if args.json else f"User {args.username} ({args.role}) saved")
     return 0

@@ -404,6 +404,17 @@ class FaceSearch:
         """Revoke an API key in ``accounts``, recorded (NotFound when there is none)."""
         return self._governance.revoke_key(accounts, key_id, who)
 
+    def add_user(
+        self,
+        accounts: AccountStore,
+        username: str,
+        password: str,
+        role: str,
+        who: Requester | None = None,
+    ) -> None:
+        """Add a web user to ``accounts`` (or reset their password), recorded."""
+        self._governance.add_user(accounts, username, password, role, who)
+
     def read_audit(
         self,
         who: Requester | None = None,

@@ -37,6 +37,7 @@ from facesearch.domain import (
     SourceUpdated,
     SuppressionAdded,
     SuppressionRemoved,
+    UserAdded,
 )
 from facesearch.engine.maintenance import Maintenance
 from facesearch.engine.parts import Parts
@@ -320,6 +321,18 @@ class Governance:
         info = accounts.revoke_key(key_id)
         self.parts.record(KeyRevoked(key_id=info.key_id, name=info.name, role=info.role.value), who)
         return info
+
+    def add_user(
+        self,
+        accounts: AccountStore,
+        username: str,
+        password: str,
+        role: str,
+        who: Requester | None = None,
+    ) -> None:
+        """Add a web user to ``accounts``, or reset their password and role."""
+        accounts.add_user(username, password, role)
+        self.parts.record(UserAdded(username=username.strip(), role=role), who)
 
     # -- audit and transparency --------------------------------------------------------
     def verify_audit(self) -> Verification:
