@@ -1,7 +1,8 @@
 """The CLI commands of the app: ``serve``, ``keys create|list|revoke``, ``users add``.
 
 cli.py hands these to ``run`` before it opens an engine, so key management never loads
-a model or touches the catalog.
+a model; a change (key created or revoked, user added) opens the engine only to make it
+there, where its audit entry is written.
 """
 
 from __future__ import annotations
