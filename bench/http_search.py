@@ -36,7 +36,7 @@ import httpx
 import numpy as np
 
 from facesearch import FaceSearch, Settings
-from facesearch.accounts.store import SqliteAccountStore
+from facesearch.accounts.sqlite import SqliteAccountStore
 from facesearch.catalog.ports import NewImage
 from facesearch.domain import BoundingBox, DetectedFace, Provenance, Source
 from facesearch.governance.retention import stamp

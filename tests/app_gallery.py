@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facesearch import FaceSearch, Settings
-from facesearch.accounts.store import SqliteAccountStore
+from facesearch.accounts.sqlite import SqliteAccountStore
 from facesearch.domain import Source
 from facesearch.ingest.items import IngestItem
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,3 +192,194 @@ class Requester:
     case_ref: str | None = None
     jurisdiction: str | None = None
     channel: str = "python"  # python, cli or api: the purpose rule is set per channel
+
+
+# -- audit events --------------------------------------------------------------------------
+# One class per thing the engine records; its fields become the audit entry's details, its
+# ``action`` the entry's action (the strings logs already hold: do not rename them). The
+# engine writes them (``record``), never a route or a command: no path can skip its entry.
+# Never a photo, a template or a secret: only what happened, hashes and counts.
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something the audit log records; who did it comes with it (a Requester)."""
+
+    action: ClassVar[str]
+
+    def details(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class SearchEvent(Event):
+    """A search of the gallery (its kind is the subclass)."""
+
+    probe_sha256: str | None
+    sources: list[str]
+    top_k: int
+    threshold: float
+    results: int
+    likely_matches: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchMade(SearchEvent):
+    action: ClassVar[str] = "search"
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureReviewed(SearchEvent):
+    """Every image of a person looked up before an erasure (objections included)."""
+
+    action: ClassVar[str] = "erasure.review"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestBatch(Event):
+    """Written before a batch is stored: no image is ever stored without an entry."""
+
+    action: ClassVar[str] = "ingest.batch"
+    source: str
+    images: list[str]  # sha256 of the new images
+    copies: list[str]  # sha256 of the new copies of images already stored
+
+
+@dataclass(frozen=True, slots=True)
+class IngestDone(Event):
+    action: ClassVar[str] = "ingest"
+    source: str
+    files: int
+    images_added: int
+    copies_added: int
+    faces_indexed: int
+    faces_suppressed: int
+    failures: int
+    interrupted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SourceAdded(Event):
+    action: ClassVar[str] = "source.add"
+    source: str
+    policy: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SourceUpdated(Event):
+    action: ClassVar[str] = "source.update"
+    source: str
+    changes: list[str]
+    policy: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RemovalEvent(Event):
+    """A removal's receipt (governance.erasure.Receipt, less its action)."""
+
+    scope: dict[str, Any]
+    at: str
+    dry_run: bool
+    provenance_removed: int
+    images_removed: int
+    faces_removed: int
+    image_ids: tuple[int, ...]
+    image_sha256: tuple[str, ...]
+    face_ids: tuple[int, ...]
+    files_deleted: int
+    receipt_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionRun(RemovalEvent):
+    action: ClassVar[str] = "retention"
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureDone(RemovalEvent):
+    action: ClassVar[str] = "erasure"
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressionAdded(Event):
+    action: ClassVar[str] = "suppression.add"
+    suppression_id: int
+    consent_ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressionRemoved(Event):
+    action: ClassVar[str] = "suppression.remove"
+    suppression_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRequested(Event):
+    """An access request with a photo: its hash, never the photo or its template."""
+
+    action: ClassVar[str] = "access_request"
+    request_id: str
+    probe_sha256: str
+    results: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRequestedByUrl(Event):
+    """An access request by URL: a keyed hash of the address, never the address."""
+
+    action: ClassVar[str] = "access_request"
+    request_id: str
+    match: str
+    url_hash: str
+    results: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditExported(Event):
+    action: ClassVar[str] = "audit.export"
+    case: str | None
+    entries: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRead(Event):
+    action: ClassVar[str] = "audit.read"
+    case: str | None
+    action_filter: str | None
+    entries: int
+
+
+@dataclass(frozen=True, slots=True)
+class AuditKeyed(Event):
+    """The entry that starts the keyed part of the chain (every entry from it is an HMAC)."""
+
+    action: ClassVar[str] = "audit.key"
+    fingerprint: str
+    unkeyed_entries: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCreated(Event):
+    """An API key made (its id, never the key)."""
+
+    action: ClassVar[str] = "key.create"
+    key_id: str
+    name: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRevoked(Event):
+    action: ClassVar[str] = "key.revoke"
+    key_id: str
+    name: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserAdded(Event):
+    """A web user added, or their password and role reset (never the password)."""
+
+    action: ClassVar[str] = "user.add"
+    username: str
+    role: str

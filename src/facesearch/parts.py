@@ -15,10 +15,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from facesearch.accounts.store import SqliteAccountStore
+from facesearch.accounts.ports import AccountStore
+from facesearch.accounts.sqlite import SqliteAccountStore
 from facesearch.catalog.ports import Catalog
 from facesearch.catalog.sqlite import SqliteCatalog
-from facesearch.catalog.sqlite_anchor import SqliteCatalogAnchor
+from facesearch.catalog.sqlite_audit import SqliteAuditStore
+from facesearch.catalog.sqlite_suppression import SqliteSuppressionStore
 from facesearch.config import IndexSettings, Settings
 from facesearch.errors import ConfigError
 from facesearch.execution.local import local_executor
@@ -27,6 +29,7 @@ from facesearch.governance.audit import (
     KEY_ACTION,
     AnchorStore,
     AuditLog,
+    CatalogAnchor,
     key_fingerprint,
     parse_key,
 )
@@ -48,7 +51,7 @@ ExecutorFactory = Callable[[int], Executor]
 
 def _sqlite_catalog(url: str, sealer: Sealer) -> tuple[Catalog, AnchorStore]:
     catalog = SqliteCatalog(Path(location(url)), TemplateCodec(sealer))
-    return catalog, SqliteCatalogAnchor(catalog)
+    return catalog, CatalogAnchor(catalog)
 
 
 def _local_index(
@@ -132,9 +135,11 @@ def build_parts(
     catalog, anchor = catalogs(catalog_url(settings), sealer)
     check_encryption(catalog, sealer)
     index = indexes(index_url(settings), settings.index, catalog, sealer.enabled)
-    audit = AuditLog(home / "audit.sqlite", anchor)
+    audit = AuditLog(SqliteAuditStore(home / "audit.sqlite"), anchor)
     check_audit_key(settings, catalog, audit)
-    suppressions = SuppressionList(home / "suppression.sqlite", TemplateCodec(sealer))
+    suppressions = SuppressionList(
+        SqliteSuppressionStore(home / "suppression.sqlite", TemplateCodec(sealer))
+    )
     return Parts(
         model_spec=model_spec,
         sealer=sealer,
@@ -146,7 +151,7 @@ def build_parts(
     )
 
 
-def build_accounts(settings: Settings) -> SqliteAccountStore:
+def build_accounts(settings: Settings) -> AccountStore:
     """API keys, users and web sessions (the server and ``facesearch keys``/``users``)."""
     return SqliteAccountStore(Path(settings.home) / "accounts.sqlite")
 

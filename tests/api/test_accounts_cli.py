@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from facesearch import FaceSearch, Settings
-from facesearch.accounts.store import SqliteAccountStore
+from facesearch.accounts.sqlite import SqliteAccountStore
 from facesearch.cli import main
 
 
@@ -73,3 +73,19 @@ def test_users_add_reads_the_password_from_stdin(
         capsys, "users", "add", "bob", "--role", "search", "--password-stdin", "--home", home
     )
     assert code == 2 and "at least 10 characters" in err
+
+
+def test_users_add_is_written_to_the_audit_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = str(tmp_path / "home")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("a long passphrase\n"))
+    code, _, _ = run(
+        capsys, "users", "add", "ada", "--role", "auditor", "--password-stdin", "--home", home
+    )
+    assert code == 0
+    with FaceSearch(Settings(home=tmp_path / "home", workers=1)) as engine:
+        [entry] = engine.audit.entries(action="user.add")
+        assert entry.details == {"username": "ada", "role": "auditor"}
+        assert entry.actor.startswith("local:")
+        assert "a long passphrase" not in json.dumps(entry.as_dict())

@@ -58,7 +58,7 @@ KEY = base64.b64encode(bytes(range(32))).decode()
 def server(request: pytest.FixtureRequest, tmp_path: Path, dev: Path) -> Iterator[Server]:
     """A server on a home holding one photo (obama.jpg), with an admin key; the home's
     templates in the clear (index files) or encrypted (an index in memory only)."""
-    from facesearch.accounts.store import SqliteAccountStore
+    from facesearch.accounts.sqlite import SqliteAccountStore
 
     home = tmp_path / "home"
     with FaceSearch(settings(home, request.param)) as setup:

@@ -139,7 +139,7 @@ def test_the_schedule_repeats_and_survives_a_failed_run(gallery: Gallery, tmp_pa
         assert quick.runs >= 3
         assert len(list(engine.audit.entries(action="retention"))) == quick.runs
         broken = RetentionSchedule(gateway, thumbnails, 0.05)
-        engine.audit.db.execute("DROP TABLE audit")  # every run now fails to record
+        engine.audit.store.db.execute("DROP TABLE audit")  # every run now fails to record
         asyncio.run(run_for(0.3, broken))
         assert broken.runs == 0 and broken.last is None
 
@@ -264,6 +264,6 @@ def test_the_audit_log_is_read_by_case_a_page_at_a_time_and_verified(
     assert {s["name"] for s in report["sources"]} == {"lfw", "newsroom"}
     reads = list(engine.audit.entries(action="audit.read"))
     assert reads and reads[-1].actor.startswith("key:")
-    engine.audit.db.execute("UPDATE audit SET actor = 'someone else' WHERE seq = 2")
+    engine.audit.store.db.execute("UPDATE audit SET actor = 'someone else' WHERE seq = 2")
     tampered = client.get("/v1/audit/verify", headers=auditor).json()
     assert not tampered["ok"] and tampered["problem"] == "entry 2 was edited"

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from facesearch import FaceSearch, Settings
-from facesearch.accounts.store import SqliteAccountStore
+from facesearch.accounts.sqlite import SqliteAccountStore
 from facesearch.api import create_app
 from tests.app_gallery import OBAMA_PROBE, PURPOSE, bearer, register
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from facesearch import FaceSearch, Settings
 from facesearch.accounts.roles import ROLE_ACTIONS, Action, Role
-from facesearch.accounts.store import SqliteAccountStore
+from facesearch.accounts.sqlite import SqliteAccountStore
 from facesearch.api import create_app
 from tests.app_gallery import OBAMA_PROBE, PURPOSE, Gallery, bearer
 

@@ -160,7 +160,7 @@ def test_auditors_see_the_audit_log_filtered_by_case_and_its_verification(
     assert len(rows) == 1 and "inv-7" in rows[0] and "fraud" in rows[0]
     assert browser.get("/admin/erase").status_code == 403
     assert browser.get("/admin/access-requests").status_code == 403
-    engine.audit.db.execute("UPDATE audit SET purpose = 'edited' WHERE seq = 1")
+    engine.audit.store.db.execute("UPDATE audit SET purpose = 'edited' WHERE seq = 1")
     assert "AUDIT LOG TAMPERED: entry 1 was edited" in browser.get("/audit").text
     searcher, _ = browser_for(client, gallery.keys["search"], "/")
     assert searcher.get("/audit").status_code == 403

@@ -25,9 +25,12 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from facesearch.accounts.store import SqliteAccountStore
+from facesearch.accounts.ports import AccountStore as AccountStore
+from facesearch.accounts.sqlite import SqliteAccountStore
 from facesearch.catalog.ports import Catalog
 from facesearch.catalog.sqlite import SqliteCatalog
+from facesearch.catalog.sqlite_audit import SqliteAuditStore
+from facesearch.catalog.sqlite_suppression import SqliteSuppressionStore
 from facesearch.governance.audit import AnchorStore, AuditLog
 from facesearch.governance.suppression import SuppressionList
 from facesearch.index.local.faiss_ivf import FaissIvfIndex
@@ -38,11 +41,11 @@ from facesearch.security.sealing import Sealer
 from facesearch.security.templates import TemplateCodec
 
 Marks = Sequence[pytest.MarkDecorator]
-# The stores with no port yet, named for the suites' type hints (their ports come with the
-# next steps of issue 9; then these names point at the ports).
-AccountStore = SqliteAccountStore
+# The suites' type hints: the accounts port, and the suppression list and the hash chain
+# as governance builds them over each adapter's store (catalog.ports.SuppressionStore and
+# AuditStore).
 SuppressionStore = SuppressionList
-AuditChain = AuditLog  # the hash chain, over the audit store that an adapter gives
+AuditChain = AuditLog
 # A fixed 32-byte key for the sealed (encrypted at rest) variants.
 SEALER_KEY = bytes(range(32))
 
@@ -153,7 +156,7 @@ def _sqlite_audit(
     clock: Callable[[], Any] | None = None,
 ) -> AuditLog:
     extra = {} if clock is None else {"clock": clock}
-    return AuditLog(d / "audit.sqlite", anchor, key, keyed_from, **extra)
+    return AuditLog(SqliteAuditStore(d / "audit.sqlite"), anchor, key, keyed_from, **extra)
 
 
 def _sqlite_audit_read(d: Path) -> list[AuditRow]:
@@ -192,12 +195,16 @@ class SuppressionAdapter:
 
 SUPPRESSION_LISTS: dict[str, SuppressionAdapter] = {
     "sqlite": SuppressionAdapter(
-        lambda d: SuppressionList(d / "suppression.sqlite", TemplateCodec(Sealer(None))),
+        lambda d: SuppressionList(
+            SqliteSuppressionStore(d / "suppression.sqlite", TemplateCodec(Sealer(None)))
+        ),
         files_bytes,
         False,
     ),
     "sqlite-sealed": SuppressionAdapter(
-        lambda d: SuppressionList(d / "suppression.sqlite", TemplateCodec(Sealer(SEALER_KEY))),
+        lambda d: SuppressionList(
+            SqliteSuppressionStore(d / "suppression.sqlite", TemplateCodec(Sealer(SEALER_KEY)))
+        ),
         files_bytes,
         True,
     ),

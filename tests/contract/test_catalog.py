@@ -121,6 +121,25 @@ def test_meta_is_kept_and_setdefault_keeps_the_first_value(
         other.close()
 
 
+def test_replace_meta_sets_a_value_only_if_it_is_still_the_old_one(
+    adapter: str, folder: Path, catalog: Catalog
+) -> None:
+    """The audit log's anchor moves by compare-and-set: a writer that lost the race to
+    another one must not move it back."""
+    catalog.set_meta("head", "1:aaa:pending")
+    assert catalog.replace_meta("head", "1:aaa:pending", "1:aaa")
+    assert catalog.meta("head") == "1:aaa"
+    other = CATALOGS[adapter].open(folder)  # another process moved on meanwhile
+    try:
+        other.set_meta("head", "2:bbb:pending")
+        assert not catalog.replace_meta("head", "1:aaa:pending", "1:aaa")
+        assert other.meta("head") == "2:bbb:pending"
+    finally:
+        other.close()
+    assert not catalog.replace_meta("absent", "x", "y")
+    assert catalog.meta("absent") is None
+
+
 # -- sources ------------------------------------------------------------------------------
 def test_sources_are_added_listed_and_updated(catalog: Catalog) -> None:
     news = catalog.get_source("news")

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
 
 from facesearch import FaceSearch, Settings
-from facesearch.accounts.store import SqliteAccountStore
+from facesearch.accounts.sqlite import SqliteAccountStore
 from facesearch.api import create_app
 from tests.app_gallery import Gallery, bearer, build_gallery
 

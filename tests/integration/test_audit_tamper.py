@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from facesearch import ConfigError, FaceSearch, Settings
+from facesearch.domain import SearchMade
 from facesearch.governance.audit import KEY_ACTION, AuditEvent, entry_hash
 
 KEY = base64.b64encode(b"k" * 32).decode()
@@ -27,7 +28,10 @@ def open_engine(home: Path, key: str | None) -> FaceSearch:
 
 def write_events(fs: FaceSearch, n: int = 6) -> None:
     for i in range(n):
-        fs.record("search", None, results=i, probe_sha256=f"{i:064x}")
+        searched = SearchMade(
+            f"{i:064x}", sources=[], top_k=10, threshold=0.5, results=i, likely_matches=0
+        )
+        fs.record(searched, None)
 
 
 @pytest.fixture(params=[None, KEY], ids=["unkeyed", "keyed"])
@@ -312,7 +316,7 @@ def test_a_pending_append_is_not_taken_for_a_cut(tmp_path: Path) -> None:
                 (f"{seq + 1}:{'f' * 64}:pending",),
             )
         assert fs.verify_audit().ok
-        fs.record("search", None, results=1)  # the next append carries on
+        write_events(fs, 1)  # the next append carries on
         assert fs.verify_audit().ok
         with audit_db(fs) as db:
             truncate(db)

@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from facesearch.accounts.ports import AccountStore
 from facesearch.accounts.ratelimit import TokenBuckets
-from facesearch.accounts.store import SqliteAccountStore
 from facesearch.api import errors
 from facesearch.api.auth import AuthState
 from facesearch.api.gateway import Gateway
@@ -37,7 +37,7 @@ def create_app(
     engine: FaceSearch,
     *,
     options: Api | None = None,
-    accounts: SqliteAccountStore | None = None,
+    accounts: AccountStore | None = None,
     models: Models | None = None,
     clock: Callable[[], float] | None = None,
     web: bool = True,

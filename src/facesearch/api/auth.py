@@ -15,9 +15,9 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
 from facesearch.accounts import credentials as cred
+from facesearch.accounts.ports import AccountStore, Session
 from facesearch.accounts.ratelimit import TokenBuckets
 from facesearch.accounts.roles import Action, Principal, Role
-from facesearch.accounts.store import Session, SqliteAccountStore
 from facesearch.api.errors import ApiError
 from facesearch.domain import Requester
 
@@ -33,7 +33,7 @@ session_cookie = APIKeyCookie(
 
 @dataclass
 class AuthState:
-    store: SqliteAccountStore
+    store: AccountStore
     enabled: bool
     search_limits: TokenBuckets
     ingest_limits: TokenBuckets

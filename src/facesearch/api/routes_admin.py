@@ -9,8 +9,8 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from facesearch.accounts.ports import KeyInfo
 from facesearch.accounts.roles import ROLE_ACTIONS, Action, Principal
-from facesearch.accounts.store import KeyInfo
 from facesearch.api import cursors, schemas
 from facesearch.api.auth import allow, auth_state, principal, requester
 from facesearch.api.deps import AUTH_ERRORS, errors, gateway
@@ -99,9 +99,7 @@ async def create_key(
     who: Principal = Depends(allow(Action.MANAGE_KEYS)),
 ) -> schemas.KeyCreated:
     """The key is in this answer only: it is stored as a salted hash."""
-    store = auth_state(request).store
-    info, full = await run_in_threadpool(store.create_key, body.name, body.role)
-    await audit_key(request, "key.create", who, info)
+    info, full = await new_key(request, who, body.name, body.role)
     return schemas.KeyCreated(key=full, info=schemas.key(info))
 
 
@@ -118,22 +116,21 @@ async def revoke_key(
     who: Principal = Depends(allow(Action.MANAGE_KEYS)),
 ) -> schemas.KeyOut:
     """The key stops working at once, and so do web sessions opened with it."""
-    info = await run_in_threadpool(auth_state(request).store.revoke_key, key_id)
-    await audit_key(request, "key.revoke", who, info)
-    return schemas.key(info)
+    return schemas.key(await revoked_key(request, who, key_id))
 
 
-async def audit_key(request: Request, action: str, who: Principal, info: KeyInfo) -> None:
-    """Key changes go into the engine's audit log, with who made them (never the key)."""
+async def new_key(request: Request, who: Principal, name: str, role: str) -> tuple[KeyInfo, str]:
+    """A key made through the engine, which records it with who made it (never the key)."""
     gw = gateway(request)
-    await gw.locked(
-        gw.engine.record,
-        action,
-        requester(who),
-        key_id=info.key_id,
-        name=info.name,
-        role=info.role.value,
-    )
+    store = auth_state(request).store
+    return await gw.locked(gw.engine.create_key, store, name, role, requester(who))
+
+
+async def revoked_key(request: Request, who: Principal, key_id: str) -> KeyInfo:
+    """A key revoked through the engine, which records it with who revoked it."""
+    gw = gateway(request)
+    store = auth_state(request).store
+    return await gw.locked(gw.engine.revoke_key, store, key_id, requester(who))
 
 
 @health.get("/healthz", response_model=schemas.Health, summary="Liveness")

@@ -48,11 +48,7 @@ async def audit_log(
     }
 
     def page() -> list[Any]:
-        rows = list(gw.engine.audit.entries(**filters, after=after, limit=limit + 1))
-        gw.engine.record(
-            "audit.read", requester(who), case=case_ref, action_filter=action, entries=len(rows)
-        )
-        return rows
+        return gw.engine.read_audit(requester(who), **filters, after=after, limit=limit + 1)
 
     rows = await gw.locked(page)
     shown = rows[:limit]

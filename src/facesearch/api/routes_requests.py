@@ -159,8 +159,7 @@ async def remove_suppression(
 
     def remove() -> dict[str, Any]:
         rows = {r["id"]: r for r in gw.engine.suppressions.list()}
-        gw.engine.suppressions.remove(suppression_id)  # NotFound (404) when absent
-        gw.engine.record("suppression.remove", requester(who), suppression_id=suppression_id)
+        gw.engine.remove_suppression(suppression_id, requester(who))  # NotFound: 404
         return rows[suppression_id]
 
     return gov.SuppressionOut(**await gw.locked(remove))

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from facesearch.accounts.store import KeyInfo
+from facesearch.accounts.ports import KeyInfo
 from facesearch.domain import BoundingBox, FaceRecord, ImageRecord, Match, Provenance, Source
 
 NOTICE = "A match is an investigative lead, not an identification."

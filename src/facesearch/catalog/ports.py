@@ -1,4 +1,5 @@
-"""The catalog port. SQLite is the embedded default; other engines implement the same.
+"""The catalog port, and the ports of the stores kept beside it (the audit log's rows,
+the suppression list). SQLite is the embedded default; other engines implement the same.
 
 A catalog applies no governance rule of its own: it stores the expiry dates it is given
 (``governance.retention`` computes them), is told which sources retention covers (legal
@@ -88,6 +89,11 @@ class Catalog(Protocol):
     def setdefault_meta(self, key: str, value: str) -> str:
         """The value kept under ``key``; ``value`` is stored first when there is none
         (atomically: two processes doing this at once get the same answer)."""
+        ...
+
+    def replace_meta(self, key: str, old: str, new: str) -> bool:
+        """Set ``new`` only if the value is still ``old`` (atomically: another writer may
+        have moved on). Returns whether it was set."""
         ...
 
     def model_key(self) -> str | None: ...
@@ -191,5 +197,93 @@ class Catalog(Protocol):
     def scrub(self) -> None:
         """Physically purge deleted rows (no copy left in files or journals)."""
         ...
+
+    def close(self) -> None: ...
+
+
+# -- the audit store ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    """One audit entry as stored: ``details`` is the canonical JSON the hash covers (kept
+    as that exact text, or the hash could not be checked)."""
+
+    seq: int
+    at: str
+    actor: str
+    action: str
+    purpose: str | None
+    case_ref: str | None
+    details: str
+    prev_hash: str
+    hash: str
+
+
+class AuditStore(Protocol):
+    """Where the audit log's rows live. It knows nothing of hashes: the chain
+    (governance.audit.AuditLog) computes them; the store keeps rows and their order."""
+
+    def append(self, make: Callable[[tuple[int, str] | None], AuditRow]) -> AuditRow:
+        """Store the row ``make`` returns, given the head (seq and hash of the last row,
+        None when empty) as it is while nothing else can append, in this process or
+        another: head read and insert are one transaction. If ``make`` raises, nothing
+        is stored."""
+        ...
+
+    def rows(
+        self,
+        *,
+        case_ref: str | None = None,
+        action: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> Iterator[AuditRow]:
+        """Rows by seq, filtered (``since`` inclusive, ``until`` exclusive, ``after`` a
+        seq); ``limit`` the most returned."""
+        ...
+
+    def stored(self) -> Iterator[AuditRow]:
+        """Every row in the order it lies in storage, not sorted by seq: verify reads
+        this, so that rows moved or renumbered show."""
+        ...
+
+    def head(self) -> tuple[int, str] | None:
+        """Seq and hash of the row with the highest seq, or None when empty."""
+        ...
+
+    def close(self) -> None: ...
+
+
+# -- the suppression store ---------------------------------------------------------------
+# Ids of suppressions and their templates (one row each, unit vectors).
+Templates = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
+
+
+class SuppressionStore(Protocol):
+    """The templates of people who objected, apart from the gallery. Templates are kept as
+    the bytes of the ``TemplateCodec`` the store was built with (sealed or not is the
+    builder's decision); matching is governance.suppression's."""
+
+    def add(
+        self, template: npt.NDArray[np.float32], model: str, consent_ref: str, note: str
+    ) -> int:
+        """Store a template with the consent it is kept under; returns its id."""
+        ...
+
+    def remove(self, suppression_id: int) -> None:
+        """Delete it, leaving no copy in files or journals; NotFound when absent."""
+        ...
+
+    def list(self) -> list[dict[str, Any]]:
+        """id, consent_ref, note, model and created_at of each, by id (no template)."""
+        ...
+
+    def templates(self, model: str) -> Templates:
+        """The ids and templates of the suppressions made with ``model`` (only those), by
+        id; current with what other processes wrote."""
+        ...
+
+    def count(self) -> int: ...
 
     def close(self) -> None: ...

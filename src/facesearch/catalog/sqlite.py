@@ -160,6 +160,13 @@ class SqliteCatalog:
             (stored,) = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return str(stored)
 
+    def replace_meta(self, key: str, old: str, new: str) -> bool:
+        with self.writes.alone() as db:
+            cur = db.execute(
+                "UPDATE meta SET value = ? WHERE key = ? AND value = ?", (new, key, old)
+            )
+        return cur.rowcount > 0
+
     def model_key(self) -> str | None:
         return self.meta("model")
 

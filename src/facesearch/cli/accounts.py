@@ -1,7 +1,8 @@
 """Accounts: ``keys create|list|revoke`` (API keys) and ``users add`` (web UI users).
 
 cli/main.py hands these to ``run`` before it opens an engine, so key management never
-loads a model or touches the catalog.
+loads a model; a change (key created or revoked, user added) opens the engine only to
+make it there, where its audit entry is written.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import getpass
 import json
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from facesearch.errors import InvalidInput
@@ -45,27 +47,28 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     store = build_accounts(settings)
     try:
         if args.command == "keys":
-            return keys(args, store, lambda action, info: audit_key(settings, action, info))
-        return users(args, store)
+            return keys(args, store, settings)
+        return users(args, store, settings)
     finally:
         store.close()
 
 
-def audit_key(settings: Any, action: str, info: Any) -> None:
-    """Key changes made at the command line go into the home's audit log too."""
+@contextmanager
+def recording(settings: Any) -> Iterator[tuple[Any, Any]]:
+    """The engine, which makes key and user changes and records them in the home's audit log, and
+    who makes them (the command line's user)."""
     from dataclasses import replace
 
     from facesearch.engine import FaceSearch
 
     with FaceSearch(settings) as engine:
-        who = replace(engine.default_requester(), channel="cli")
-        engine.record(action, who, key_id=info.key_id, name=info.name, role=info.role.value)
+        yield engine, replace(engine.default_requester(), channel="cli")
 
 
-def keys(args: argparse.Namespace, store: Any, audit: Callable[[str, Any], None]) -> int:
+def keys(args: argparse.Namespace, store: Any, settings: Any) -> int:
     if args.keys_command == "create":
-        info, full = store.create_key(args.name, args.role)
-        audit("key.create", info)
+        with recording(settings) as (engine, who):
+            info, full = engine.create_key(store, args.name, args.role, who)
         data: Any = {"key": full, "key_id": info.key_id, "name": info.name, "role": info.role}
         text = (
             f"{full}\n\nKey {info.key_id} ({info.role.value}) for {info.name}. "
@@ -90,17 +93,18 @@ def keys(args: argparse.Namespace, store: Any, audit: Callable[[str, Any], None]
         ]
         text = "\n".join(rows) if rows else "No API keys yet: facesearch keys create --name ..."
     else:
-        info = store.revoke_key(args.key_id)
-        audit("key.revoke", info)
+        with recording(settings) as (engine, who):
+            info = engine.revoke_key(store, args.key_id, who)
         data = {"key_id": info.key_id, "revoked_at": info.revoked_at}
         text = f"Revoked key {info.key_id} ({info.name})"
     print(json.dumps(data, default=str) if args.json else text)
     return 0
 
 
-def users(args: argparse.Namespace, store: Any) -> int:
+def users(args: argparse.Namespace, store: Any, settings: Any) -> int:
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else ask_password()
-    store.add_user(args.username, password, args.role)
+    with recording(settings) as (engine, who):
+        engine.add_user(store, args.username, password, args.role, who)
     data = {"username": args.username, "role": args.role}
     print(json.dumps(data) if args.json else f"User {args.username} ({args.role}) saved")
     return 0

@@ -280,8 +280,7 @@ def _suppress(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> i
             or "The suppression list is empty.",
         )
     else:
-        engine.suppressions.remove(args.id)
-        engine.record("suppression.remove", who, suppression_id=args.id)
+        engine.remove_suppression(args.id, who)
         emit(args.json, {"removed": args.id}, f"Removed suppression {args.id}")
     return 0
 

@@ -16,15 +16,26 @@ from typing import Any
 
 import numpy as np
 
+from facesearch.accounts.ports import AccountStore, KeyInfo
 from facesearch.catalog.ports import Catalog
 from facesearch.config import Settings
-from facesearch.domain import ImageRecord, ModelId, ProbeFace, Requester, SearchResult, Source
+from facesearch.domain import (
+    Event,
+    ImageRecord,
+    ModelId,
+    ProbeFace,
+    Requester,
+    SearchEvent,
+    SearchMade,
+    SearchResult,
+    Source,
+)
 from facesearch.engine.governance import Governance
 from facesearch.engine.home import Home
 from facesearch.engine.ingest import Ingester
 from facesearch.engine.maintenance import Maintenance
 from facesearch.engine.search import Probe, Searcher
-from facesearch.governance.audit import AuditLog, Verification
+from facesearch.governance.audit import AuditEntry, AuditLog, Verification
 from facesearch.governance.erasure import Receipt
 from facesearch.governance.suppression import SuppressionList
 from facesearch.imaging import DecodeLimits
@@ -143,9 +154,10 @@ class FaceSearch:
     def default_requester(self) -> Requester:
         return self.parts.default_requester()
 
-    def record(self, action: str, who: Requester | None, **details: Any) -> None:
-        """Append an audit entry (the engine's own actions, and the API's key changes)."""
-        self.parts.record(action, who, **details)
+    def record(self, event: Event, who: Requester | None = None) -> None:
+        """Append the audit entry of ``event`` (the engine's methods record their own
+        state changes: this is for events of the caller's)."""
+        self.parts.record(event, who)
 
     # -- consistency (maintenance.py) ---------------------------------------------------
     def _writing(
@@ -233,12 +245,12 @@ class FaceSearch:
         probe_faces: tuple[ProbeFace, ...] = (),
         who: Requester | None = None,
         probe_sha256: str | None = None,
-        action: str | None = "search",
+        audit: type[SearchEvent] | None = SearchMade,
         include_suppressed: bool = False,
     ) -> SearchResult:
         """Search one embedding; results collapse to one row per image (its best face).
         Suppressed faces are left out unless ``include_suppressed``; the call is audited
-        as ``action`` (None: the caller records it)."""
+        as an ``audit`` event (None: the caller records it)."""
         return self._searcher.search_vector(
             vector,
             probe_face=probe_face,
@@ -248,7 +260,7 @@ class FaceSearch:
             probe_faces=probe_faces,
             who=who,
             probe_sha256=probe_sha256,
-            action=action,
+            audit=audit,
             include_suppressed=include_suppressed,
         )
 
@@ -349,6 +361,58 @@ class FaceSearch:
         """Am I in here? asked by where the photos were published, with no photo (see
         Governance.access_request_by_url)."""
         return self._governance.access_request_by_url(url, prefix=prefix, who=who)
+
+    def remove_suppression(self, suppression_id: int, who: Requester | None = None) -> None:
+        """Take a person off the suppression list (recorded; NotFound when absent)."""
+        self._governance.remove_suppression(suppression_id, who)
+
+    def create_key(
+        self, accounts: AccountStore, name: str, role: str, who: Requester | None = None
+    ) -> tuple[KeyInfo, str]:
+        """A new API key in ``accounts``, recorded (its id, never the key)."""
+        return self._governance.create_key(accounts, name, role, who)
+
+    def revoke_key(
+        self, accounts: AccountStore, key_id: str, who: Requester | None = None
+    ) -> KeyInfo:
+        """Revoke an API key in ``accounts``, recorded (NotFound when there is none)."""
+        return self._governance.revoke_key(accounts, key_id, who)
+
+    def add_user(
+        self,
+        accounts: AccountStore,
+        username: str,
+        password: str,
+        role: str,
+        who: Requester | None = None,
+    ) -> None:
+        """Add a web user to ``accounts`` (or reset their password), recorded."""
+        self._governance.add_user(accounts, username, password, role, who)
+
+    def read_audit(
+        self,
+        who: Requester | None = None,
+        *,
+        case_ref: str | None = None,
+        action: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+        last: int | None = None,
+    ) -> list[AuditEntry]:
+        """Audit entries oldest first, filtered and paged (see Governance.read_audit);
+        the read is itself recorded as ``audit.read``."""
+        return self._governance.read_audit(
+            who,
+            case_ref=case_ref,
+            action=action,
+            since=since,
+            until=until,
+            after=after,
+            limit=limit,
+            last=last,
+        )
 
     def verify_audit(self) -> Verification:
         return self._governance.verify_audit()

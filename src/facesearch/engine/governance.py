@@ -1,7 +1,9 @@
 """Governance: sources and their policies, retention and erasure, objections
 (suppression), access requests, the audit log and the transparency report.
 
-Every state change here writes its audit entry (``Parts.record``)."""
+Every state change here writes its audit entry (``Parts.record``), and so does every
+read of the audit log: callers (the CLI, the API, the web UI) go through these methods
+and cannot forget an entry."""
 
 from __future__ import annotations
 
@@ -15,14 +17,34 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from facesearch.accounts.ports import AccountStore, KeyInfo
 from facesearch.catalog.ports import Removal
-from facesearch.domain import Requester, SearchResult, Source
+from facesearch.domain import (
+    AccessRequested,
+    AccessRequestedByUrl,
+    AuditExported,
+    AuditRead,
+    ErasureDone,
+    ErasureReviewed,
+    KeyCreated,
+    KeyRevoked,
+    Requester,
+    RetentionRun,
+    SearchMade,
+    SearchResult,
+    Source,
+    SourceAdded,
+    SourceUpdated,
+    SuppressionAdded,
+    SuppressionRemoved,
+    UserAdded,
+)
 from facesearch.engine.home import Home
 from facesearch.engine.maintenance import Maintenance
 from facesearch.engine.search import Probe, Searcher, chosen_face
 from facesearch.errors import InvalidInput, NotFound
 from facesearch.governance.access import access_report, access_report_by_url
-from facesearch.governance.audit import Verification
+from facesearch.governance.audit import AuditEntry, Verification
 from facesearch.governance.erasure import Receipt, remove
 from facesearch.governance.policy import parse_time, validate_source
 from facesearch.governance.retention import expiry_rule, subject_to_retention
@@ -46,7 +68,7 @@ class Governance:
     def add_source(self, source: Source, who: Requester | None = None) -> Source:
         """Register a collection with its lawful basis and retention period."""
         stored = self.parts.catalog.add_source(validate_source(source))
-        self.parts.record("source.add", who, source=source.name, policy=stored.policy())
+        self.parts.record(SourceAdded(source=source.name, policy=stored.policy()), who)
         return stored
 
     def update_source(self, name: str, who: Requester | None = None, **changes: Any) -> Source:
@@ -58,7 +80,7 @@ class Governance:
         # Every copy's date is rewritten, changed or not: the policy read above may be stale.
         stored = self.parts.catalog.update_source(updated, expiry_rule(updated.retention_days))
         self.parts.record(
-            "source.update", who, source=name, changes=sorted(changes), policy=stored.policy()
+            SourceUpdated(source=name, changes=sorted(changes), policy=stored.policy()), who
         )
         return stored
 
@@ -90,12 +112,12 @@ class Governance:
                 self.parts.catalog,
                 self.parts.index,
                 expired,
-                action="retention",
+                action=RetentionRun.action,
                 scope={"expired_before": when},
                 dry_run=dry_run,
                 derived_files=self.derived_files,
             )
-            self.parts.record("retention", who, **receipt_details(receipt))
+            self.parts.record(RetentionRun(**receipt_details(receipt)), who)
             return receipt
 
     def erase(
@@ -144,12 +166,12 @@ class Governance:
             catalog,
             self.parts.index,
             provenance,
-            action="erasure",
+            action=ErasureDone.action,
             scope=scope,
             dry_run=dry_run,
             derived_files=self.derived_files,
         )
-        self.parts.record("erasure", who, **receipt_details(receipt))
+        self.parts.record(ErasureDone(**receipt_details(receipt)), who)
         return receipt
 
     def find_person(
@@ -174,7 +196,7 @@ class Governance:
             probe_faces=probe.faces,
             who=who,
             probe_sha256=probe.sha256,
-            action="erasure.review",
+            audit=ErasureReviewed,
             include_suppressed=True,
         )
         return replace(result, matches=tuple(m for m in result.matches if m.is_match))
@@ -194,10 +216,15 @@ class Governance:
         suppression_id = self.parts.suppressions.add(
             probe.embeddings[index], self.parts.model.key, consent_ref, note
         )
-        self.parts.record(
-            "suppression.add", who, suppression_id=suppression_id, consent_ref=consent_ref
-        )
+        added = SuppressionAdded(suppression_id=suppression_id, consent_ref=consent_ref)
+        self.parts.record(added, who)
         return suppression_id
+
+    def remove_suppression(self, suppression_id: int, who: Requester | None = None) -> None:
+        """Take a person off the suppression list: their faces are searchable again
+        (NotFound when there is no such suppression)."""
+        self.parts.suppressions.remove(suppression_id)
+        self.parts.record(SuppressionRemoved(suppression_id=suppression_id), who)
 
     def access_request(
         self, photo: bytes | Probe, face: int | None = None, who: Requester | None = None
@@ -215,18 +242,15 @@ class Governance:
             probe_faces=probe.faces,
             who=who,
             probe_sha256=probe.sha256,
-            action=None,
+            audit=None,
             include_suppressed=True,
         )
         report = access_report(result, {s.name: s for s in self.sources()}, strict, request_id)
         # Only that it happened, a hash and the count: never the photo or its template.
-        self.parts.record(
-            "access_request",
-            who,
-            request_id=request_id,
-            probe_sha256=probe.sha256,
-            results=report["images_found"],
+        asked = AccessRequested(
+            request_id=request_id, probe_sha256=probe.sha256, results=report["images_found"]
         )
+        self.parts.record(asked, who)
         return report
 
     def access_request_by_url(
@@ -257,14 +281,13 @@ class Governance:
         # candidate URLs (every page_url in the catalog, say), which would make the log a
         # list of the profiles whose owners asked. The same address gives the same hash,
         # so a later request can be linked to this one.
-        self.parts.record(
-            "access_request",
-            who,
+        asked_by_url = AccessRequestedByUrl(
             request_id=request_id,
             match=where.kind,
             url_hash=self._url_hash(where.key),
             results=report["images_found"],
         )
+        self.parts.record(asked_by_url, who)
         return report
 
     def _url_hash(self, key: str) -> str:
@@ -276,6 +299,35 @@ class Governance:
         )
         return hmac.new(bytes.fromhex(secret), key.encode(), hashlib.sha256).hexdigest()
 
+    # -- accounts ----------------------------------------------------------------------
+    def create_key(
+        self, accounts: AccountStore, name: str, role: str, who: Requester | None = None
+    ) -> tuple[KeyInfo, str]:
+        """A new API key in ``accounts`` (the full key is returned once, never recorded)."""
+        info, full = accounts.create_key(name, role)
+        self.parts.record(KeyCreated(key_id=info.key_id, name=info.name, role=info.role.value), who)
+        return info, full
+
+    def revoke_key(
+        self, accounts: AccountStore, key_id: str, who: Requester | None = None
+    ) -> KeyInfo:
+        """Revoke an API key in ``accounts`` (NotFound when there is none)."""
+        info = accounts.revoke_key(key_id)
+        self.parts.record(KeyRevoked(key_id=info.key_id, name=info.name, role=info.role.value), who)
+        return info
+
+    def add_user(
+        self,
+        accounts: AccountStore,
+        username: str,
+        password: str,
+        role: str,
+        who: Requester | None = None,
+    ) -> None:
+        """Add a web user to ``accounts``, or reset their password and role."""
+        accounts.add_user(username, password, role)
+        self.parts.record(UserAdded(username=username.strip(), role=role), who)
+
     # -- audit and transparency --------------------------------------------------------
     def verify_audit(self) -> Verification:
         return self.parts.audit.verify()
@@ -284,7 +336,31 @@ class Governance:
         self, case_ref: str | None = None, who: Requester | None = None
     ) -> list[dict[str, Any]]:
         entries = [e.as_dict() for e in self.parts.audit.entries(case_ref=case_ref)]
-        self.parts.record("audit.export", who, case=case_ref, entries=len(entries))
+        self.parts.record(AuditExported(case=case_ref, entries=len(entries)), who)
+        return entries
+
+    def read_audit(
+        self,
+        who: Requester | None = None,
+        *,
+        case_ref: str | None = None,
+        action: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+        last: int | None = None,
+    ) -> list[AuditEntry]:
+        """Entries oldest first, filtered and paged by seq (``after``, ``limit``), or only
+        the ``last`` ones; the read is itself recorded (``audit.read``)."""
+        entries = list(
+            self.parts.audit.entries(
+                case_ref=case_ref, action=action, since=since, until=until, after=after, limit=limit
+            )
+        )
+        if last is not None:
+            entries = entries[-last:] if last > 0 else []
+        self.parts.record(AuditRead(case=case_ref, action_filter=action, entries=len(entries)), who)
         return entries
 
     def transparency_report(
@@ -299,11 +375,13 @@ class Governance:
         expired: dict[str, int] = {"images": 0, "faces": 0}
         for entry in self.parts.audit.entries(since=start, until=end):
             counts[entry.action] = counts.get(entry.action, 0) + 1
-            if entry.action == "search":
+            if entry.action == SearchMade.action:
                 key = entry.purpose or "(none given)"
                 per_purpose[key] = per_purpose.get(key, 0) + 1
-            elif entry.action in ("erasure", "retention") and not entry.details.get("dry_run"):
-                bucket = erased if entry.action == "erasure" else expired
+            elif entry.action in (ErasureDone.action, RetentionRun.action) and not (
+                entry.details.get("dry_run")
+            ):
+                bucket = erased if entry.action == ErasureDone.action else expired
                 bucket["images"] += int(entry.details.get("images_removed", 0))
                 bucket["faces"] += int(entry.details.get("faces_removed", 0))
         return {
@@ -317,13 +395,13 @@ class Governance:
                 for s in self.sources()
             ],
             "searches_by_purpose": per_purpose,
-            "searches": counts.get("search", 0),
-            "erasures": counts.get("erasure", 0),
+            "searches": counts.get(SearchMade.action, 0),
+            "erasures": counts.get(ErasureDone.action, 0),
             "erased": erased,
-            "retention_runs": counts.get("retention", 0),
+            "retention_runs": counts.get(RetentionRun.action, 0),
             "expired": expired,
-            "access_requests": counts.get("access_request", 0),
-            "suppressions_added": counts.get("suppression.add", 0),
+            "access_requests": counts.get(AccessRequested.action, 0),
+            "suppressions_added": counts.get(SuppressionAdded.action, 0),
             "suppressions_on_file": self.parts.suppressions.count(),
         }
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
-from typing import Any
 
 from facesearch.catalog.ports import Catalog
 from facesearch.config import Settings
-from facesearch.domain import ModelId, Requester, Source
+from facesearch.domain import Event, ModelId, Requester, Source
 from facesearch.errors import NotFound
 from facesearch.execution.ports import Executor
 from facesearch.governance.audit import AuditEvent, AuditLog
@@ -77,18 +76,10 @@ class Home:
     def default_requester(self) -> Requester:
         return local_requester(self.settings)
 
-    def record(self, action: str, who: Requester | None, **details: Any) -> None:
-        """Append an audit entry (every job's state changes, and the API's key changes)."""
-        who = who or self.default_requester()
-        self.audit.append(
-            AuditEvent(
-                action=action,
-                actor=who.actor,
-                purpose=who.purpose,
-                case_ref=who.case_ref,
-                details=details,
-            )
-        )
+    def record(self, event: Event, who: Requester | None) -> None:
+        """Append the audit entry of ``event``, made by ``who`` (default: this process's
+        user). Every job records its own state changes and reads of the log."""
+        self.audit.append(AuditEvent.of(event, who or self.default_requester()))
 
     def source(self, name: str) -> Source:
         """A registered source, or why there is none (every job refuses a mistyped name)."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from facesearch.domain import Requester
+from facesearch.domain import IngestBatch, IngestDone, Requester
 from facesearch.engine.home import Home
 from facesearch.engine.maintenance import Maintenance
 from facesearch.errors import ModelMismatch
@@ -58,7 +58,9 @@ class Ingester:
             progress,
             self._suppressor(),
             # Before each batch is written: no image is ever stored without an entry.
-            audit=lambda batch: parts.record("ingest.batch", who, source=source, **batch),
+            audit=lambda batch: parts.record(
+                IngestBatch(source=source, images=batch["images"], copies=batch["copies"]), who
+            ),
         )
         n_workers = workers or parts.settings.workers
         report = run_ingest(
@@ -69,9 +71,7 @@ class Ingester:
             parts.model_spec,
             analyser=self._analyse_here if n_workers <= 1 else None,
         )
-        parts.record(
-            "ingest",
-            who,
+        done = IngestDone(
             source=source,
             files=report.files,
             images_added=report.images_added,
@@ -81,6 +81,7 @@ class Ingester:
             failures=len(report.failed),
             interrupted=report.interrupted,
         )
+        parts.record(done, who)
         self.maintenance.switch_index()
         return report
 

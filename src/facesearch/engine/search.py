@@ -10,7 +10,15 @@ from typing import Any
 
 import numpy as np
 
-from facesearch.domain import ImageRecord, Match, ProbeFace, Requester, SearchResult
+from facesearch.domain import (
+    ImageRecord,
+    Match,
+    ProbeFace,
+    Requester,
+    SearchEvent,
+    SearchMade,
+    SearchResult,
+)
 from facesearch.engine.home import Home
 from facesearch.errors import InvalidInput, ModelMismatch, NoFaceFound, NotFound, PermissionDenied
 from facesearch.imaging import decode_image, read_limited
@@ -111,14 +119,14 @@ class Searcher:
         probe_faces: tuple[ProbeFace, ...] = (),
         who: Requester | None = None,
         probe_sha256: str | None = None,
-        action: str | None = "search",
+        audit: type[SearchEvent] | None = SearchMade,
         include_suppressed: bool = False,
     ) -> SearchResult:
         """Search one embedding; results collapse to one row per image (its best face).
 
         Faces of people on the suppression list are never returned, except to the access
         and erasure requests of those people (``include_suppressed``). Every call is
-        written to the audit log as ``action``.
+        written to the audit log as an ``audit`` event (None: the caller records its own).
         """
         parts = self.parts
         settings, catalog = parts.settings, parts.catalog
@@ -167,10 +175,8 @@ class Searcher:
                     image=image,
                 )
             )
-        if action is not None:  # None: the caller records the event itself
-            parts.record(
-                action,
-                who,
+        if audit is not None:  # None: the caller records the event itself
+            event = audit(
                 probe_sha256=probe_sha256,
                 sources=list(sources or []),
                 top_k=k,
@@ -178,6 +184,7 @@ class Searcher:
                 results=len(matches),
                 likely_matches=sum(m.is_match for m in matches),
             )
+            parts.record(event, who)
         return SearchResult(
             probe_face=probe_face,
             threshold=cut,

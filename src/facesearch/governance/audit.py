@@ -2,9 +2,10 @@
 
 Every entry carries the hash of the one before it, so editing, deleting or reordering
 entries breaks the chain at a place ``verify`` names. A chain can be recomputed by anyone
-who can write the file, so the latest entry's number and hash are also kept outside the
-log (the *anchor*, in the catalog) and ``verify`` checks that the anchored entry is in the
-log, at its number, with its hash: entries cut off the end, a recomputed chain and entries
+who can write the log's store (``catalog.ports.AuditStore``: rows, no hashing), so the
+latest entry's number and hash are also kept outside the log (the *anchor*, in the
+catalog) and ``verify`` checks that the anchored entry is in the log, at its number, with
+its hash: entries cut off the end, a recomputed chain and entries
 appended behind facesearch's back all show. With an audit key (``FACESEARCH_AUDIT_KEY``,
 kept in the environment, never in the home) each entry's hash is an HMAC-SHA256: without
 the key no entry can be forged or re-chained, even by someone who can also rewrite the
@@ -20,36 +21,21 @@ import binascii
 import hashlib
 import hmac
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Protocol
 
+from facesearch.catalog.ports import AuditRow, AuditStore, Catalog
+from facesearch.domain import AuditKeyed, Event, Requester
 from facesearch.errors import ConfigError
-from facesearch.sqlitedb import Writes, open_connection
 
 GENESIS = "0" * 64
 # The entry that starts the keyed part of a chain; every entry from it on is an HMAC.
-KEY_ACTION = "audit.key"
+KEY_ACTION = AuditKeyed.action
 PENDING = ":pending"
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY,
-    at TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    action TEXT NOT NULL,
-    purpose TEXT,
-    case_ref TEXT,
-    details TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_case ON audit(case_ref);
-CREATE INDEX IF NOT EXISTS audit_action_at ON audit(action, at);
-"""
 
 UNKEYED_WARNING = (
     "the chain is unkeyed (no FACESEARCH_AUDIT_KEY): it shows any change made to the audit "
@@ -59,13 +45,23 @@ UNKEYED_WARNING = (
 
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
-    """One thing that happened. Written by the engine, never by a route or a command."""
+    """One entry to append: a typed event (``domain.Event``) with who made it."""
 
-    action: str  # search, ingest, erasure, retention, dsar, suppression, source.add, key.create ...
+    action: str
     actor: str
     purpose: str | None = None
     case_ref: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, event: Event, who: Requester) -> AuditEvent:
+        return cls(
+            action=event.action,
+            actor=who.actor,
+            purpose=who.purpose,
+            case_ref=who.case_ref,
+            details=event.details(),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +78,20 @@ class AuditEntry:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_row(cls, row: AuditRow) -> AuditEntry:
+        return cls(
+            row.seq,
+            row.at,
+            row.actor,
+            row.action,
+            row.purpose,
+            row.case_ref,
+            json.loads(row.details),
+            row.prev_hash,
+            row.hash,
+        )
 
 
 def entry_hash(
@@ -155,6 +165,24 @@ class AnchorStore(Protocol):
         """Set ``new`` only if the value is still ``old`` (another writer may have moved on)."""
 
 
+class CatalogAnchor:
+    """The anchor in the catalog's meta table (any Catalog)."""
+
+    KEY = "audit_head"
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def get(self) -> str | None:
+        return self.catalog.meta(self.KEY)
+
+    def set(self, value: str) -> None:
+        self.catalog.set_meta(self.KEY, value)
+
+    def replace(self, old: str, new: str) -> None:
+        self.catalog.replace_meta(self.KEY, old, new)
+
+
 @dataclass(frozen=True, slots=True)
 class Verification:
     ok: bool
@@ -166,25 +194,28 @@ class Verification:
 
 
 class AuditLog:
-    """The log, in its own SQLite file; ``anchor`` keeps the latest entry outside it.
+    """The hash chain over an audit store (``catalog.ports.AuditStore``); ``anchor``
+    keeps the latest entry outside it.
 
     ``key`` and ``keyed_from``: entries from ``keyed_from`` on are HMACs under ``key``
     (the ones before it were written before the home had a key, and stay plain hashes)."""
 
     def __init__(
         self,
-        path: Path,
+        store: AuditStore,
         anchor: AnchorStore,
         key: bytes | None = None,
         keyed_from: int | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.db = open_connection(path, "audit log", SCHEMA)
-        self.writes = Writes(self.db)
+        self.store = store
         self._anchor = anchor
         self.key = key
         self.keyed_from = keyed_from if key is not None else None
         self._clock = clock
+        # One append at a time in this process, from the head's read to the anchor's
+        # confirmation (the store serialises the transaction itself across processes).
+        self._lock = threading.RLock()
 
     def _key_for(self, seq: int) -> bytes | None:
         if self.keyed_from is not None and seq >= self.keyed_from:
@@ -192,28 +223,35 @@ class AuditLog:
         return None
 
     def append(self, event: AuditEvent) -> AuditEntry:
-        # The anchor is written inside the audit file's write transaction, which also
+        # The anchor is written inside the store's write transaction, which also
         # serialises writers in other processes: first as pending (a crash before the
         # commit leaves the log one entry short of it, which verify accepts), then, once
         # the entry is committed, confirmed, unless a later writer has already moved it.
-        with self.writes.alone():
-            with self.writes.transaction():
-                last = self.db.execute(
-                    "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"
-                ).fetchone()
-                seq, prev = (int(last[0]) + 1, str(last[1])) if last else (1, GENESIS)
-                at = self._clock().astimezone(UTC).isoformat(timespec="microseconds")
-                details = json.dumps(event.details, sort_keys=True, default=str)
-                head = (seq, at, event.actor, event.action, event.purpose, event.case_ref)
-                digest = entry_hash(*head, details, prev, key=self._key_for(seq))
-                pending = Anchor(seq, digest, pending=True).encode()
-                self._anchor.set(pending)
-                self.db.execute(
-                    "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*head, details, prev, digest),
-                )
-            self._anchor.replace(pending, Anchor(seq, digest).encode())
-        return AuditEntry(*head, event.details, prev, digest)
+        details = json.dumps(event.details, sort_keys=True, default=str)
+
+        def make(last: tuple[int, str] | None) -> AuditRow:
+            seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+            at = self._clock().astimezone(UTC).isoformat(timespec="microseconds")
+            head = (seq, at, event.actor, event.action, event.purpose, event.case_ref)
+            digest = entry_hash(*head, details, prev, key=self._key_for(seq))
+            self._anchor.set(Anchor(seq, digest, pending=True).encode())
+            return AuditRow(*head, details, prev, digest)
+
+        with self._lock:
+            row = self.store.append(make)
+            pending = Anchor(row.seq, row.hash, pending=True).encode()
+            self._anchor.replace(pending, Anchor(row.seq, row.hash).encode())
+        return AuditEntry(
+            row.seq,
+            row.at,
+            row.actor,
+            row.action,
+            row.purpose,
+            row.case_ref,
+            event.details,
+            row.prev_hash,
+            row.hash,
+        )
 
     def start_keying(self, actor: str, unkeyed_entries: int) -> AuditEntry:
         """Key the chain from the next entry on (the entry saying so is the first keyed)."""
@@ -221,16 +259,8 @@ class AuditLog:
             raise ConfigError("no audit key to start keying with")
         head = self.head()
         self.keyed_from = (head[0] if head else 0) + 1
-        return self.append(
-            AuditEvent(
-                action=KEY_ACTION,
-                actor=actor,
-                details={
-                    "fingerprint": key_fingerprint(self.key),
-                    "unkeyed_entries": unkeyed_entries,
-                },
-            )
-        )
+        marker = AuditKeyed(fingerprint=key_fingerprint(self.key), unkeyed_entries=unkeyed_entries)
+        return self.append(AuditEvent.of(marker, Requester(actor=actor)))
 
     def entries(
         self,
@@ -242,28 +272,14 @@ class AuditLog:
         limit: int | None = None,
     ) -> Iterator[AuditEntry]:
         """Entries in order, filtered; ``after`` and ``limit`` page through them by seq."""
-        where: list[str] = []
-        args: list[Any] = []
-        for column, op, value in (
-            ("seq", ">", after),
-            ("case_ref", "=", case_ref),
-            ("action", "=", action),
-            ("at", ">=", since),
-            ("at", "<", until),
-        ):
-            if value is not None:
-                where.append(f"{column} {op} ?")
-                args.append(value)
-        sql = "SELECT * FROM audit" + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY seq" + (f" LIMIT {int(limit)}" if limit is not None else "")
-        for row in self.db.execute(sql, args):
-            yield AuditEntry(
-                row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), row[7], row[8]
-            )
+        rows = self.store.rows(
+            case_ref=case_ref, action=action, since=since, until=until, after=after, limit=limit
+        )
+        for row in rows:
+            yield AuditEntry.from_row(row)
 
     def head(self) -> tuple[int, str] | None:
-        row = self.db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        return None if row is None else (int(row[0]), str(row[1]))
+        return self.store.head()
 
     def verify(self) -> Verification:
         """Walk the chain in storage order, then check it against the anchor; name the
@@ -283,8 +299,18 @@ class AuditLog:
         prev, expected_seq, count = GENESIS, 1, 0
         hashes: dict[int, str] = {}
         key_fp = key_fingerprint(self.key) if self.key is not None else None
-        for row in self.db.execute("SELECT * FROM audit ORDER BY rowid"):
-            seq, at, actor, action, purpose, case_ref, details, prev_hash, digest = row
+        for row in self.store.stored():
+            seq, at, actor, action, purpose, case_ref, details, prev_hash, digest = (
+                row.seq,
+                row.at,
+                row.actor,
+                row.action,
+                row.purpose,
+                row.case_ref,
+                row.details,
+                row.prev_hash,
+                row.hash,
+            )
             count += 1
             if seq != expected_seq:
                 kind = "missing or reordered" if seq > expected_seq else "reordered or duplicated"
@@ -389,4 +415,4 @@ class AuditLog:
         return Verification(ok, count, problem, seq, self.keyed_from, warning)
 
     def close(self) -> None:
-        self.db.close()
+        self.store.close()

@@ -1,47 +1,25 @@
 """The suppression list: templates of people who objected, kept for that sole purpose.
 
-Stored in their own file, apart from the gallery, and never searched as a gallery: they
-are only compared with faces being ingested (which are then skipped) and with search
-results (which are then withheld). Templates are kept as the bytes of the TemplateCodec
-the list is built with (sealed when the home is encrypted).
+Kept in their own store, apart from the gallery (``catalog.ports.SuppressionStore``), and
+never searched as a gallery: they are only compared with faces being ingested (which are
+then skipped) and with search results (which are then withheld). This module holds the
+rules (a consent reference is required; what counts as a match); the store keeps rows.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from facesearch.errors import InvalidInput, NotFound
-from facesearch.security.templates import TemplateCodec
-from facesearch.sqlitedb import Writes, open_connection
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS suppressions (
-    id INTEGER PRIMARY KEY,
-    consent_ref TEXT NOT NULL,
-    note TEXT NOT NULL DEFAULT '',
-    model TEXT NOT NULL,
-    template BLOB NOT NULL,
-    created_at TEXT NOT NULL
-);
-"""
-
-
-Templates = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
+from facesearch.catalog.ports import SuppressionStore, Templates
+from facesearch.errors import InvalidInput
 
 
 class SuppressionList:
-    def __init__(self, path: Path, codec: TemplateCodec) -> None:
-        self.db = open_connection(path, "suppression list", SCHEMA, ("secure_delete=ON",))
-        self.writes = Writes(self.db)
-        self.codec = codec
-        # One model's templates, with the version of the list they were read at: another
-        # process (the CLI beside a running server) may add or remove a suppression.
-        self._cache: tuple[str, tuple[int, int], Templates] | None = None
+    def __init__(self, store: SuppressionStore) -> None:
+        self.store = store
 
     def add(
         self, template: npt.NDArray[np.float32], model: str, consent_ref: str, note: str
@@ -50,50 +28,18 @@ class SuppressionList:
             raise InvalidInput(
                 "a suppression needs the reference of the person's consent to keep their template"
             )
-        with self.writes.alone() as db:
-            cur = db.execute(
-                "INSERT INTO suppressions (consent_ref, note, model, template, created_at) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (
-                    consent_ref,
-                    note,
-                    model,
-                    self.codec.encode(template),
-                    datetime.now(UTC).isoformat(timespec="seconds"),
-                ),
-            )
-        self._cache = None
-        return int(cur.lastrowid or 0)
+        return self.store.add(template, model, consent_ref, note)
 
     def remove(self, suppression_id: int) -> None:
-        with self.writes.alone() as db:
-            cur = db.execute("DELETE FROM suppressions WHERE id = ?", (suppression_id,))
-            if cur.rowcount == 0:
-                raise NotFound(f"no suppression with id {suppression_id}")
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self._cache = None
+        """NotFound when there is no such suppression."""
+        self.store.remove(suppression_id)
 
     def list(self) -> list[dict[str, Any]]:
-        rows = self.db.execute(
-            "SELECT id, consent_ref, note, model, created_at FROM suppressions ORDER BY id"
-        )
-        return [
-            {"id": r[0], "consent_ref": r[1], "note": r[2], "model": r[3], "created_at": r[4]}
-            for r in rows
-        ]
+        return self.store.list()
 
     def templates(self, model: str) -> Templates:
         """The ids and templates of the suppressions made with ``model`` (only those)."""
-        version = self.writes.version
-        if self._cache is not None and self._cache[:2] == (model, version):
-            return self._cache[2]
-        rows = self.db.execute(
-            "SELECT id, template FROM suppressions WHERE model = ? ORDER BY id", (model,)
-        ).fetchall()
-        ids = np.array([r[0] for r in rows], dtype=np.int64)
-        vecs = self.codec.decode_many(r[1] for r in rows)
-        self._cache = (model, version, (ids, vecs))
-        return ids, vecs
+        return self.store.templates(model)
 
     def matches(
         self, vectors: npt.NDArray[np.float32], model: str, threshold: float
@@ -106,7 +52,7 @@ class SuppressionList:
         return best
 
     def count(self) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM suppressions").fetchone()[0])
+        return self.store.count()
 
     def close(self) -> None:
-        self.db.close()
+        self.store.close()

@@ -23,7 +23,7 @@ from facesearch.accounts.ratelimit import TokenBuckets
 from facesearch.accounts.roles import Action, Principal, Role
 from facesearch.api.auth import SESSION_COOKIE, auth_state
 from facesearch.api.deps import MAX_ID, PLAIN_ID, gateway
-from facesearch.api.routes_admin import audit_key
+from facesearch.api.routes_admin import new_key, revoked_key
 from facesearch.errors import FacesearchError
 from facesearch.web import routes_governance
 from facesearch.web.pages import HERE, Page, render
@@ -205,12 +205,11 @@ async def create_key(
         return page.stop
     if not page.form_ok(csrf_token):
         return await _keys(page, None, "Missing or wrong CSRF token: nothing was created.", 403)
+    assert page.who is not None
     try:
-        info, full = await run_in_threadpool(auth_state(request).store.create_key, name, role)
+        _, full = await new_key(request, page.who, name, role)
     except FacesearchError as exc:
         return await _keys(page, None, str(exc), 400)
-    assert page.who is not None
-    await audit_key(request, "key.create", page.who, info)
     return await _keys(page, full, "", 201)
 
 
@@ -221,10 +220,9 @@ async def revoke_key(request: Request, key_id: str, csrf_token: str = Form("")) 
         return page.stop
     if not page.form_ok(csrf_token):
         return await _keys(page, None, "Missing or wrong CSRF token: nothing was revoked.", 403)
+    assert page.who is not None
     try:
-        info = await run_in_threadpool(auth_state(request).store.revoke_key, key_id)
+        await revoked_key(request, page.who, key_id)
     except FacesearchError as exc:
         return await _keys(page, None, str(exc), 404)
-    assert page.who is not None
-    await audit_key(request, "key.revoke", page.who, info)
     return RedirectResponse("/admin/keys", status_code=303)

@@ -301,8 +301,7 @@ async def audit_page(request: Request) -> Response:
     who = requester(page.who)
 
     def read() -> tuple[Any, list[Any]]:
-        entries = list(gw.engine.audit.entries(case_ref=case))[-500:][::-1]
-        gw.engine.record("audit.read", who, case=case, entries=len(entries))
+        entries = gw.engine.read_audit(who, case_ref=case, last=500)[::-1]
         return gw.engine.verify_audit(), entries
 
     verification, entries = await gw.locked(read)

@@ -1,4 +1,5 @@
-"""SqliteAccountStore: API keys, users and web sessions in ``<home>/accounts.sqlite``.
+"""SqliteAccountStore, the ``accounts.ports.AccountStore`` of a home: API keys, users and web
+sessions in ``<home>/accounts.sqlite``.
 
 Kept apart from the catalog: accounts are about who may ask, not about what is stored.
 Keys and session tokens are stored only as hashes; passwords only as Argon2id hashes.
@@ -10,11 +11,11 @@ import functools
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from facesearch.accounts import credentials as cred
+from facesearch.accounts.ports import KeyInfo, Session
 from facesearch.accounts.roles import Principal, Role, parse_role
 from facesearch.errors import InvalidInput, NotFound
 from facesearch.sqlitedb import open_connection
@@ -43,26 +44,6 @@ CREATE TABLE IF NOT EXISTS sessions (
     expires_at REAL NOT NULL
 );
 """
-
-
-@dataclass(frozen=True, slots=True)
-class KeyInfo:
-    key_id: str
-    name: str
-    role: Role
-    created_at: str
-    revoked_at: str | None
-
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
-
-
-@dataclass(frozen=True, slots=True)
-class Session:
-    principal: Principal
-    csrf: str
-    expires_at: float
 
 
 def _now() -> str:
