@@ -56,6 +56,9 @@ def fetch_photos() -> Path:
     return photos
 
 
+RELEASE_PAGE = "https://pypi.org/project/face-recognition/1.3.0/"
+
+
 def write_manifest(photos: Path) -> Path:
     manifest = DEMO / "manifest.csv"
     with open(manifest, "w", newline="") as fh:
@@ -66,8 +69,10 @@ def write_manifest(photos: Path) -> Path:
                 writer.writerow(
                     [
                         f"photos/{photo.name}",
-                        f"pkg:pypi/face_recognition@1.3.0#tests/test_images/{photo.name}",
-                        "pkg:pypi/face_recognition@1.3.0",
+                        # Manifest URLs are http(s): the release page on PyPI, and the
+                        # file's place in its source distribution as the fragment.
+                        f"{RELEASE_PAGE}#tests/test_images/{photo.name}",
+                        RELEASE_PAGE,
                         "",
                     ]
                 )
