@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from facesearch import FaceSearch
-from facesearch.api import create_app
+from facesearch.app import create_app
 from tests.app_gallery import Gallery, build_gallery
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from facesearch import FaceSearch, Settings
-from facesearch.api import create_app
+from facesearch.app import create_app
 from tests.app_gallery import PURPOSE, Gallery, bearer
 
 

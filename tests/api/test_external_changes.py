@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from facesearch import FaceSearch, Settings
-from facesearch.api import create_app
+from facesearch.app import create_app
 from tests.app_gallery import PURPOSE, bearer, register
 
 from ..conftest import REGISTER_ARGS

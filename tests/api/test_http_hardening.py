@@ -24,8 +24,8 @@ from PIL import Image
 
 from facesearch import FaceSearch, Settings
 from facesearch.accounts.sqlite import SqliteAccountStore
-from facesearch.api import create_app
 from facesearch.api.server import server_config
+from facesearch.app import create_app
 from facesearch.config import Api
 from tests.app_gallery import NO_FACE, Gallery, bearer, register
 

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from facesearch import FaceSearch, Settings
 from facesearch.accounts.sqlite import SqliteAccountStore
-from facesearch.api import create_app
+from facesearch.app import create_app
 from tests.app_gallery import OBAMA_PROBE, PURPOSE, bearer, register
 
 OBAMA = "face_recognition/examples/obama.jpg"

@@ -258,7 +258,7 @@ def test_blocked_jurisdictions_get_403_and_the_purpose_rule_can_be_switched_off(
     gallery: Gallery,
 ) -> None:
     from facesearch import FaceSearch, Settings
-    from facesearch.api import create_app
+    from facesearch.app import create_app
 
     settings = Settings(
         home=gallery.home,

@@ -15,7 +15,7 @@ from PIL import Image
 from facesearch import FaceSearch, Settings
 from facesearch.accounts.roles import ROLE_ACTIONS, Action, Role
 from facesearch.accounts.sqlite import SqliteAccountStore
-from facesearch.api import create_app
+from facesearch.app import create_app
 from tests.app_gallery import OBAMA_PROBE, PURPOSE, Gallery, bearer
 
 # Every /v1 endpoint, with the action it needs (None: any signed-in caller).

@@ -19,7 +19,7 @@ from schemathesis import checks
 
 from facesearch import FaceSearch, Settings
 from facesearch.accounts.sqlite import SqliteAccountStore
-from facesearch.api import create_app
+from facesearch.app import create_app
 from tests.app_gallery import Gallery, bearer, build_gallery
 
 

@@ -11,7 +11,7 @@ import pytest
 import uvicorn
 
 from facesearch import FaceSearch
-from facesearch.api import create_app
+from facesearch.app import create_app
 from tests.app_gallery import TEST_OUTPUT, Gallery, build_gallery
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from facesearch import FaceSearch, Settings
-from facesearch.api import create_app
+from facesearch.app import create_app
 from facesearch.cli import main
 
 from ..conftest import REGISTER_ARGS, register

@@ -27,7 +27,7 @@ from PIL import Image
 
 from facesearch import FaceSearch, Settings
 from facesearch.accounts.sqlite import SqliteAccountStore
-from facesearch.api import create_app
+from facesearch.app import create_app
 from tests.app_gallery import PURPOSE, bearer
 
 from ..conftest import REGISTER_ARGS, register

@@ -14,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from facesearch import ConfigError, FaceSearch, Settings
-from facesearch.api import create_app
+from facesearch.app import create_app
 from facesearch.domain import DetectedFace, ModelId
 from facesearch.ingest.analyse import analyse, sha256_of
 from facesearch.vision.ports import Embeddings, FaceEmbedder, RGBImage

@@ -1,8 +1,9 @@
-"""create_app(engine): the HTTP API and the web UI over one FaceSearch engine."""
+"""create_app(engine): the HTTP API over one FaceSearch engine (``facesearch.app`` adds
+the web UI to it)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -40,9 +41,11 @@ def create_app(
     accounts: AccountStore | None = None,
     models: Models | None = None,
     clock: Callable[[], float] | None = None,
-    web: bool = True,
+    extensions: Sequence[Callable[[FastAPI], None]] = (),
 ) -> FastAPI:
-    """The app for ``engine``; ``options`` default to the engine's settings (``api``)."""
+    """The API app for ``engine``; ``options`` default to the engine's settings (``api``).
+    Each of ``extensions`` adds its routes to the app before the error handlers and the
+    middleware are installed, so they answer like the API (the web UI is one)."""
     opts = options or engine.settings.api
     store = accounts or build_accounts(engine.settings)
     gateway = Gateway(engine, opts.inference_workers, models)
@@ -103,10 +106,8 @@ def create_app(
     app.include_router(routes_requests.router)
     app.include_router(routes_audit.router)
     app.include_router(routes_admin.health)
-    if web:
-        from facesearch.web.routes import mount
-
-        mount(app, clock) if clock else mount(app)
+    for extend in extensions:
+        extend(app)
     errors.install(app)
     # The last added runs first: the request id must exist before anything can fail, and
     # every answer, the body limit's 413 included, gets the security headers.

@@ -24,8 +24,8 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Any) -> int:
     import uvicorn
 
-    from facesearch.api.app import create_app
     from facesearch.api.server import server_config
+    from facesearch.app import create_app
     from facesearch.engine import FaceSearch
 
     host = args.host or settings.api.host
