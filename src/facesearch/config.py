@@ -178,7 +178,8 @@ class Settings(BaseSettings):
         default_factory=lambda: os.cpu_count() or 1, gt=0, description="Ingest worker processes."
     )
     executor: str = Field(
-        "local", description="Runs ingest analysis: local (in this process, or worker processes)."
+        "local",
+        description="Runs ingest analysis: local (this process, or worker processes), threads.",
     )
     limits: Limits = Field(default_factory=Limits)
     faces: Faces = Field(default_factory=Faces)

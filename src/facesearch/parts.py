@@ -23,7 +23,7 @@ from facesearch.catalog.sqlite_audit import SqliteAuditStore
 from facesearch.catalog.sqlite_suppression import SqliteSuppressionStore
 from facesearch.config import IndexSettings, Settings
 from facesearch.errors import ConfigError
-from facesearch.execution.local import local_executor
+from facesearch.execution.local import local_executor, thread_executor
 from facesearch.execution.ports import Executor
 from facesearch.governance.audit import (
     KEY_ACTION,
@@ -63,7 +63,7 @@ def _local_index(
 
 CATALOGS: dict[str, CatalogFactory] = {"sqlite": _sqlite_catalog}
 INDEXES: dict[str, IndexFactory] = {"local": _local_index}
-EXECUTORS: dict[str, ExecutorFactory] = {"local": local_executor}
+EXECUTORS: dict[str, ExecutorFactory] = {"local": local_executor, "threads": thread_executor}
 
 
 def catalog_url(settings: Settings) -> str:

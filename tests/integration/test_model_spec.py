@@ -146,3 +146,30 @@ def test_the_cli_names_an_unknown_detector_in_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     [line] = done.stderr.strip().splitlines()
     assert "unknown face detector 'retinaface'" in line and "dlib-hog" in line
+
+
+def test_ingest_on_threads_stores_what_this_process_would(dev: Path, tmp_path: Path) -> None:
+    """The threads executor: each thread builds its own models from the spec and the
+    stored faces and vectors are those of an analysis in this process."""
+    settings = Settings(home=tmp_path / "home", workers=2, executor="threads")
+    with FaceSearch(settings) as engine:
+        register(engine, "dev")
+        report = engine.ingest([dev / p for p in PHOTOS], source="dev")
+        assert report.images_added == len(PHOTOS) and not report.failed
+        for rel in PHOTOS:
+            data = (dev / rel).read_bytes()
+            expected = analyse(
+                data,
+                sha256_of(data),
+                engine.limits,
+                engine.settings.faces,
+                engine.detector,
+                engine.embedder,
+            )
+            image_id = engine.catalog.image_id_by_sha(expected.sha256)
+            assert image_id is not None, rel
+            stored = engine.catalog.get_images([image_id])[image_id]
+            assert [f.box for f in stored.faces] == [f.box for f in expected.faces], rel
+            if stored.faces:
+                vectors = engine.catalog.embeddings([f.id for f in stored.faces])
+                np.testing.assert_allclose(vectors, expected.embeddings, atol=1e-5, err_msg=rel)

@@ -14,6 +14,7 @@ from facesearch.execution.local import (
     IN_FLIGHT_PER_WORKER,
     InlineExecutor,
     ProcessExecutor,
+    ThreadExecutor,
     local_executor,
 )
 
@@ -77,3 +78,31 @@ def test_inline_runs_here() -> None:
         ("job1", 2, os.getpid()),
         ("job2", 4, os.getpid()),
     ]
+
+
+def test_threads_run_every_job_each_with_its_own_setup() -> None:
+    """Each thread runs the initializer before its jobs, in thread-local state, and the
+    jobs run in this process (the models of one thread are never another's)."""
+    import threading
+
+    seen = threading.local()
+    setups: list[int] = []
+
+    def setup_thread(factor: int) -> None:
+        seen.factor = factor
+        setups.append(threading.get_ident())
+
+    def work_in_thread(x: int) -> tuple[int, int]:
+        return x * seen.factor, threading.get_ident()
+
+    pulled: list[int] = []
+    executor = ThreadExecutor(3)
+    assert not executor.in_process and not executor.copies_by_pickle
+    results = executor.map_unordered(
+        work_in_thread, jobs(30, pulled), initializer=setup_thread, initargs=(5,)
+    )
+    with closing(results):
+        done = {tag: value for tag, value in results}
+    assert {tag: v for tag, (v, _) in done.items()} == {f"job{i}": 5 * i for i in range(30)}
+    assert {ident for _, ident in done.values()} <= set(setups)
+    assert len(set(setups)) == len(setups) <= 3  # once per thread

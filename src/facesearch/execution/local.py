@@ -1,10 +1,19 @@
-"""Local executors: jobs in this process, or in worker processes on this machine."""
+"""Local executors: jobs in this process, in threads, or in worker processes on this machine."""
 
 from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Generator, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
+from concurrent.futures import (
+    Executor as Pool,
+)
 from typing import Any, TypeVar
 
 from facesearch.execution.ports import Executor
@@ -66,29 +75,65 @@ class ProcessExecutor:
             initializer=initializer,
             initargs=initargs,
         )
-        in_flight: dict[Future[R], K] = {}
-        todo = iter(jobs)
-        try:
-            exhausted = False
-            while True:
-                while not exhausted and len(in_flight) < IN_FLIGHT_PER_WORKER * self.workers:
-                    job = next(todo, None)
-                    if job is None:
-                        exhausted = True
-                        break
-                    tag, args = job
-                    in_flight[pool.submit(fn, *args)] = tag
-                if not in_flight:
+        return _bounded(pool, self.workers, fn, jobs)
+
+
+class ThreadExecutor:
+    """Jobs in ``workers`` threads of this process, each set up by the initializer (its
+    own models: per-thread state, see ingest.analyse). Useful where the work releases
+    the GIL, or where processes cannot be forked."""
+
+    in_process = False  # the caller's loaded models are not shared between threads
+    copies_by_pickle = False
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(1, workers)
+
+    def map_unordered(
+        self,
+        fn: Callable[..., R],
+        jobs: Iterable[tuple[K, tuple[Any, ...]]],
+        *,
+        initializer: Callable[..., None] | None = None,
+        initargs: tuple[Any, ...] = (),
+    ) -> Generator[tuple[K, R], None, None]:
+        pool = ThreadPoolExecutor(self.workers, initializer=initializer, initargs=initargs)
+        return _bounded(pool, self.workers, fn, jobs)
+
+
+def _bounded(
+    pool: Pool, workers: int, fn: Callable[..., R], jobs: Iterable[tuple[K, tuple[Any, ...]]]
+) -> Generator[tuple[K, R], None, None]:
+    """Results as they finish, with at most IN_FLIGHT_PER_WORKER jobs a worker out at once;
+    closing the generator cancels the rest and shuts the pool down."""
+    in_flight: dict[Future[R], K] = {}
+    todo = iter(jobs)
+    try:
+        exhausted = False
+        while True:
+            while not exhausted and len(in_flight) < IN_FLIGHT_PER_WORKER * workers:
+                job = next(todo, None)
+                if job is None:
+                    exhausted = True
                     break
-                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    yield in_flight.pop(future), future.result()
-        finally:
-            for future in in_flight:
-                future.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+                tag, args = job
+                in_flight[pool.submit(fn, *args)] = tag
+            if not in_flight:
+                break
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in finished:
+                yield in_flight.pop(future), future.result()
+    finally:
+        for future in in_flight:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def local_executor(workers: int) -> Executor:
     """One worker: this process; more: that many worker processes."""
     return InlineExecutor() if workers <= 1 else ProcessExecutor(workers)
+
+
+def thread_executor(workers: int) -> Executor:
+    """That many threads of this process (one included)."""
+    return ThreadExecutor(workers)

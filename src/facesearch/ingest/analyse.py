@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,29 +99,23 @@ def analyse_or_reason(
         return f"cannot analyse image: {type(exc).__name__}: {exc}"
 
 
-# -- worker processes ------------------------------------------------------------------
-# Each worker process loads its own models once; the process pool passes only bytes in
-# and plain results out. This module-level slot is per process, set by the initializer.
-_WORKER: dict[str, Any] = {}
+# -- workers --------------------------------------------------------------------------
+# Each worker (a process, or a thread) loads its own models once; the pool passes only
+# bytes in and plain results out. The slot is per thread (and so per process), set by the
+# initializer in the thread that then runs the worker's jobs.
+_WORKER = threading.local()
 
 
 def init_worker(limits: DecodeLimits, rules: Faces, models: ModelSpec) -> None:
     # The engine's spec, so that workers embed with the model whose key the engine records.
-    _WORKER.update(
-        limits=limits,
-        rules=rules,
-        detector=models.build_detector(),
-        embedder=models.build_embedder(),
-    )
+    _WORKER.limits = limits
+    _WORKER.rules = rules
+    _WORKER.detector = models.build_detector()
+    _WORKER.embedder = models.build_embedder()
 
 
 def analyse_in_worker(data: bytes, sha256: str) -> Analysis | str:
     """Analysis, or the reason the file could not be used (a string crosses processes)."""
     return analyse_or_reason(
-        data,
-        sha256,
-        _WORKER["limits"],
-        _WORKER["rules"],
-        _WORKER["detector"],
-        _WORKER["embedder"],
+        data, sha256, _WORKER.limits, _WORKER.rules, _WORKER.detector, _WORKER.embedder
     )
