@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -55,12 +56,19 @@ class Gateway:
         """Model jobs running now."""
         return self.pool.busy
 
+    @contextmanager
+    def _current(self) -> Iterator[FaceSearch]:
+        """The engine, to this caller alone, caught up with what other processes (a
+        command-line ingest beside the server) committed to the home meanwhile."""
+        with self._lock:
+            self.engine.catch_up()
+            yield self.engine
+
     async def locked(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run an engine call that reads or writes the catalog and index, one at a time."""
 
         def call() -> T:
-            with self._lock:
-                self.engine.catch_up()
+            with self._current():
                 return fn(*args, **kwargs)
 
         return await run_in_threadpool(call)
@@ -84,26 +92,23 @@ class Gateway:
         sources: Sequence[str] | None,
         who: Requester,
     ) -> SearchResult:
-        with self._lock:
-            self.engine.catch_up()  # a command-line ingest beside the server
-            [result] = self.engine.search(
+        with self._current() as engine:
+            [result] = engine.search(
                 probe, face=face, top_k=top_k, threshold=threshold, sources=sources, who=who
             )
         return result
 
     def image(self, image_id: int) -> ImageRecord:
-        with self._lock:
-            self.engine.catch_up()
-            record: ImageRecord = self.engine.show(image_id)
+        with self._current() as engine:
+            record: ImageRecord = engine.show(image_id)
         return record
 
     def face_image(self, face_id: int) -> ImageRecord:
-        with self._lock:
-            self.engine.catch_up()
-            image_id = self.engine.catalog.faces_to_images([face_id]).get(face_id)
+        with self._current() as engine:
+            image_id = engine.catalog.faces_to_images([face_id]).get(face_id)
             if image_id is None:
                 raise NotFound(f"no face with id {face_id}")
-            record: ImageRecord = self.engine.show(image_id)
+            record: ImageRecord = engine.show(image_id)
         return record
 
     def kept(self, path: Path, sha256: str) -> bool:
@@ -117,10 +122,9 @@ class Gateway:
 
     def ingest_file(self, item: IngestItem, source: str, sha256: str) -> tuple[IngestReport, int]:
         """Ingest one saved upload; returns the report and the image id."""
-        with self._lock:
-            self.engine.catch_up()
-            report = self.engine.ingest([item], source=source, workers=1)
-            image_id = self.engine.catalog.image_id_by_sha(sha256)
+        with self._current() as engine:
+            report = engine.ingest([item], source=source, workers=1)
+            image_id = engine.catalog.image_id_by_sha(sha256)
         if image_id is None:
             reason = report.failed[0]["reason"] if report.failed else "unknown reason"
             raise InvalidInput(f"the image could not be ingested: {reason}")

@@ -1,5 +1,6 @@
 """The engine: :class:`FaceSearch`, a facade over one module per job (search, ingest,
-maintenance, governance) working on the parts of one home (parts.py)."""
+maintenance, governance) working on the parts of one open home (home.py), built by
+facesearch.parts."""
 
 from facesearch.domain import ImageRecord
 from facesearch.engine.facade import FaceSearch

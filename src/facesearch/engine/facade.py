@@ -1,9 +1,10 @@
 """FaceSearch: the engine behind the CLI and the API.
 
-It builds the parts of a home from Settings (catalog, index, audit log, suppression
-list, models) and owns them; each public method hands the work to the module of its
-job: search.py, ingest.py, maintenance.py (the index follows the catalog) and
-governance.py (sources, retention, erasure, objections, access, audit).
+It opens a home from Settings (``facesearch.parts.build_parts`` chooses the catalog,
+index, audit log, suppression list, models and executor) and owns its parts; each public
+method hands the work to the module of its job: search.py, ingest.py, maintenance.py
+(the index follows the catalog) and governance.py (sources, retention, erasure,
+objections, access, audit).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Governance: sources and their policies, retention and erasure, objections
 (suppression), access requests, the audit log and the transparency report.
 
-Every state change here writes its audit entry (``Parts.record``), and so does every
+Every state change here writes its audit entry (``Home.record``), and so does every
 read of the audit log: callers (the CLI, the API, the web UI) go through these methods
 and cannot forget an entry."""
 
