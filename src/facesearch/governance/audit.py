@@ -16,8 +16,6 @@ The log never holds images or templates: only who, when, what, why, counts and h
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import json
@@ -31,6 +29,7 @@ from typing import Any, Protocol
 from facesearch.catalog.ports import AuditRow, AuditStore, Catalog
 from facesearch.domain import AuditKeyed, Event, Requester
 from facesearch.errors import ConfigError
+from facesearch.security.sealing import decode_key
 
 GENESIS = "0" * 64
 # The entry that starts the keyed part of a chain; every entry from it on is an HMAC.
@@ -118,15 +117,7 @@ def entry_hash(
 
 def parse_key(secret: str | None) -> bytes | None:
     """The audit key from its base64 form (32 bytes, like the encryption key)."""
-    if not secret:
-        return None
-    try:
-        key = base64.b64decode(secret, validate=True)
-    except (binascii.Error, ValueError):
-        raise ConfigError("the audit key is not valid base64") from None
-    if len(key) != 32:
-        raise ConfigError(f"the audit key must be 32 bytes, not {len(key)}")
-    return key
+    return decode_key(secret, "the audit key")
 
 
 def key_fingerprint(key: bytes) -> str:

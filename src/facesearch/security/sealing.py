@@ -22,6 +22,20 @@ NONCE = 12
 MAGIC = b"FSE1"
 
 
+def decode_key(secret: str | None, what: str) -> bytes | None:
+    """A 32-byte key from its base64 form in the environment (None when unset); ``what``
+    names it in the error (the encryption key, the audit key)."""
+    if not secret:
+        return None
+    try:
+        key = base64.b64decode(secret, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"{what} is not valid base64") from None
+    if len(key) != 32:
+        raise ConfigError(f"{what} must be 32 bytes, not {len(key)}")
+    return key
+
+
 class Sealer:
     """Encrypts and decrypts blobs; with no key it passes them through unchanged."""
 
@@ -34,15 +48,7 @@ class Sealer:
 
     @classmethod
     def from_secret(cls, secret: str | None) -> Sealer:
-        if not secret:
-            return cls(None)
-        try:
-            key = base64.b64decode(secret, validate=True)
-        except (binascii.Error, ValueError):
-            raise ConfigError("the encryption key is not valid base64") from None
-        if len(key) != 32:
-            raise ConfigError(f"the encryption key must be 32 bytes, not {len(key)}")
-        return cls(key)
+        return cls(decode_key(secret, "the encryption key"))
 
     @property
     def enabled(self) -> bool:
