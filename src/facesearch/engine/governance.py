@@ -28,6 +28,7 @@ from facesearch.domain import (
     ErasureReviewed,
     KeyCreated,
     KeyRevoked,
+    RemovalEvent,
     Requester,
     RetentionRun,
     SearchMade,
@@ -108,17 +109,8 @@ class Governance:
             when = (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
             covered = subject_to_retention(self.parts.catalog.list_sources(counts=False))
             expired = self.parts.catalog.expired_provenance(when, covered)
-            receipt = remove(
-                self.parts.catalog,
-                self.parts.index,
-                expired,
-                action=RetentionRun.action,
-                scope={"expired_before": when},
-                dry_run=dry_run,
-                derived_files=self.derived_files,
-            )
-            self.parts.record(RetentionRun(**receipt_details(receipt)), who)
-            return receipt
+            scope = {"expired_before": when}
+            return self._remove(expired, RetentionRun, scope, dry_run, who)
 
     def erase(
         self,
@@ -162,16 +154,27 @@ class Governance:
             "jurisdiction": jurisdiction,
             "reason": reason,
         }
+        return self._remove(provenance, ErasureDone, scope, dry_run, who)
+
+    def _remove(
+        self,
+        provenance: Sequence[int],
+        event: type[RemovalEvent],
+        scope: dict[str, Any],
+        dry_run: bool,
+        who: Requester | None,
+    ) -> Receipt:
+        """Remove these copies (and what only they held) and record the receipt."""
         receipt = remove(
-            catalog,
+            self.parts.catalog,
             self.parts.index,
             provenance,
-            action=ErasureDone.action,
+            action=event.action,
             scope=scope,
             dry_run=dry_run,
             derived_files=self.derived_files,
         )
-        self.parts.record(ErasureDone(**receipt_details(receipt)), who)
+        self.parts.record(event(**receipt_details(receipt)), who)
         return receipt
 
     def find_person(
