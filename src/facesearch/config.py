@@ -51,6 +51,9 @@ class Faces(BaseModel):
     flip_average: bool = Field(True, description="Average each embedding with its mirror image.")
     detector: str = Field("dlib-hog", description="Face detector, by name (vision/registry.py).")
     embedder: str = Field("dlib-resnet", description="Face embedder, by name (vision/registry.py).")
+    threads: int = Field(
+        1, gt=0, le=64, description="CPU threads of each ONNX Runtime model (per worker)."
+    )
 
 
 class Search(BaseModel):

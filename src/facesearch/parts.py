@@ -123,7 +123,12 @@ def build_parts(
     """Build every part from ``settings``; refuses a wrong encryption or audit key."""
     # What every process (ingest workers, the server's threads) builds its models from;
     # made first, so that an unknown model name is refused before any file is opened.
-    model_spec = ModelSpec.from_settings(settings.faces, detector=detector, embedder=embedder)
+    model_spec = ModelSpec.from_settings(
+        settings.faces,
+        cache=Path(settings.home) / "models",
+        detector=detector,
+        embedder=embedder,
+    )
     # So are unknown schemes.
     catalogs = CATALOGS[scheme(catalog_url(settings), "catalog.url", CATALOGS)]
     indexes = INDEXES[scheme(index_url(settings), "index.url", INDEXES)]

@@ -127,33 +127,52 @@ class DlibFaceDetector:
         ]
 
 
+def dlib_resnet_model(flip_average: bool) -> ModelId:
+    """The id of dlib's ResNet as facesearch runs it, by dlib's runtime or its ONNX graph.
+
+    Both runtimes share it: the converted graph gives dlib's own descriptors (cosine
+    >= 0.9999 on the dev photos, tests/integration/test_onnx_dlib.py), so a home may take
+    vectors from either. A runtime that failed that test would need an id of its own.
+    """
+    variant = "chip150p25" + ("+flip" if flip_average else "")
+    return ModelId(
+        name="dlib_face_recognition_resnet_model_v1",
+        version=f"{version('face_recognition_models')}/{variant}",
+        dim=128,
+        metric="cosine",
+    )
+
+
+def face_chips(image: RGBImage, faces: Sequence[DetectedFace]) -> list[RGBImage]:
+    """dlib's aligned 150 x 150 chips of ``faces``, from their five landmarks."""
+    out = []
+    for face in faces:
+        rect = dlib.rectangle(face.box.x1, face.box.y1, face.box.x2 - 1, face.box.y2 - 1)
+        points = dlib.points([dlib.point(round(x), round(y)) for x, y in face.landmarks])
+        shape = dlib.full_object_detection(rect, points)
+        out.append(dlib.get_face_chip(image, shape, size=CHIP_SIZE, padding=CHIP_PADDING))
+    return out
+
+
+def flip_averaged(raw: Embeddings, count: int, flip_average: bool) -> Embeddings:
+    """Unit vectors from raw descriptors: of ``count`` chips, then (if set) their mirrors."""
+    if flip_average:
+        raw = raw[:count] + raw[count:]
+    return normalize(raw)
+
+
 class DlibFaceEmbedder:
     """dlib's ResNet (128-d), averaged with its mirror image and scaled to unit length."""
 
     def __init__(self, flip_average: bool = True) -> None:
-        self._predictor = dlib.shape_predictor(
-            face_recognition_models.pose_predictor_five_point_model_location()
-        )
         self._net = dlib.face_recognition_model_v1(
             face_recognition_models.face_recognition_model_location()
         )
         self.flip_average = flip_average
-        variant = "chip150p25" + ("+flip" if flip_average else "")
-        self.model = ModelId(
-            name="dlib_face_recognition_resnet_model_v1",
-            version=f"{version('face_recognition_models')}/{variant}",
-            dim=128,
-            metric="cosine",
-        )
+        self.model = dlib_resnet_model(flip_average)
 
     def chips(self, image: RGBImage, faces: Sequence[DetectedFace]) -> list[RGBImage]:
-        out = []
-        for face in faces:
-            rect = dlib.rectangle(face.box.x1, face.box.y1, face.box.x2 - 1, face.box.y2 - 1)
-            points = dlib.points([dlib.point(round(x), round(y)) for x, y in face.landmarks])
-            shape = dlib.full_object_detection(rect, points)
-            out.append(dlib.get_face_chip(image, shape, size=CHIP_SIZE, padding=CHIP_PADDING))
-        return out
+        return face_chips(image, faces)
 
     def describe(self, chips: Sequence[RGBImage]) -> Embeddings:
         """The network's raw descriptors of aligned chips (not flip-averaged, not scaled)."""
@@ -166,7 +185,4 @@ class DlibFaceEmbedder:
             return np.empty((0, self.model.dim), dtype=np.float32)
         chips = self.chips(image, faces)
         batch = chips + [flip(c) for c in chips] if self.flip_average else chips
-        raw = self.describe(batch)
-        if self.flip_average:
-            raw = raw[: len(chips)] + raw[len(chips) :]
-        return normalize(raw)
+        return flip_averaged(self.describe(batch), len(chips), self.flip_average)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
@@ -41,13 +42,19 @@ def _dlib_resnet(spec: ModelSpec) -> FaceEmbedder:
     return DlibFaceEmbedder(flip_average=spec.flip_average)
 
 
+def _dlib_resnet_onnx(spec: ModelSpec) -> FaceEmbedder:
+    from facesearch.vision.onnx.dlib_resnet import OnnxDlibEmbedder
+
+    return OnnxDlibEmbedder(flip_average=spec.flip_average, cache=spec.cache, threads=spec.threads)
+
+
 # Configured name -> factory. Factories import their runtime when called, so that reading
 # the catalog (stats, show) never loads a model.
 DETECTORS: Mapping[str, Callable[[ModelSpec], FaceDetector]] = MappingProxyType(
     {"dlib-hog": _dlib_hog}
 )
 EMBEDDERS: Mapping[str, Callable[[ModelSpec], FaceEmbedder]] = MappingProxyType(
-    {"dlib-resnet": _dlib_resnet}
+    {"dlib-resnet": _dlib_resnet, "dlib-resnet-onnx": _dlib_resnet_onnx}
 )
 
 
@@ -62,6 +69,8 @@ def _known(kind: str, name: str, names: Mapping[str, object]) -> None:
 class ModelSpec:
     """The detector and embedder to build, by configured name, with their options.
 
+    ``threads``: CPU threads of each ONNX Runtime session. ``cache``: where converted
+    models are kept (the home's ``models`` folder); None converts in memory.
     ``given_detector``/``given_embedder``: objects handed to ``FaceSearch`` (tests, Python
     users); when set, every process uses that object (or its copy) instead of building one.
     """
@@ -70,6 +79,8 @@ class ModelSpec:
     embedder: str = DEFAULT_EMBEDDER
     upsample: int = 1
     flip_average: bool = True
+    threads: int = 1
+    cache: Path | None = None
     given_detector: FaceDetector | None = None
     given_embedder: FaceEmbedder | None = None
 
@@ -84,6 +95,7 @@ class ModelSpec:
         cls,
         faces: Faces,
         *,
+        cache: Path | None = None,
         detector: FaceDetector | None = None,
         embedder: FaceEmbedder | None = None,
     ) -> ModelSpec:
@@ -93,6 +105,8 @@ class ModelSpec:
             embedder=faces.embedder,
             upsample=faces.upsample,
             flip_average=faces.flip_average,
+            threads=faces.threads,
+            cache=cache,
             given_detector=detector,
             given_embedder=embedder,
         )
