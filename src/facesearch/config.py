@@ -50,7 +50,9 @@ class Faces(BaseModel):
     upsample: int = Field(1, ge=0, le=3, description="HOG detector upsampling for small images.")
     flip_average: bool = Field(True, description="Average each embedding with its mirror image.")
     detector: str = Field("dlib-hog", description="Face detector, by name (vision/registry.py).")
-    embedder: str = Field("dlib-resnet", description="Face embedder, by name (vision/registry.py).")
+    embedder: str = Field(
+        "dlib-resnet-onnx", description="Face embedder, by name (vision/registry.py)."
+    )
     threads: int = Field(
         1, gt=0, le=64, description="CPU threads of each ONNX Runtime model (per worker)."
     )

@@ -31,7 +31,7 @@ class LockedEmbedder:
 
 def test_the_spec_of_the_settings_carries_names_and_options() -> None:
     spec = ModelSpec.from_settings(Faces(upsample=2, flip_average=False))
-    assert (spec.detector, spec.embedder) == ("dlib-hog", "dlib-resnet")
+    assert (spec.detector, spec.embedder) == ("dlib-hog", "dlib-resnet-onnx")
     assert (spec.upsample, spec.flip_average) == (2, False)
     assert not spec.shared
 

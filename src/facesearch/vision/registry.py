@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from facesearch.config import Faces
 
 DEFAULT_DETECTOR = "dlib-hog"
-DEFAULT_EMBEDDER = "dlib-resnet"
+DEFAULT_EMBEDDER = "dlib-resnet-onnx"
 
 
 def _dlib_hog(spec: ModelSpec) -> FaceDetector:
