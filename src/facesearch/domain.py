@@ -54,15 +54,35 @@ class BoundingBox:
 Point = tuple[float, float]
 
 
+# Five facial points in ArcFace order, in image pixels (x, y): the centre of the eye on the
+# image's left (the subject's right eye), the centre of the eye on the image's right, the
+# nose tip, the mouth corner on the image's left, the mouth corner on the image's right.
+# This is the order of InsightFace's 112x112 template and of RetinaFace's output.
+FivePoints = tuple[Point, Point, Point, Point, Point]
+
+
 @dataclass(frozen=True, slots=True)
 class DetectedFace:
-    """A face found by a detector, with its landmarks and quality measures."""
+    """A face found by a detector, with its landmarks and quality measures.
+
+    Two sets of points, for two kinds of alignment:
+
+    - ``landmarks``: dlib's 5-point shape (outer and inner corner of the eye on the image's
+      right, outer and inner corner of the eye on the image's left, base of the nose), the
+      points ``dlib.get_face_chip`` aligns dlib's ResNet from. The catalog stores these.
+      Every registered detector fills them (an ONNX detector runs dlib's shape predictor
+      inside its box), so dlib's embedder works behind any detector.
+    - ``five_points``: the ``FivePoints`` in ArcFace order, for ArcFace-style 112x112
+      alignment; ``None`` when the detector does not find them (dlib's HOG detector has no
+      mouth corners). An embedder that needs them refuses a face without them.
+    """
 
     box: BoundingBox
     score: float
     landmarks: tuple[Point, ...] = ()
     sharpness: float = 0.0
     fallback: bool = False  # found only by the tight-crop fallback, not by the detector
+    five_points: FivePoints | None = None
 
     @property
     def size(self) -> int:

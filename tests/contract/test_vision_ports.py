@@ -134,6 +134,23 @@ def test_a_face_has_a_box_inside_the_image_and_five_landmarks_near_it(
                 assert face.box.y1 - margin <= y <= face.box.y2 + margin, (rel, face)
 
 
+def test_five_points_when_given_are_in_arcface_order_on_the_face(
+    detector: FaceDetector, photo: Callable[[str], RGBImage]
+) -> None:
+    """ArcFace-style embedders align from ``five_points``: eyes left then right, nose,
+    mouth corners left then right, on the face's box (upright faces in these photos)."""
+    for rel in (SINGLE, *GROUPS):
+        for face in detector.detect_faces(photo(rel)):
+            if face.five_points is None:
+                continue
+            assert len(face.five_points) == 5, rel
+            (lex, ley), (rex, rey), (nx, ny), (lmx, lmy), (rmx, rmy) = face.five_points
+            assert lex < nx < rex and lmx < rmx, (rel, face.five_points)
+            assert max(ley, rey) < ny < min(lmy, rmy), (rel, face.five_points)
+            for x, y in face.five_points:
+                assert face.box.x1 <= x <= face.box.x2 and face.box.y1 <= y <= face.box.y2
+
+
 def test_one_face_is_found_once(detector: FaceDetector, photo: Callable[[str], RGBImage]) -> None:
     for rel in (SINGLE, SAME_PERSON, OTHER_PERSON):
         assert len(detector.detect_faces(photo(rel))) == 1, rel

@@ -99,6 +99,8 @@ class DlibFaceDetector:
                     landmarks=_shape_points(shape),
                     sharpness=sharpness(chip),
                     fallback=fallback,
+                    # dlib's 5-point model has no mouth corners: no ArcFace points.
+                    five_points=None,
                 )
             )
         faces.sort(key=lambda f: f.box.area, reverse=True)

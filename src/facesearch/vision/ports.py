@@ -15,7 +15,7 @@ Embeddings = npt.NDArray[np.float32]  # N x dim, unit length
 
 
 class FaceDetector(Protocol):
-    """Finds faces, with 5-point landmarks, in an RGB image."""
+    """Finds faces, with landmarks (see ``DetectedFace``), in an RGB image."""
 
     name: str
 
