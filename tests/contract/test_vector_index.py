@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from facesearch.errors import InvalidInput
+
 from ..synthetic import DIM, clustered
 from .adapters import INDEXES, IndexAdapter, IndexOptions, files_bytes, params, rerank_over_ivf
 
@@ -239,3 +241,35 @@ def test_reset_empties(adapter: str, tmp_path: Path) -> None:
     index.reset("b")
     assert (index.state().count, index.state().model_key) == (0, "b")
     assert (index.search(QUERIES[:1], 3)[0] == -1).all()
+
+
+@pytest.mark.parametrize("model_key", ["byo@1/512/cosine", "test-model"])
+def test_any_dimension_is_held_and_kept_on_reopening(
+    adapter: str, tmp_path: Path, model_key: str
+) -> None:
+    """A 512-d model's vectors (an operator's own ONNX model), under a key that names the
+    dimension or one that does not: no index assumes dlib's 128."""
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((300, 512)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.arange(1, 301, dtype=np.int64)
+
+    def lookup(wanted: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.asarray(wanted, dtype=np.int64)
+        rows = rows[(rows >= 1) & (rows <= 300)]
+        return rows, vectors[rows - 1]
+
+    options = IndexOptions(expected=300, lookup=lookup)
+    directory = tmp_path / "index"
+    index = INDEXES[adapter].open(directory, options)
+    assert (index.search(vectors[:1], 3)[0] == -1).all()  # empty, no dimension yet
+    index.reset(model_key)
+    index.add(ids, vectors)
+    found, sims = index.search(vectors[:5], 1)
+    assert found[:, 0].tolist() == ids[:5].tolist()
+    assert np.allclose(sims[:, 0], 1.0, atol=0.02)
+    if INDEXES[adapter].persistent:
+        index = INDEXES[adapter].open(directory, options)
+        assert index.search(vectors[7:8], 1)[0][0, 0] == 8
+    with pytest.raises(InvalidInput):
+        index.add(ids[:1] + 1000, vectors[:1, :128])

@@ -16,8 +16,24 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from facesearch.domain import ModelId
+
 Ids = npt.NDArray[np.int64]
 Vectors = npt.NDArray[np.float32]
+
+
+def key_dimension(model_key: str | None) -> int:
+    """The vector dimension a model key names; 0 when there is no key or it names none.
+
+    An index learns its dimension from the model key it is reset with (or, empty, from the
+    first vectors added): no dimension is assumed, so any model's vectors can be held.
+    """
+    if not model_key:
+        return 0
+    try:
+        return ModelId.from_key(model_key).dim
+    except ValueError:
+        return 0
 
 
 @dataclass(frozen=True, slots=True)

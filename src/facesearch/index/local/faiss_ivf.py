@@ -36,7 +36,7 @@ import numpy.typing as npt
 
 from facesearch.errors import BackendUnavailable, InvalidInput
 from facesearch.index.local.flat import delete_others, fsync_dir, top_k, write_atomic
-from facesearch.index.ports import Ids, IndexState, Vectors
+from facesearch.index.ports import Ids, IndexState, Vectors, key_dimension
 
 STATE = "state.json"
 FILES = ("ivf.faiss", "delta.f32", "delta.i64", "removed.i64")  # one set per generation
@@ -106,7 +106,7 @@ class FaissIvfIndex:
     def __init__(
         self,
         directory: Path,
-        dim: int = 128,
+        dim: int = 0,
         *,
         expected: int = 0,
         nprobe: int = 0,
@@ -152,7 +152,7 @@ class FaissIvfIndex:
 
         self._ids: Ids = np.empty(0, dtype=np.int64)  # sorted, every id held
         self._delta_ids: Ids = delta_ids[:n].reshape(-1)
-        self._delta_vecs: Vectors = delta_vecs[:n].reshape(-1, self.dim)
+        self._delta_vecs: Vectors = delta_vecs[:n]
         self._delta_rows = n  # rows in the delta files, removed ones included
         self._n_removed = len(removed)
         if self.ivf is not None:
@@ -173,6 +173,8 @@ class FaissIvfIndex:
             path.touch()
         if path.stat().st_size > count * item:
             os.truncate(path, count * item)
+        if width == 0:  # no dimension known yet (a new index): nothing held
+            return np.empty((0, 0), dtype=dtype)
         return np.fromfile(path, dtype=dtype).reshape(-1, width)[:count]
 
     def _ivf_ids(self) -> Ids:
@@ -274,6 +276,9 @@ class FaissIvfIndex:
     def add(self, ids: Ids, vectors: Vectors) -> None:
         ids = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self.ivf is None and self._delta_rows == 0 and vectors.ndim == 2 and len(vectors):
+            self.dim = vectors.shape[1]  # empty: the dimension of the first vectors
+            self._delta_vecs = np.empty((0, self.dim), dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.dim or len(ids) != len(vectors):
             raise InvalidInput(f"expected {len(ids)} vectors of dimension {self.dim}")
         if len(ids) == 0:
@@ -341,6 +346,8 @@ class FaissIvfIndex:
             if allowed_ids is not None:
                 mask = np.isin(ids, allowed_ids)
                 ids, vecs = ids[mask], vecs[mask]
+            if len(ids) == 0:
+                return top_k(np.empty((len(query), 0), np.float32), ids, k)
             return top_k(query @ vecs.T, ids, k)
         ivf: Any = faiss.extract_index_ivf(self.ivf)
         # One query: both cores scan its cells (faiss splits the probes between threads);
@@ -421,6 +428,7 @@ class FaissIvfIndex:
 
     def reset(self, model_key: str | None) -> None:
         self.model_key = model_key
+        self.dim = key_dimension(model_key) or self.dim
         self.ivf = None
         self.trained_for = 0
         self.nlist = default_nlist(self.expected)

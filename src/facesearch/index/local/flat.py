@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from facesearch.errors import BackendUnavailable, InvalidInput
-from facesearch.index.ports import Ids, IndexState, Vectors
+from facesearch.index.ports import Ids, IndexState, Vectors, key_dimension
 
 STATE = "state.json"
 
@@ -75,7 +75,7 @@ class FlatFileIndex:
 
     kind = "exact"
 
-    def __init__(self, directory: Path, dim: int = 128) -> None:
+    def __init__(self, directory: Path, dim: int = 0) -> None:
         self.dir = directory
         self.dim = dim
         try:
@@ -108,9 +108,9 @@ class FlatFileIndex:
             elif path.stat().st_size < count * width:
                 count = path.stat().st_size // width  # a lost tail: the catalog check repairs it
         self._ids: Ids = np.fromfile(ids_path, dtype=np.int64)[:count]
-        self.vectors: Vectors = np.fromfile(vec_path, dtype=np.float32).reshape(-1, self.dim)[
-            :count
-        ]
+        raw = np.fromfile(vec_path, dtype=np.float32)
+        # No dimension known yet (a new index): it holds nothing until its first vectors.
+        self.vectors: Vectors = raw.reshape(-1, self.dim)[:count] if self.dim else raw.reshape(0, 0)
         delete_others(self.dir, {p.name for p in self._paths(self.gen)} | {STATE})
 
     def _write_state(self) -> None:
@@ -127,6 +127,9 @@ class FlatFileIndex:
     def add(self, ids: Ids, vectors: Vectors) -> None:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if len(self._ids) == 0 and vectors.ndim == 2 and len(vectors):
+            self.dim = vectors.shape[1]  # empty: the dimension of the first vectors
+            self.vectors = np.empty((0, self.dim), dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[1] != self.dim or len(ids) != len(vectors):
             raise InvalidInput(f"expected {len(ids)} vectors of dimension {self.dim}")
         if len(ids) == 0:
@@ -170,6 +173,8 @@ class FlatFileIndex:
     ) -> tuple[Ids, npt.NDArray[np.float32]]:
         query = np.atleast_2d(np.asarray(query, dtype=np.float32))
         ids, vectors = self._ids, self.vectors
+        if len(ids) == 0:
+            return top_k(np.empty((len(query), 0), np.float32), ids, k)
         # One query is a matrix-vector product: cheaper than a 1-row GEMM, whose BLAS
         # threads contend on a busy machine.
         sims = (vectors @ query[0])[None, :] if len(query) == 1 else query @ vectors.T
@@ -201,6 +206,7 @@ class FlatFileIndex:
 
     def reset(self, model_key: str | None) -> None:
         self.model_key = model_key
+        self.dim = key_dimension(model_key) or self.dim
         self._rewrite(np.empty(0, dtype=np.int64), np.empty((0, self.dim), dtype=np.float32))
 
     def close(self) -> None:
