@@ -39,6 +39,30 @@ class Limits(BaseModel):
     )
 
 
+class OnnxEmbedderSettings(BaseModel):
+    """An operator's own recognition model (``faces.embedder = "onnx"``): an ONNX file
+    taking aligned RGB chips (N x 3 x size x size, or N x size x size x 3) and giving one
+    vector per chip. Its name and version become the home's model id."""
+
+    path: Path | None = Field(None, description="The model's .onnx file.")
+    name: str | None = Field(None, description="Model name (part of the home's model id).")
+    version: str | None = Field(None, description="Model version (part of the model id).")
+    input_size: int = Field(112, ge=16, le=1024, description="Side of the aligned chip, px.")
+    mean: list[float] = Field(
+        default_factory=lambda: [127.5, 127.5, 127.5],
+        min_length=1,
+        max_length=3,
+        description="Subtracted from each RGB channel (one value: all three).",
+    )
+    std: list[float] = Field(
+        default_factory=lambda: [127.5, 127.5, 127.5],
+        min_length=1,
+        max_length=3,
+        description="Each RGB channel is divided by this after the mean (one value: all).",
+    )
+    dim: int = Field(512, gt=0, le=65536, description="Length of the model's output vector.")
+
+
 class Faces(BaseModel):
     """Which models find and embed faces, and which detected faces are indexed."""
 
@@ -53,6 +77,7 @@ class Faces(BaseModel):
     embedder: str = Field(
         "dlib-resnet-onnx", description="Face embedder, by name (vision/registry.py)."
     )
+    onnx: OnnxEmbedderSettings = Field(default_factory=OnnxEmbedderSettings)
     threads: int = Field(
         1, gt=0, le=64, description="CPU threads of each ONNX Runtime model (per worker)."
     )

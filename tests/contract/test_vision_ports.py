@@ -23,7 +23,9 @@ import pytest
 from facesearch.domain import BoundingBox, DetectedFace, ModelId
 from facesearch.imaging import DecodeLimits, decode_image
 from facesearch.vision.ports import Embeddings, FaceDetector, FaceEmbedder, RGBImage
-from facesearch.vision.registry import DETECTORS, EMBEDDERS, ModelSpec
+from facesearch.vision.registry import DETECTORS, EMBEDDERS, ModelSpec, OnnxModelFile
+
+from ..tiny_onnx import write_tiny_net
 
 # Markers for adapters that need something not everywhere (a GPU, a model download).
 MARKS: dict[str, list[pytest.MarkDecorator]] = {}
@@ -59,6 +61,19 @@ DEGENERATE: dict[str, Callable[[], RGBImage]] = {
 EMPTY = ["black 300x400", "noise 300x400", "flat 2000x3000", "1x300 strip", "3x2000 strip"]
 
 
+def _embedder_spec(name: str, folder: Path) -> ModelSpec:
+    """The spec of a registered embedder; an operator's own ONNX model is the tests' small
+    generated network (not a face model: it is held to the plumbing, not to recognition)."""
+    if name != "onnx":
+        return ModelSpec(embedder=name)
+    path = folder / "tiny.onnx"
+    if not path.exists():
+        write_tiny_net(path)
+    return ModelSpec(
+        embedder=name, onnx_model=OnnxModelFile(path=path, name="tiny-test-net", version="1")
+    )
+
+
 def _params(names: list[str]) -> list[object]:
     return [pytest.param(n, marks=MARKS.get(n, []), id=n) for n in names]
 
@@ -81,8 +96,13 @@ def embedder_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-def embedder(embedder_name: str) -> FaceEmbedder:
-    return ModelSpec(embedder=embedder_name).build_embedder()
+def models_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="module")
+def embedder(embedder_name: str, models_folder: Path) -> FaceEmbedder:
+    return _embedder_spec(embedder_name, models_folder).build_embedder()
 
 
 @pytest.fixture(scope="module")
@@ -261,9 +281,10 @@ def test_embedding_is_deterministic_across_calls_and_instances(
     detector: FaceDetector,
     embedder: FaceEmbedder,
     embedder_name: str,
+    models_folder: Path,
     photo: Callable[[str], RGBImage],
 ) -> None:
-    fresh = ModelSpec(embedder=embedder_name).build_embedder()
+    fresh = _embedder_spec(embedder_name, models_folder).build_embedder()
     assert fresh.model == embedder.model
     for rel in (SINGLE, "face_recognition/examples/two_people.jpg"):
         image = photo(rel)

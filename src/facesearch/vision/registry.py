@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from facesearch.errors import ConfigError
+from facesearch.vision.onnx.model_file import OnnxModelFile
 from facesearch.vision.ports import FaceDetector, FaceEmbedder
 
 if TYPE_CHECKING:
@@ -48,13 +49,20 @@ def _dlib_resnet_onnx(spec: ModelSpec) -> FaceEmbedder:
     return OnnxDlibEmbedder(flip_average=spec.flip_average, cache=spec.cache, threads=spec.threads)
 
 
+def _onnx(spec: ModelSpec) -> FaceEmbedder:
+    from facesearch.vision.onnx.arcface import OnnxFaceEmbedder
+
+    assert spec.onnx_model is not None  # checked when the spec was made
+    return OnnxFaceEmbedder(spec.onnx_model, flip_average=spec.flip_average, threads=spec.threads)
+
+
 # Configured name -> factory. Factories import their runtime when called, so that reading
 # the catalog (stats, show) never loads a model.
 DETECTORS: Mapping[str, Callable[[ModelSpec], FaceDetector]] = MappingProxyType(
     {"dlib-hog": _dlib_hog}
 )
 EMBEDDERS: Mapping[str, Callable[[ModelSpec], FaceEmbedder]] = MappingProxyType(
-    {"dlib-resnet": _dlib_resnet, "dlib-resnet-onnx": _dlib_resnet_onnx}
+    {"dlib-resnet": _dlib_resnet, "dlib-resnet-onnx": _dlib_resnet_onnx, "onnx": _onnx}
 )
 
 
@@ -63,6 +71,36 @@ def _known(kind: str, name: str, names: Mapping[str, object]) -> None:
         raise ConfigError(
             f"unknown face {kind} {name!r}; known {kind}s: {', '.join(sorted(names))}"
         )
+
+
+def _three(values: list[float]) -> tuple[float, float, float]:
+    return (
+        (values[0], values[0], values[0]) if len(values) == 1 else (values[0], values[1], values[2])
+    )
+
+
+def onnx_model_file(faces: Faces) -> OnnxModelFile:
+    """The ``faces.onnx`` settings as a model file; ConfigError naming what is missing."""
+    onnx = faces.onnx
+    missing = [
+        f"faces.onnx.{name}"
+        for name, value in (("path", onnx.path), ("name", onnx.name), ("version", onnx.version))
+        if not value
+    ]
+    if missing:
+        raise ConfigError(f'faces.embedder = "onnx" needs {", ".join(missing)}')
+    assert onnx.path is not None and onnx.name and onnx.version
+    if "@" in onnx.name or "/" in onnx.name:  # they separate the parts of a model key
+        raise ConfigError("faces.onnx.name may not contain '@' or '/'")
+    return OnnxModelFile(
+        path=Path(onnx.path).expanduser().resolve(),
+        name=onnx.name,
+        version=onnx.version,
+        input_size=onnx.input_size,
+        mean=_three(onnx.mean),
+        std=_three(onnx.std),
+        dim=onnx.dim,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +119,7 @@ class ModelSpec:
     flip_average: bool = True
     threads: int = 1
     cache: Path | None = None
+    onnx_model: OnnxModelFile | None = None
     given_detector: FaceDetector | None = None
     given_embedder: FaceEmbedder | None = None
 
@@ -89,6 +128,8 @@ class ModelSpec:
             _known("detector", self.detector, DETECTORS)
         if self.given_embedder is None:
             _known("embedder", self.embedder, EMBEDDERS)
+            if self.embedder == "onnx" and self.onnx_model is None:
+                raise ConfigError('faces.embedder = "onnx" needs the faces.onnx settings')
 
     @classmethod
     def from_settings(
@@ -107,6 +148,9 @@ class ModelSpec:
             flip_average=faces.flip_average,
             threads=faces.threads,
             cache=cache,
+            onnx_model=onnx_model_file(faces)
+            if faces.embedder == "onnx" and embedder is None
+            else None,
             given_detector=detector,
             given_embedder=embedder,
         )
