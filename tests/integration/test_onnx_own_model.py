@@ -4,6 +4,10 @@ API and evaluation, and a home made with another model refuses it."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -118,3 +122,30 @@ def test_missing_or_wrong_settings_are_refused_with_what_is_wrong(
     missing = Settings(home=tmp_path / "d", faces=own_model(tmp_path / "none.onnx"))
     with pytest.raises(ConfigError, match="cannot read"):
         FaceSearch(missing).embedder  # noqa: B018
+
+
+def test_the_models_command_shows_the_configured_model_and_the_homes(
+    net: Path, home: Path, engine: FaceSearch
+) -> None:
+    env = {
+        **os.environ,
+        "FACESEARCH_FACES__EMBEDDER": "onnx",
+        "FACESEARCH_FACES__ONNX__PATH": str(net),
+        "FACESEARCH_FACES__ONNX__NAME": "tiny-test-net",
+        "FACESEARCH_FACES__ONNX__VERSION": "1",
+    }
+    command = [sys.executable, "-m", "facesearch.cli", "models", "--home", str(home)]
+    done = subprocess.run(
+        [*command, "--json"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    info = json.loads(done.stdout)
+    assert (info["model"], info["home_model"], info["home_accepts"]) == (KEY, KEY, True)
+    assert info["embedders"]["onnx"] == f"configured: {net}"
+    assert info["embedders"]["dlib-resnet"] == "installed"
+    # The default model against this home: the mismatch is said, in words.
+    env.pop("FACESEARCH_FACES__EMBEDDER")
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"This home:  {KEY}: ANOTHER model" in done.stdout
+    assert "reindex --re-embed" in done.stdout

@@ -277,6 +277,10 @@ class FaceSearch:
     def stats(self) -> dict[str, Any]:
         return self._searcher.stats()
 
+    def models(self) -> dict[str, Any]:
+        """The configured detector and embedder, the home's model, what is installed."""
+        return self._searcher.models()
+
     def evaluate(
         self,
         pairs_csv: str | Path,

@@ -225,6 +225,25 @@ class Searcher:
         stats["home"] = str(self.parts.home)
         return stats
 
+    def models(self) -> dict[str, Any]:
+        """The configured models (the embedder is loaded, so a bad setting shows here), the
+        model this home's vectors were made with, and every registered model's state."""
+        from facesearch.vision.onnx.session import providers
+        from facesearch.vision.registry import availability
+
+        spec = self.parts.model_spec
+        stored = self.parts.catalog.model_key()
+        configured = self.parts.model.key
+        return {
+            "detector": spec.detector if spec.given_detector is None else "given",
+            "embedder": spec.embedder if spec.given_embedder is None else "given",
+            "model": configured,
+            "home_model": stored,
+            "home_accepts": stored is None or stored == configured,
+            "onnxruntime_providers": providers(),
+            **availability(spec),
+        }
+
     # -- calibration -------------------------------------------------------------------
     def evaluate(
         self,

@@ -180,3 +180,47 @@ class ModelSpec:
                 "the detector or embedder given to FaceSearch cannot be sent to worker "
                 f"processes ({exc}); ingest with workers=1, or give models that pickle"
             ) from None
+
+
+def _importable(module: str) -> bool:
+    from importlib.util import find_spec
+
+    return find_spec(module) is not None
+
+
+def availability(spec: ModelSpec) -> dict[str, dict[str, str]]:
+    """Each registered detector and embedder: whether it can run here, without loading it.
+
+    ``{"detectors": {name: state}, "embedders": {name: state}}``; a state is ``installed``,
+    ``converted`` (dlib's network already converted to ONNX in the home), ``converted on
+    first use``, ``configured`` (an operator's model file that exists), or what is missing.
+    """
+    dlib = (
+        "installed"
+        if _importable("dlib") and _importable("face_recognition_models")
+        else ("missing: pip install dlib-bin face_recognition_models")
+    )
+    runtime = _importable("onnxruntime")
+    detectors = {name: dlib if name.startswith("dlib") else "installed" for name in DETECTORS}
+    embedders: dict[str, str] = {}
+    for name in EMBEDDERS:
+        if name == "dlib-resnet":
+            embedders[name] = dlib
+        elif not runtime:
+            embedders[name] = "missing: pip install onnxruntime"
+        elif name == "dlib-resnet-onnx":
+            from facesearch.vision.onnx.dlib_resnet import converted_name
+
+            done = spec.cache is not None and (spec.cache / converted_name()).is_file()
+            embedders[name] = "converted" if done else "converted on first use"
+        elif name == "onnx":
+            model = spec.onnx_model
+            if model is None:
+                embedders[name] = "not configured (faces.onnx.*)"
+            elif model.path.is_file():
+                embedders[name] = f"configured: {model.path}"
+            else:
+                embedders[name] = f"missing file: {model.path}"
+        else:
+            embedders[name] = "installed"
+    return {"detectors": detectors, "embedders": embedders}
