@@ -87,6 +87,41 @@ def ray_workers() -> set[int]:
     return pids
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def ray_client(ray_address: str) -> Iterator[str]:
+    """A Ray Client server in front of the local Ray (what `ray start --head` runs on a
+    cluster's head): its ray:// address."""
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "ray.util.client.server", "--address", ray_address),
+            *("--host", "127.0.0.1", "--port", str(port), "--mode", "proxy"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, "the Ray Client server stopped"
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the Ray Client server did not start"
+                time.sleep(0.2)
+        yield f"ray://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def test_ray_workers_store_what_this_process_would(
     ray_address: str, dev: Path, tmp_path: Path
 ) -> None:
@@ -177,10 +212,30 @@ def test_the_driver_killed_mid_ingest_and_run_again_stores_each_image_once(
     assert stored == len(photos)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def test_the_cli_ingests_through_a_ray_client_address(
+    ray_client: str, dev: Path, tmp_path: Path
+) -> None:
+    home = str(tmp_path / "home")
+    cli = [sys.executable, "-m", "facesearch.cli"]
+    subprocess.run(
+        [*cli, "sources", "add", "dev", *REGISTER_ARGS, "--home", home],
+        check=True,
+        capture_output=True,
+    )
+    photos = [str(dev / p) for p in MIXED[:2]]
+    done = subprocess.run(
+        [
+            *(*cli, "ingest", *photos, "--source", "dev", "--home", home, "--json"),
+            *("--cluster", ray_client, "--workers", "2"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["images_added"], report["faces_indexed"], report["failures"]) == (2, 3, 0)
+    stored, _ = check_home(Path(home))
+    assert stored == 2
 
 
 @pytest.mark.parametrize(
