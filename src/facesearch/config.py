@@ -209,7 +209,13 @@ class Settings(BaseSettings):
     )
     executor: str = Field(
         "local",
-        description="Runs ingest analysis: local (this process, or worker processes), threads.",
+        description="Runs ingest analysis: local (this process, or worker processes), threads, "
+        "ray (the Ray cluster named by cluster).",
+    )
+    cluster: str | None = Field(
+        None,
+        description="Ray cluster that runs ingest analysis: auto (the Ray of this machine) or "
+        "ray://HOST:PORT; setting it selects the ray executor.",
     )
     limits: Limits = Field(default_factory=Limits)
     faces: Faces = Field(default_factory=Faces)

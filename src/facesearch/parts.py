@@ -25,6 +25,7 @@ from facesearch.config import IndexSettings, Settings
 from facesearch.errors import ConfigError
 from facesearch.execution.local import local_executor, thread_executor
 from facesearch.execution.ports import Executor
+from facesearch.execution.ray import check_address, ray_executor
 from facesearch.governance.audit import (
     KEY_ACTION,
     AnchorStore,
@@ -47,6 +48,8 @@ CatalogFactory = Callable[[str, Sealer], tuple[Catalog, AnchorStore]]
 IndexFactory = Callable[[str, IndexSettings, Catalog, bool], ManagedIndex]
 # workers -> executor
 ExecutorFactory = Callable[[int], Executor]
+# (cluster address, workers) -> executor; the local ones have no address
+ExecutorKind = Callable[[str | None, int], Executor]
 
 
 def _sqlite_catalog(url: str, sealer: Sealer) -> tuple[Catalog, AnchorStore]:
@@ -63,7 +66,11 @@ def _local_index(
 
 CATALOGS: dict[str, CatalogFactory] = {"sqlite": _sqlite_catalog}
 INDEXES: dict[str, IndexFactory] = {"local": _local_index}
-EXECUTORS: dict[str, ExecutorFactory] = {"local": local_executor, "threads": thread_executor}
+EXECUTORS: dict[str, ExecutorKind] = {
+    "local": lambda _, workers: local_executor(workers),
+    "threads": lambda _, workers: thread_executor(workers),
+    "ray": ray_executor,
+}
 
 
 def catalog_url(settings: Settings) -> str:
@@ -93,12 +100,15 @@ def location(url: str) -> str:
 
 
 def executor_factory(settings: Settings) -> ExecutorFactory:
-    factory = EXECUTORS.get(settings.executor)
-    if factory is None:
+    """workers -> the executor of an ingest; a ``cluster`` address selects ``ray``."""
+    name = "ray" if settings.cluster else settings.executor
+    kind = EXECUTORS.get(name)
+    if kind is None:
         raise ConfigError(
             f"executor: unknown executor {settings.executor!r}; known: {', '.join(EXECUTORS)}"
         )
-    return factory
+    cluster = check_address(settings.cluster) if settings.cluster else None
+    return lambda workers: kind(cluster, workers)
 
 
 @dataclass(frozen=True, slots=True)

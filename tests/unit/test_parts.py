@@ -116,4 +116,4 @@ def test_the_cli_refuses_an_unknown_scheme_in_one_line(
 
 def test_an_unknown_executor_is_refused_naming_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="known: local"):
-        FaceSearch(Settings(home=tmp_path / "home", workers=1, executor="ray"))
+        FaceSearch(Settings(home=tmp_path / "home", workers=1, executor="spark"))

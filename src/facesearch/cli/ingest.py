@@ -36,7 +36,15 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         required=True,
         help="registered collection the images belong to (see `sources add`)",
     )
-    p.add_argument("--workers", type=whole, help="worker processes (default: all cores)")
+    p.add_argument(
+        "--workers", type=whole, help="worker processes, or Ray workers (default: all cores)"
+    )
+    p.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="analyse on a Ray cluster: ray://HOST:PORT, or auto for the Ray of this machine "
+        "(env FACESEARCH_CLUSTER)",
+    )
     p.add_argument("--report", type=Path, help="write the full ingest report as JSON here")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 

@@ -144,7 +144,7 @@ def settings_for(args: argparse.Namespace) -> Any:
     from facesearch.errors import ConfigError
 
     try:
-        settings = load_settings(home=args.home)
+        settings = load_settings(home=args.home, cluster=getattr(args, "cluster", None))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

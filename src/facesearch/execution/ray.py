@@ -1,0 +1,204 @@
+"""The Ray executor: analysis jobs on the workers of a Ray cluster, or of a local Ray.
+
+One Ray actor per worker: it runs the initializer once (the models are built there, from
+the picklable spec) and then the jobs it is given, so the models load once per worker,
+not once per image. The caller keeps every job's tag; only the job's arguments (the
+file's bytes) travel to the cluster and only the result (faces and embeddings) comes
+back, so the caller alone writes the catalog and the index, whatever backend they are.
+
+A worker that dies (killed, out of memory, its machine gone) is restarted by Ray, which
+runs the initializer again and sends the jobs it held once more; a job whose worker dies
+``JOB_RETRIES`` more times stops the map with BackendUnavailable (what was already
+returned stays returned, and the caller may run the map again).
+
+Addresses: ``auto`` is the Ray of this machine (``RAY_ADDRESS``, or a cluster started here
+with ``ray start``, or else a Ray instance started for this map and stopped after it);
+``ray://HOST:PORT`` is a cluster's Ray Client server (port 10001 by default). When the
+calling process has already connected to Ray (``ray.init``), that connection is used
+(a ray:// address must still answer).
+The cluster's nodes need facesearch installed, with the same Python and Ray versions.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable, Generator, Iterable
+from typing import Any, TypeVar
+
+from facesearch.errors import BackendUnavailable, ConfigError
+from facesearch.execution.local import IN_FLIGHT_PER_WORKER
+
+K = TypeVar("K")
+R = TypeVar("R")
+
+AUTO = "auto"
+SCHEME = "ray://"
+# Times a job is sent again after its worker died under it (Ray restarts the worker).
+JOB_RETRIES = 3
+# How long a ray:// address may take to answer before it counts as unreachable (Ray's
+# own client would retry for half a minute before saying so).
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+def check_address(address: str) -> str:
+    """``address`` if it names a Ray cluster (``auto`` or ``ray://HOST:PORT``), else ConfigError."""
+    if address == AUTO:
+        return address
+    if address.startswith(SCHEME):
+        host, sep, port = address[len(SCHEME) :].rpartition(":")
+        if sep and host and port.isdigit() and 0 < int(port) < 65536:
+            return address
+    raise ConfigError(
+        f"cluster: {address!r} is not a Ray address; use auto (the Ray of this machine) "
+        "or ray://HOST:PORT (a cluster's Ray Client server, port 10001 by default)"
+    )
+
+
+class _Worker:
+    """One worker's state: the function, after the initializer ran in this process."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        initializer: Callable[..., None] | None,
+        initargs: tuple[Any, ...],
+    ) -> None:
+        if initializer is not None:
+            initializer(*initargs)
+        self.fn = fn
+
+    def run(self, *args: Any) -> Any:
+        return self.fn(*args)
+
+
+class RayExecutor:
+    """Jobs on ``workers`` Ray actors of the cluster at ``address`` (see the module's doc)."""
+
+    in_process = False
+    copies_by_pickle = True  # the function and its setup reach the cluster pickled
+
+    def __init__(self, address: str, workers: int) -> None:
+        self.address = check_address(address)
+        self.workers = max(1, workers)
+
+    def map_unordered(
+        self,
+        fn: Callable[..., R],
+        jobs: Iterable[tuple[K, tuple[Any, ...]]],
+        *,
+        initializer: Callable[..., None] | None = None,
+        initargs: tuple[Any, ...] = (),
+    ) -> Generator[tuple[K, R], None, None]:
+        # Connected here, before the first job is pulled: an unreachable cluster is an
+        # error at once, not after the caller has read its first file.
+        started = connect(self.address)
+        try:
+            import ray
+
+            worker = ray.remote(_Worker).options(
+                num_cpus=1, max_restarts=-1, max_task_retries=JOB_RETRIES
+            )
+            actors = [worker.remote(fn, initializer, initargs) for _ in range(self.workers)]
+        except BaseException:
+            disconnect(started)
+            raise
+        return _bounded(actors, fn, jobs, started)
+
+
+def connect(address: str) -> bool:
+    """Connect this process to Ray; True when that started a Ray instance (or a client
+    session) that ``disconnect`` must stop."""
+    import ray
+
+    if address != AUTO:
+        probe(address)
+    if ray.is_initialized():  # the caller's own connection (a test's local Ray)
+        return False
+    quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
+    if address == AUTO:
+        try:
+            ray.init(**quiet)
+        except (ConnectionError, RuntimeError) as exc:
+            raise BackendUnavailable(f"cannot start or reach the local Ray: {exc}") from None
+        return True
+    try:
+        ray.init(address=address, **quiet)
+    except (ConnectionError, RuntimeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BackendUnavailable(f"the Ray cluster at {address} refused us: {first}") from None
+    return True
+
+
+def probe(address: str) -> None:
+    """BackendUnavailable at once when nothing answers at a ray:// address."""
+    host, _, port = address[len(SCHEME) :].rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT_SECONDS).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise BackendUnavailable(
+            f"the Ray cluster at {address} cannot be reached ({reason}); is its head "
+            "running with the Ray Client server (ray start --head)?"
+        ) from None
+
+
+def disconnect(started: bool) -> None:
+    if started:
+        import ray
+
+        ray.shutdown()
+
+
+def _bounded(
+    actors: list[Any],
+    fn: Callable[..., R],
+    jobs: Iterable[tuple[K, tuple[Any, ...]]],
+    started: bool,
+) -> Generator[tuple[K, R], None, None]:
+    """Results as they finish, at most IN_FLIGHT_PER_WORKER jobs per actor out at once,
+    each job given to the actor with the fewest; closing the generator stops the actors."""
+    import ray
+    from ray.exceptions import RayActorError, RayTaskError
+
+    in_flight: dict[Any, tuple[K, int]] = {}  # result ref -> (tag, actor)
+    load = [0] * len(actors)
+    todo = iter(jobs)
+    try:
+        exhausted = False
+        while True:
+            while not exhausted and len(in_flight) < IN_FLIGHT_PER_WORKER * len(actors):
+                job = next(todo, None)
+                if job is None:
+                    exhausted = True
+                    break
+                tag, args = job
+                i = load.index(min(load))
+                in_flight[actors[i].run.remote(*args)] = (tag, i)
+                load[i] += 1
+            if not in_flight:
+                break
+            finished, _ = ray.wait(list(in_flight), num_returns=1)
+            for ref in finished:
+                tag, i = in_flight.pop(ref)
+                load[i] -= 1
+                try:
+                    result: R = ray.get(ref)
+                except RayActorError as exc:
+                    raise BackendUnavailable(
+                        f"a Ray worker died {JOB_RETRIES + 1} times on one job; "
+                        f"stopping (what was done is kept): {str(exc).splitlines()[0]}"
+                    ) from None
+                except RayTaskError as exc:  # the function's own error, as it raised it
+                    error: Any = exc
+                    raise error.as_instanceof_cause() from None
+                yield tag, result
+    finally:
+        for actor in actors:
+            ray.kill(actor, no_restart=True)
+        disconnect(started)
+
+
+def ray_executor(address: str | None, workers: int) -> RayExecutor:
+    """``workers`` Ray workers of the cluster at ``address`` (default: ``auto``)."""
+    return RayExecutor(address or AUTO, workers)
