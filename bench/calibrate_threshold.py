@@ -8,7 +8,12 @@ The proposed threshold is the lowest similarity, rounded up to 0.01, at which th
 match rate over all impostor pairs is at most ``--fmr`` (default 1e-3). It reports the
 false and true match rates there, overall and per source, and at the current default.
 
-    .venv/bin/python bench/calibrate_threshold.py [--fmr 1e-3]
+    .venv/bin/python bench/calibrate_threshold.py [--fmr 1e-3] [--write]
+
+``--write`` also saves the impostor score distribution as the model's calibration
+(``src/facesearch/vision/calibration/``, shipped with the package): the engine reads it to
+tell, for every result, how many different-person faces of the searched collection are
+expected to score as high (``facesearch.vision.calibration``).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import devset
 from facesearch import FaceSearch, Settings
 from facesearch.config import DEFAULT_MATCH_THRESHOLD
 from facesearch.evaluation import tar_at_far
+from facesearch.vision.calibration import CALIBRATIONS, Calibration
 
 
 def pair_scores(vectors: np.ndarray, identities: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -50,6 +56,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fmr", type=float, default=1e-3, help="target false match rate")
     parser.add_argument("--variant", default="default", choices=sorted(devset.VARIANTS))
+    parser.add_argument(
+        "--write",
+        action="store_true",
+        help="save the impostor distribution as the model's shipped calibration",
+    )
     args = parser.parse_args()
     variant = devset.VARIANTS[args.variant]
     cache = devset.DescriptorCache()
@@ -73,6 +84,11 @@ def main() -> None:
     scores = np.concatenate([s for s, _ in per_source.values()])
     same = np.concatenate([m for _, m in per_source.values()])
     exact = tar_at_far(scores, same, args.fmr)
+    if args.write:
+        calibration = Calibration.from_scores(
+            model, scores[~same], int(same.sum()), made_by="bench/calibrate_threshold.py"
+        )
+        calibration.save(CALIBRATIONS / calibration.file_name)
     proposed = math.ceil(exact["threshold"] * 100) / 100
     print(
         json.dumps(

@@ -163,11 +163,40 @@ class ImageRecord:
     faces: tuple[FaceRecord, ...] = ()
     provenance: tuple[Provenance, ...] = ()
     skipped_faces: tuple[dict[str, Any], ...] = ()
+    phash: str | None = None  # perceptual hash (16 hex digits): finds copies of one photo
 
     @property
     def path(self) -> str:
         """The path it was first ingested from."""
         return self.provenance[0].path if self.provenance else ""
+
+
+CHANCE = "chance"  # the band of a result that about as many other people would reach
+
+
+@dataclass(frozen=True, slots=True)
+class Chance:
+    """How a similarity compares with chance in the collection searched (see
+    ``facesearch.vision.calibration``)."""
+
+    similarity: float
+    false_match_rate: float  # per comparison: different-person pairs scoring as high
+    expected_false: float  # false_match_rate x comparisons (faces searched x probes)
+    upper_bound: bool  # under 3 calibration impostors scored as high: 3 / pairs is shown
+    band: str  # strong, possible, weak lead or chance
+
+    @property
+    def reliable(self) -> bool:
+        """Fewer than one different person expected to score as high."""
+        return self.band != CHANCE
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "band": self.band,
+            "expected_false_matches": self.expected_false,
+            "false_match_rate": self.false_match_rate,
+            "upper_bound": self.upper_bound,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +209,19 @@ class Match:
     face_id: int
     box: BoundingBox
     image: ImageRecord
+    chance: Chance | None = None  # None: the model has no shipped calibration
+    probes: tuple[int, ...] = ()  # several probes: which of them this face matched
+    copies: tuple[Copy, ...] = ()  # other copies of this photo (resized, recompressed...)
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """Another stored copy of a result's photo, folded into that result."""
+
+    image: ImageRecord
+    face_id: int
+    similarity: float
+    box: BoundingBox
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +243,17 @@ class SearchResult:
     matches: tuple[Match, ...]
     model: ModelId
     probe_faces: tuple[ProbeFace, ...] = field(default=())
+    faces_searched: int = 0  # the gallery size the chance figures are for
+    calibrated: bool = False  # the model has a shipped calibration (chance figures)
+    combine: str | None = None  # several probes: how they were combined (max or mean)
+
+    @property
+    def reliable(self) -> bool | None:
+        """Whether the best result stands out from chance at this gallery size (None:
+        no calibration to tell, or no result)."""
+        if not self.calibrated or not self.matches or self.matches[0].chance is None:
+            return None
+        return self.matches[0].chance.reliable
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +298,15 @@ class SearchEvent(Event):
 
 @dataclass(frozen=True, slots=True)
 class SearchMade(SearchEvent):
+    """A search; since results carry chance figures it also records how many probes and
+    stored faces it used, how many faces it searched, and each result as
+    [image id, face id, similarity, band] (ids and scores, never a face)."""
+
     action: ClassVar[str] = "search"
+    probes: int = 1
+    probe_face_ids: list[int] = field(default_factory=list)
+    faces_searched: int | None = None
+    matched: list[list[Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

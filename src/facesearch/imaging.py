@@ -77,6 +77,19 @@ def decode_image(data: bytes, limits: DecodeLimits) -> DecodedImage:
     return DecodedImage(pixels=pixels, format=fmt, width=rgb.width, height=rgb.height)
 
 
+def perceptual_hash(pixels: npt.NDArray[np.uint8]) -> str:
+    """The image's 64-bit DCT perceptual hash (imagehash's phash), as 16 hex digits: copies
+    of one photo (resized, recompressed, cropped a little) differ in a few bits."""
+    import imagehash
+
+    return str(imagehash.phash(Image.fromarray(pixels)))
+
+
+def hash_distance(a: str, b: str) -> int:
+    """Bits that differ between two perceptual hashes."""
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
 def check_size(width: int, height: int, limits: DecodeLimits) -> None:
     """Refuse dimensions that cost too much to decode or cannot hold a face."""
     if width * height > limits.max_pixels:

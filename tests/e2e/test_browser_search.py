@@ -62,8 +62,11 @@ def test_search_pick_a_face_and_open_the_source(
     assert {first_face_top, second_face_top} == set(EXPECTED.values())
 
     best = page.locator("#results li.result").first
-    assert "Likely match" in best.inner_text()
-    link = best.get_by_role("link", name="Open source page")
+    # The band in words, the people expected this high, the capture date, the site.
+    assert re.search(r"Strong|Possible|Weak lead", best.inner_text())
+    assert "other people expected this high" in best.inner_text()
+    assert "Captured 20" in best.inner_text()
+    link = best.get_by_role("link", name="archive.example.org")
     assert link.get_attribute("href") == page_url(second_face_top)
     page.locator("#results img").first.evaluate(LOADED)
     page.screenshot(path=str(OUTPUT / "results.png"), full_page=True)

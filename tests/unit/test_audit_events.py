@@ -35,10 +35,18 @@ SEARCHED: dict[str, Any] = {
     "results": 4,
     "likely_matches": 1,
 }
+MATCHED: list[list[Any]] = [[7, 11, 0.9712, "strong"], [8, 12, 0.88, "chance"]]
 # Every event, with the action and details entries had before events were typed (user.add
 # is new: users were not audited before).
 EVENTS: list[tuple[str, Event, dict[str, Any]]] = [
-    ("search", domain.SearchMade(**SEARCHED), SEARCHED),
+    # Searches record more since results carry chance figures (added keys, none renamed).
+    (
+        "search",
+        domain.SearchMade(
+            **SEARCHED, probes=2, probe_face_ids=[5], faces_searched=300, matched=MATCHED
+        ),
+        SEARCHED | {"probes": 2, "probe_face_ids": [5], "faces_searched": 300, "matched": MATCHED},
+    ),
     ("erasure.review", domain.ErasureReviewed(**SEARCHED), SEARCHED),
     (
         "ingest.batch",

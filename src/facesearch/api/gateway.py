@@ -98,6 +98,28 @@ class Gateway:
             )
         return result
 
+    def search_many(
+        self,
+        probes: Sequence[Probe],
+        face_ids: Sequence[int],
+        combine: str,
+        top_k: int,
+        threshold: float | None,
+        sources: Sequence[str] | None,
+        who: Requester,
+    ) -> SearchResult:
+        """Several probes of one person (photos embedded on the pool, stored faces)."""
+        with self._current() as engine:
+            return engine.search_many(
+                probes,
+                face_ids=face_ids,
+                combine=combine,
+                top_k=top_k,
+                threshold=threshold,
+                sources=sources,
+                who=who,
+            )
+
     def image(self, image_id: int) -> ImageRecord:
         with self._current() as engine:
             record: ImageRecord = engine.show(image_id)

@@ -26,6 +26,7 @@ from facesearch.serving.pool import Timings
 router = APIRouter(prefix="/v1", tags=["search"])
 
 MAX_TOP_K = 500
+MAX_PROBES = 10
 DATE_OVERFETCH = 5  # a date filter is applied to this many times top_k candidates
 JURISDICTION_HEADER = "X-Requester-Jurisdiction"
 _JURISDICTION = re.compile(r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$")
@@ -36,9 +37,23 @@ class SearchForm:
 
     def __init__(
         self,
-        image: UploadFile | None = File(None, description="The probe photo."),
+        image: list[UploadFile] | None = File(
+            None,
+            description="The probe photo; repeat the field to search with several photos "
+            "of one person (the largest face of each).",
+        ),
         image_id: Annotated[int | None, PLAIN_ID] = Form(
             None, ge=1, le=MAX_ID, description="Or: search with an image already stored."
+        ),
+        face_id: list[int] | None = Form(
+            None,
+            description="Or, or as well: a stored face (a result's face_id) to search "
+            "with, audited like a photo (repeatable). The face itself is not returned.",
+        ),
+        combine: str = Form(
+            "max",
+            description="How several probes are combined: max (a face's best similarity "
+            "to any probe) or mean (its similarity to the probes' mean embedding).",
         ),
         top_k: int | None = Form(None, ge=1, le=MAX_TOP_K, description="Images to return."),
         threshold: float | None = Form(
@@ -68,8 +83,15 @@ class SearchForm:
             "header).",
         ),
     ) -> None:
-        self.image = image
+        self.images = [i for i in (image or []) if i.filename or i.size]
         self.image_id = image_id
+        self.face_ids = list(dict.fromkeys(face_id or []))
+        for fid in self.face_ids:
+            if not 1 <= fid <= MAX_ID:
+                raise InvalidInput(f"face_id {fid} is not a face id")
+        if len(self.images) + len(self.face_ids) > MAX_PROBES:
+            raise InvalidInput(f"at most {MAX_PROBES} probes (photos and face ids) per search")
+        self.combine = combine
         self.top_k = top_k
         self.threshold = threshold
         self.face = face
@@ -144,48 +166,61 @@ async def search(
     gw = gateway(request)
     asking = form.requester(request, who)
     gw.engine.check_requester(asking)  # before any work: no purpose, or a blocked place
-    if (form.image is None) == (form.image_id is None):
-        raise InvalidInput("send either a photo in the field 'image' or an 'image_id'")
-    if form.image is not None:
-        data = await read_upload(form.image, gw.engine.limits)
-    else:
-        assert form.image_id is not None
+    given = len(form.images) + (form.image_id is not None)
+    if not given and not form.face_ids:
+        raise InvalidInput(
+            "send a photo in the field 'image', an 'image_id', or a stored 'face_id'"
+        )
+    if form.image_id is not None and form.images:
+        raise InvalidInput("send either photos in the field 'image' or an 'image_id', not both")
+    photos = [await read_upload(upload, gw.engine.limits) for upload in form.images]
+    if form.image_id is not None:
         record = await run_in_threadpool(gw.image, form.image_id)
-        data = await run_in_threadpool(image_bytes, record)
+        photos.append(await run_in_threadpool(image_bytes, record))
     timings = Timings()
     timings.add("upload", started)  # auth, rate limit, multipart parsing, checks
-    probe = await gw.infer(gw.probe, data, timings, timings=timings)
-    if not probe.faces:
-        raise NoFaceFound("no face found in the probe photo")
+    probes = [await gw.infer(gw.probe, data, timings, timings=timings) for data in photos]
+    for n, found in enumerate(probes):
+        if not found.faces:
+            where = f" {n + 1}" if len(probes) > 1 else ""
+            raise NoFaceFound(f"no face found in the probe photo{where}")
     top_k = form.top_k or gw.engine.settings.search.top_k
     fetch = min(top_k * DATE_OVERFETCH, MAX_TOP_K * DATE_OVERFETCH) if form.dated else top_k
     t = time.perf_counter()
-    result = await run_in_threadpool(
-        gw.search, probe, form.face, fetch, form.threshold, form.sources, asking
-    )
+    if len(probes) == 1 and not form.face_ids:
+        result = await run_in_threadpool(
+            gw.search, probes[0], form.face, fetch, form.threshold, form.sources, asking
+        )
+    else:
+        result = await run_in_threadpool(
+            gw.search_many,
+            probes,
+            form.face_ids,
+            form.combine,
+            fetch,
+            form.threshold,
+            form.sources,
+            asking,
+        )
     t = timings.add("search", t)
     rows: list[tuple[Match, Provenance | None]] = [(m, form.shown(m)) for m in result.matches]
     if form.dated:
         rows = [row for row in rows if row[1] is not None][:top_k]
     matches = [schemas.match(m, rank, p) for rank, (m, p) in enumerate(rows, start=1)]
-    height, width = probe.pixels.shape[:2]
+    probe = probes[0] if probes else None
     body = schemas.SearchOut(
         request_id=request_id(request),
         notice=schemas.NOTICE,
         model=result.model.key,
         threshold=result.threshold,
         face=result.probe_face.index,
-        probe=schemas.ProbeOut(
-            sha256=probe.sha256,
-            width=width,
-            height=height,
-            faces=[
-                schemas.ProbeFaceOut(
-                    index=f.index, box=schemas.box(f.box), score=f.score, size=f.size
-                )
-                for f in probe.faces
-            ],
-        ),
+        probe=schemas.probe(probe) if probe else None,
+        probes=[schemas.probe(p) for p in probes],
+        face_ids=form.face_ids,
+        combine=result.combine,
+        faces_searched=result.faces_searched,
+        reliable=result.reliable,
+        verdict=schemas.verdict(result),
         likely_matches=sum(m.is_match for m in matches),
         matches=matches,
         timings_ms=dict(timings.stages),

@@ -9,7 +9,16 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from facesearch.accounts.ports import KeyInfo
-from facesearch.domain import BoundingBox, FaceRecord, ImageRecord, Match, Provenance, Source
+from facesearch.domain import (
+    BoundingBox,
+    FaceRecord,
+    ImageRecord,
+    Match,
+    Provenance,
+    SearchResult,
+    Source,
+)
+from facesearch.engine import Probe
 
 NOTICE = "A match is an investigative lead, not an identification."
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{64}-")
@@ -67,6 +76,23 @@ class MatchOut(BaseModel):
     rank: int
     similarity: float = Field(description="Cosine similarity, -1 to 1, higher is closer.")
     is_match: bool = Field(description="similarity >= threshold: a likely match (a lead).")
+    band: str | None = Field(
+        description="strong, possible, weak lead or chance: how far the similarity stands "
+        "out from what different people reach in this collection (None: the model has no "
+        "calibration)."
+    )
+    expected_false_matches: float | None = Field(
+        description="Different-person faces among those searched expected to score as high "
+        "(false match rate at this similarity x faces searched)."
+    )
+    upper_bound: bool = Field(
+        description="True when no different-person pair of the calibration scored as high: "
+        "expected_false_matches is then an upper bound (3 / pairs measured)."
+    )
+    probes_matched: list[int] = Field(
+        description="The probes (in the order sent: photos, then face ids) whose similarity "
+        "to this face reaches the threshold."
+    )
     face_id: int
     box: Box = Field(description="The matched face in the stored image.")
     image_id: int
@@ -87,7 +113,19 @@ class SearchOut(BaseModel):
     model: str
     threshold: float
     face: int = Field(description="Index of the probe face searched.")
-    probe: ProbeOut
+    probe: ProbeOut | None = Field(description="The first probe photo (None: face ids only).")
+    probes: list[ProbeOut] = Field(description="Every probe photo, in the order sent.")
+    face_ids: list[int] = Field(description="The stored faces searched with.")
+    combine: str | None = Field(description="How several probes were combined (max or mean).")
+    faces_searched: int = Field(
+        description="Comparisons made: faces searched x probes (with max). The chance "
+        "figures of the results are for this many."
+    )
+    reliable: bool | None = Field(
+        description="False: even the best result is no better than chance at this "
+        "collection's size (no reliable match). None: no calibration, or no result."
+    )
+    verdict: str = Field(description="The search's outcome in one line, for a person.")
     likely_matches: int
     matches: list[MatchOut]
     timings_ms: dict[str, float] = Field(
@@ -257,6 +295,33 @@ def image(record: ImageRecord) -> ImageOut:
     )
 
 
+def probe(p: Probe) -> ProbeOut:
+    height, width = p.pixels.shape[:2]
+    return ProbeOut(
+        sha256=p.sha256,
+        width=width,
+        height=height,
+        faces=[
+            ProbeFaceOut(index=f.index, box=box(f.box), score=f.score, size=f.size) for f in p.faces
+        ],
+    )
+
+
+def verdict(result: SearchResult) -> str:
+    """The search's outcome, said first: a best result no better than chance says so."""
+    if not result.matches:
+        return "No results: the collection searched holds no faces."
+    best = result.matches[0]
+    if result.reliable is False:
+        return (
+            "No reliable match: even the best result scores no higher than different "
+            f"people are expected to among the {result.faces_searched} faces searched."
+        )
+    if best.chance is None:
+        return f"Best similarity {best.similarity:.3f} (this model has no calibration)."
+    return f"Best result: {best.chance.band} ({best.similarity:.3f})."
+
+
 def match(m: Match, rank: int, shown: Provenance | None) -> MatchOut:
     """A result row; ``shown`` is the copy to headline (one from the filtered source)."""
     first = shown or (m.image.provenance[0] if m.image.provenance else None)
@@ -265,6 +330,10 @@ def match(m: Match, rank: int, shown: Provenance | None) -> MatchOut:
         rank=rank,
         similarity=round(m.similarity, 4),
         is_match=m.is_match,
+        band=m.chance.band if m.chance else None,
+        expected_false_matches=float(f"{m.chance.expected_false:.3g}") if m.chance else None,
+        upper_bound=m.chance.upper_bound if m.chance else False,
+        probes_matched=list(m.probes),
         face_id=m.face_id,
         box=box(m.box),
         image_id=m.image.id,

@@ -34,6 +34,9 @@ class NewImage:
     faces: Sequence[DetectedFace]
     embeddings: npt.NDArray[np.float32]
     skipped_faces: Sequence[dict[str, Any]] = field(default=())
+    # The image's perceptual hash (16 hex digits, facesearch.imaging.perceptual_hash), kept
+    # as ImageRecord.phash: search groups copies of one photo by it. None: not computed.
+    phash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

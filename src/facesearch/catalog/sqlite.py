@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS images (
     bytes INTEGER NOT NULL,
     face_count INTEGER NOT NULL,
     skipped_faces TEXT NOT NULL DEFAULT '[]',
-    ingested_at TEXT NOT NULL
+    ingested_at TEXT NOT NULL,
+    phash TEXT
 );
 CREATE TABLE IF NOT EXISTS provenance (
     id INTEGER PRIMARY KEY,
@@ -130,12 +131,19 @@ class SqliteCatalog:
         self.writes = Writes(self.db)
         self._ids_by_sources: dict[tuple[str, ...], tuple[tuple[int, int], Ids]] = {}
         try:
+            self._add_missing_columns()
             self._init_counters()
             self.db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
         except sqlite3.DatabaseError as exc:
             raise BackendUnavailable(f"cannot open catalog {path}: {exc}") from exc
+
+    def _add_missing_columns(self) -> None:
+        """Columns added since a catalog was made (additive: older rows read as NULL)."""
+        have = {r[1] for r in self.db.execute("PRAGMA table_info(images)")}
+        if "phash" not in have:
+            self.db.execute("ALTER TABLE images ADD COLUMN phash TEXT")
 
     def _init_counters(self) -> None:
         self.db.executescript(COUNTERS)
@@ -274,7 +282,7 @@ class SqliteCatalog:
                 return existing, [], False
             cur = db.execute(
                 """INSERT INTO images (sha256, width, height, format, bytes, face_count,
-                   skipped_faces, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                   skipped_faces, ingested_at, phash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     image.sha256,
                     image.width,
@@ -284,6 +292,7 @@ class SqliteCatalog:
                     len(image.faces),
                     json.dumps(list(image.skipped_faces)),
                     now(),
+                    image.phash,
                 ),
             )
             image_id = int(cur.lastrowid or 0)
@@ -463,7 +472,8 @@ class SqliteCatalog:
             ):
                 provs[r[0]].append(Provenance(*r[1:]))
             for r in self.db.execute(
-                f"""SELECT id, sha256, width, height, format, bytes, ingested_at, skipped_faces
+                f"""SELECT id, sha256, width, height, format, bytes, ingested_at, skipped_faces,
+                           phash
                     FROM images WHERE id IN ({marks})""",
                 chunk,
             ):
@@ -478,6 +488,7 @@ class SqliteCatalog:
                     faces=tuple(faces[r[0]]),
                     provenance=tuple(provs[r[0]]),
                     skipped_faces=tuple(json.loads(r[7])),
+                    phash=r[8],
                 )
         return out
 

@@ -32,6 +32,10 @@ def match_json(match: Match) -> dict[str, Any]:
         "rank": match.rank,
         "similarity": round(match.similarity, 4),
         "is_match": match.is_match,
+        "band": match.chance.band if match.chance else None,
+        "expected_false_matches": match.chance.expected_false if match.chance else None,
+        "upper_bound": match.chance.upper_bound if match.chance else False,
+        "probes_matched": list(match.probes),
         "face_id": match.face_id,
         "box": match.box.as_dict(),
         "image_id": image.id,
@@ -48,7 +52,11 @@ def results_json(results: list[SearchResult]) -> dict[str, Any]:
         "results": [
             {
                 "probe_face": asdict(r.probe_face),
+                "combine": r.combine,
                 "threshold": r.threshold,
+                "faces_searched": r.faces_searched,
+                "reliable": r.reliable,
+                "verdict": verdict(r),
                 "matches": [match_json(m) for m in r.matches],
             }
             for r in results
@@ -81,24 +89,51 @@ def ingest_summary(report: IngestReport) -> str:
     )
 
 
+def verdict(result: SearchResult) -> str:
+    """The outcome first: a best result no better than chance says so."""
+    if not result.matches:
+        return "No results: the collection searched holds no faces."
+    if result.reliable is False:
+        return (
+            "NO RELIABLE MATCH: even the best result scores no higher than different people "
+            f"are expected to among the {result.faces_searched} faces searched."
+        )
+    best = result.matches[0].chance
+    if best is None:
+        return "This model has no calibration: similarities are not tied to the collection."
+    return f"Best result: {best.band}."
+
+
+def expected_text(m: Match) -> str:
+    """``~0.012 others`` as high; ``<0.002`` when the calibration saw none that high."""
+    if m.chance is None:
+        return ""
+    sign = "<" if m.chance.upper_bound else "~"
+    return f"{sign}{m.chance.expected_false:.2g} others as high"
+
+
 def results_text(results: list[SearchResult]) -> str:
     lines: list[str] = []
     faces = results[0].probe_faces if results else ()
-    lines.append(f"Probe: {len(faces)} face(s) found")
+    lines.append(f"Probe: {len(faces)} face(s)")
     for r in results:
         b = r.probe_face.box
         lines.append(
             f"\nFace {r.probe_face.index} at ({b.x1},{b.y1})-({b.x2},{b.y2}): "
             f"{sum(m.is_match for m in r.matches)} likely match(es) at similarity >= "
-            f"{r.threshold:.2f}"
+            f"{r.threshold:.2f}, {r.faces_searched} faces searched"
         )
-        if not r.matches:
-            lines.append("  (the collection holds no faces)")
+        if r.combine:
+            lines.append(f"{len(faces)} probes combined by {r.combine}")
+        lines.append(verdict(r))
         for m in r.matches:
-            verdict = "MATCH" if m.is_match else "below"
+            band = m.chance.band if m.chance else ("MATCH" if m.is_match else "below")
+            matched = ""
+            if r.combine:
+                matched = "  probes " + (",".join(str(p) for p in m.probes) or "none")
             lines.append(
-                f"  {m.rank:>3}. {m.similarity:6.3f} {verdict:<5}  "
-                f"image {m.image.id}  {m.image.path}"
+                f"  {m.rank:>3}. {m.similarity:6.3f} {band:<9} {expected_text(m):<24}"
+                f"image {m.image.id} face {m.face_id}  {m.image.path}{matched}"
             )
             for p in m.image.provenance:
                 urls = " ".join(u for u in (p.source_url, p.page_url) if u)

@@ -23,9 +23,28 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="find images of the person in a photo",
         description="Find the faces in PHOTO and rank stored images by the "
-        "similarity of their faces (cosine, -1..1, higher is closer).",
+        "similarity of their faces (cosine, -1..1, higher is closer). Each result says "
+        "how many different-person faces of the collection are expected to score as high, "
+        "and its band (strong, possible, weak lead, chance). Several photos of one person, "
+        "or stored faces (--face-id, a result's face id), search together.",
     )
-    p.add_argument("photo", type=Path, metavar="PHOTO")
+    p.add_argument("photos", type=Path, nargs="*", metavar="PHOTO")
+    p.add_argument(
+        "--face-id",
+        type=record_id,
+        action="append",
+        dest="face_ids",
+        default=[],
+        metavar="ID",
+        help="search with a stored face, e.g. a result's face id (repeatable)",
+    )
+    p.add_argument(
+        "--combine",
+        choices=("max", "mean"),
+        default="max",
+        help="how several probes combine: a face's best similarity to any probe (max), "
+        "or its similarity to their mean embedding (mean)",
+    )
     p.add_argument("--face", type=whole, help="which probe face to search (0 = largest)")
     p.add_argument("--all-faces", action="store_true", help="search every face in the probe")
     p.add_argument("--top-k", type=whole, help="number of images to return (default 20)")
@@ -68,15 +87,36 @@ def run(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> int:
     if args.command == "search":
         if args.face is not None and args.all_faces:
             raise InvalidInput("use either --face or --all-faces, not both")
-        results = engine.search(
-            args.photo,
-            face=args.face,
-            all_faces=args.all_faces,
-            top_k=args.top_k,
-            threshold=args.threshold,
-            sources=args.sources,
-            who=who,
-        )
+        if not args.photos and not args.face_ids:
+            raise InvalidInput("give a PHOTO to search with, or a stored face with --face-id")
+        several = len(args.photos) + len(args.face_ids) > 1
+        if several and (args.face is not None or args.all_faces):
+            raise InvalidInput(
+                "--face and --all-faces pick faces of one photo; several probes each use "
+                "their largest face"
+            )
+        if len(args.photos) == 1 and not args.face_ids:
+            results = engine.search(
+                args.photos[0],
+                face=args.face,
+                all_faces=args.all_faces,
+                top_k=args.top_k,
+                threshold=args.threshold,
+                sources=args.sources,
+                who=who,
+            )
+        else:
+            results = [
+                engine.search_many(
+                    args.photos,
+                    face_ids=args.face_ids,
+                    combine=args.combine,
+                    top_k=args.top_k,
+                    threshold=args.threshold,
+                    sources=args.sources,
+                    who=who,
+                )
+            ]
         render.emit(args.json, render.results_json(results), render.results_text(results))
     elif args.command == "stats":
         stats = engine.stats()

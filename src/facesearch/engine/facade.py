@@ -231,6 +231,46 @@ class FaceSearch:
             who=who,
         )
 
+    def search_faces(
+        self,
+        face_ids: Sequence[int],
+        *,
+        combine: str = "max",
+        top_k: int | None = None,
+        threshold: float | None = None,
+        sources: Sequence[str] | None = None,
+        who: Requester | None = None,
+    ) -> SearchResult:
+        """Search again from results: stored faces become the probe (audited like a
+        search with a photo; the faces themselves are not returned)."""
+        return self._searcher.search_faces(
+            face_ids, combine=combine, top_k=top_k, threshold=threshold, sources=sources, who=who
+        )
+
+    def search_many(
+        self,
+        photos: Sequence[bytes | str | Path | Probe],
+        *,
+        face_ids: Sequence[int] = (),
+        combine: str = "max",
+        top_k: int | None = None,
+        threshold: float | None = None,
+        sources: Sequence[str] | None = None,
+        who: Requester | None = None,
+    ) -> SearchResult:
+        """Search with several photos of one person (the largest face of each) and stored
+        faces, combined by ``combine`` (max or mean); each result lists the probes it
+        matched."""
+        return self._searcher.search_many(
+            photos,
+            face_ids=face_ids,
+            combine=combine,
+            top_k=top_k,
+            threshold=threshold,
+            sources=sources,
+            who=who,
+        )
+
     def check_requester(self, who: Requester) -> None:
         """Refuse a search this deployment's rules refuse (no purpose, a blocked place)."""
         self._searcher.check_requester(who)

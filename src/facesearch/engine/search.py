@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from facesearch.catalog.ports import Catalog
 from facesearch.domain import (
+    Copy,
     ImageRecord,
     Match,
     ProbeFace,
@@ -21,13 +23,91 @@ from facesearch.domain import (
 )
 from facesearch.engine.home import Home
 from facesearch.errors import InvalidInput, ModelMismatch, NoFaceFound, NotFound, PermissionDenied
-from facesearch.imaging import decode_image, read_limited
+from facesearch.imaging import decode_image, hash_distance, read_limited
 from facesearch.ingest.analyse import sha256_of
+from facesearch.vision.calibration import Calibration, for_model
 from facesearch.vision.ports import Embeddings, RGBImage
 
 # Search asks the index for this many candidates per requested row, because several
 # faces of one image collapse into a single row.
 OVERFETCH = 3
+
+# How several probes of one person are combined (docs/benchmarks.md, "Several probes"):
+# max, a face's best similarity to any probe; mean, its similarity to the probes' mean.
+COMBINE = ("max", "mean")
+DEFAULT_COMBINE = "max"
+
+
+def combined(vectors: np.ndarray, combine: str) -> np.ndarray:
+    """The index queries for ``vectors``: each of them, or their re-normalised mean."""
+    if combine == "mean" and len(vectors) > 1:
+        mean = vectors.mean(axis=0)
+        unit: np.ndarray = (mean / max(float(np.linalg.norm(mean)), 1e-12))[None, :]
+        return unit.astype(np.float32)
+    return vectors
+
+
+# Two results are copies of one photo when their perceptual hashes differ in at most this
+# many of 64 bits AND their matched faces are this similar (docs/results.md, "Copies"):
+# the hash alone could merge two photos of one scene, the face alone two photos of a person.
+COPY_HASH_BITS = 10
+COPY_FACE_SIMILARITY = 0.95
+
+
+def group_copies(
+    ranked: list[tuple[int, tuple[int, float]]],
+    images: dict[int, ImageRecord],
+    catalog: Catalog,
+) -> tuple[list[tuple[int, tuple[int, float]]], dict[int, list[Copy]]]:
+    """Fold copies of one photo into the best-ranked of them. Returns the rows left and,
+    per row with copies, every copy (itself included), the largest first."""
+    hashed = [(i, f) for i, (f, _) in ranked if images[i].phash]
+    if len(hashed) < 2:
+        return ranked, {}
+    faces = [f for _, f in hashed]
+    vectors = dict(zip(faces, catalog.embeddings(faces), strict=True))
+    leads: list[int] = []
+    members: dict[int, list[tuple[int, int, float]]] = {}
+    kept = []
+    for image_id, (face_id, sim) in ranked:
+        phash = images[image_id].phash
+        home = None
+        if phash:
+            for lead in leads:
+                lead_face = members[lead][0][1]
+                if (
+                    hash_distance(phash, images[lead].phash or "") <= COPY_HASH_BITS
+                    and float(vectors[face_id] @ vectors[lead_face]) >= COPY_FACE_SIMILARITY
+                ):
+                    home = lead
+                    break
+        if home is None:
+            kept.append((image_id, (face_id, sim)))
+            if phash:
+                leads.append(image_id)
+                members[image_id] = [(image_id, face_id, sim)]
+        else:
+            members[home].append((image_id, face_id, sim))
+    copies: dict[int, list[Copy]] = {}
+    for lead, group in members.items():
+        if len(group) < 2:
+            continue
+        group.sort(key=lambda m: (-images[m[0]].width * images[m[0]].height, -m[2]))
+        copies[lead] = [
+            Copy(
+                image=images[i],
+                face_id=f,
+                similarity=s,
+                box=next(x.box for x in images[i].faces if x.id == f),
+            )
+            for i, f, s in group
+        ]
+    return kept, copies
+
+
+def matched_entry(m: Match) -> list[Any]:
+    """What the audit log keeps of a result (for the case file): ids, score and band."""
+    return [m.image.id, m.face_id, round(m.similarity, 4), m.chance.band if m.chance else None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +125,8 @@ class Searcher:
 
     def __init__(self, parts: Home) -> None:
         self.parts = parts
+        self._calibration: Calibration | None = None
+        self._calibration_read = False
 
     def probe(self, photo: bytes | str | Path | Probe) -> Probe:
         """Decode a probe photo and embed every face in it (largest first); a Probe made
@@ -90,6 +172,7 @@ class Searcher:
                 probe_faces=probe.faces,
                 who=who,
                 probe_sha256=probe.sha256,
+                group=True,
             )
             for i in chosen
         ]
@@ -121,12 +204,52 @@ class Searcher:
         probe_sha256: str | None = None,
         audit: type[SearchEvent] | None = SearchMade,
         include_suppressed: bool = False,
+        probe_face_ids: Sequence[int] = (),
+        group: bool = False,
     ) -> SearchResult:
         """Search one embedding; results collapse to one row per image (its best face).
 
         Faces of people on the suppression list are never returned, except to the access
         and erasure requests of those people (``include_suppressed``). Every call is
         written to the audit log as an ``audit`` event (None: the caller records its own).
+        """
+        return self.search_vectors(
+            np.asarray(vector)[None, :],
+            probe_face=probe_face,
+            top_k=top_k,
+            threshold=threshold,
+            sources=sources,
+            probe_faces=probe_faces,
+            who=who,
+            probe_sha256=probe_sha256,
+            audit=audit,
+            include_suppressed=include_suppressed,
+            probe_face_ids=probe_face_ids,
+            group=group,
+        )
+
+    def search_vectors(
+        self,
+        vectors: np.ndarray,
+        *,
+        probe_face: ProbeFace,
+        combine: str = DEFAULT_COMBINE,
+        top_k: int | None = None,
+        threshold: float | None = None,
+        sources: Sequence[str] | None = None,
+        probe_faces: tuple[ProbeFace, ...] = (),
+        who: Requester | None = None,
+        probe_sha256: str | None = None,
+        audit: type[SearchEvent] | None = SearchMade,
+        include_suppressed: bool = False,
+        probe_face_ids: Sequence[int] = (),
+        group: bool = False,
+    ) -> SearchResult:
+        """Search with one or several embeddings of one person (``combine``: ``max``, the
+        best similarity to any probe; ``mean``, the similarity to their normalised mean).
+
+        Every result carries how many different-person faces of the searched collection
+        are expected to score as high (its ``chance``), and which probes it matched.
         """
         parts = self.parts
         settings, catalog = parts.settings, parts.catalog
@@ -136,6 +259,13 @@ class Searcher:
         cut = settings.search.threshold if threshold is None else threshold
         if not -1.0 <= cut <= 1.0:
             raise InvalidInput("threshold must be between -1 and 1 (a cosine similarity)")
+        if combine not in COMBINE:
+            raise InvalidInput(
+                f"unknown way to combine probes {combine!r}; known: {', '.join(COMBINE)}"
+            )
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, parts.model.dim)
+        if not len(vectors):
+            raise InvalidInput("no probe to search with")
         stored = catalog.model_key()
         if stored is not None and stored != parts.model.key:
             raise ModelMismatch(
@@ -145,12 +275,21 @@ class Searcher:
         for name in sources or ():
             parts.source(name)  # a mistyped source is an error, not an empty answer
         allowed = catalog.face_ids(sources) if sources else None
-        ids, sims = parts.index.search(vector[None, :], k * OVERFETCH, allowed)
-        hits = [(int(i), float(s)) for i, s in zip(ids[0], sims[0], strict=True) if i >= 0]
+        searched = len(allowed) if allowed is not None else catalog.face_state()[0]
+        queries = combined(vectors, combine)
+        skip = set(probe_face_ids)  # a stored face searched with is not its own result
+        fetch = k * OVERFETCH + len(skip)
+        ids, sims = parts.index.search(queries, fetch, allowed)
+        scores: dict[int, float] = {}
+        for row_ids, row_sims in zip(ids, sims, strict=True):
+            for i, sim in zip(row_ids, row_sims, strict=True):
+                if i >= 0 and int(i) not in skip:
+                    scores[int(i)] = max(float(sim), scores.get(int(i), -2.0))
+        hits = sorted(scores.items(), key=lambda h: (-h[1], h[0]))
         if hits and not include_suppressed and parts.suppressions.count():
-            vectors = catalog.embeddings([i for i, _ in hits])
+            vectors_found = catalog.embeddings([i for i, _ in hits])
             hidden = parts.suppressions.matches(
-                vectors, parts.model.key, settings.governance.strict_threshold
+                vectors_found, parts.model.key, settings.governance.strict_threshold
             )
             hits = [h for h, hide in zip(hits, hidden, strict=True) if not hide]
         face_to_image = catalog.faces_to_images([i for i, _ in hits])
@@ -159,12 +298,28 @@ class Searcher:
             image_id = face_to_image.get(face_id)
             if image_id is not None and image_id not in best:
                 best[image_id] = (face_id, sim)
-        ranked = list(best.items())[:k]
-        images = catalog.get_images([i for i, _ in ranked])
+        candidates = list(best.items())
+        images = catalog.get_images([i for i, _ in candidates[: k * OVERFETCH]])
+        copies: dict[int, list[Copy]] = {}
+        if group:
+            candidates, copies = group_copies(candidates[: k * OVERFETCH], images, catalog)
+        ranked = candidates[:k]
+        # Each query is compared with every face searched: with ``max`` over P probes a
+        # different person has P chances to score high.
+        comparisons = searched * len(queries)
+        calibration = self.calibration()
+        per_probe = (
+            vectors @ catalog.embeddings([f for _, (f, _) in ranked]).T
+            if len(vectors) > 1 and ranked
+            else None
+        )
         matches = []
         for rank, (image_id, (face_id, sim)) in enumerate(ranked, start=1):
             image = images[image_id]
             box = next(f.box for f in image.faces if f.id == face_id)
+            probes: tuple[int, ...] = (0,) if sim >= cut else ()
+            if per_probe is not None:
+                probes = tuple(int(p) for p in np.flatnonzero(per_probe[:, rank - 1] >= cut))
             matches.append(
                 Match(
                     rank=rank,
@@ -173,6 +328,9 @@ class Searcher:
                     face_id=face_id,
                     box=box,
                     image=image,
+                    chance=calibration.chance(sim, comparisons) if calibration else None,
+                    probes=probes,
+                    copies=tuple(copies.get(image_id, ())),
                 )
             )
         if audit is not None:  # None: the caller records the event itself
@@ -184,6 +342,14 @@ class Searcher:
                 results=len(matches),
                 likely_matches=sum(m.is_match for m in matches),
             )
+            if isinstance(event, SearchMade):
+                event = replace(
+                    event,
+                    probes=len(vectors),
+                    probe_face_ids=[int(i) for i in probe_face_ids],
+                    faces_searched=searched,
+                    matched=[matched_entry(m) for m in matches],
+                )
             parts.record(event, who)
         return SearchResult(
             probe_face=probe_face,
@@ -191,6 +357,110 @@ class Searcher:
             matches=tuple(matches),
             model=parts.model,
             probe_faces=probe_faces,
+            faces_searched=comparisons,
+            calibrated=calibration is not None,
+            combine=combine if len(vectors) > 1 else None,
+        )
+
+    def calibration(self) -> Calibration | None:
+        """The shipped calibration of the model searched with (read once)."""
+        if not self._calibration_read:
+            self._calibration = for_model(self.parts.model.key)
+            self._calibration_read = True
+        return self._calibration
+
+    def search_faces(
+        self,
+        face_ids: Sequence[int],
+        *,
+        combine: str = DEFAULT_COMBINE,
+        top_k: int | None = None,
+        threshold: float | None = None,
+        sources: Sequence[str] | None = None,
+        who: Requester | None = None,
+    ) -> SearchResult:
+        """Search with faces already stored (a result searched again), audited like a
+        search with a photo; the faces themselves are left out of the results."""
+        who = who or self.parts.default_requester()
+        self.check_requester(who)
+        ids = list(dict.fromkeys(int(i) for i in face_ids))
+        if not ids:
+            raise InvalidInput("give at least one face id to search with")
+        vectors, faces, sha256 = self.stored_probes(ids)
+        return self.search_vectors(
+            vectors,
+            probe_face=faces[0],
+            combine=combine,
+            top_k=top_k,
+            threshold=threshold,
+            sources=sources,
+            probe_faces=tuple(faces),
+            who=who,
+            probe_sha256=sha256,
+            probe_face_ids=ids,
+            group=True,
+        )
+
+    def stored_probes(self, ids: list[int]) -> tuple[np.ndarray, list[ProbeFace], str]:
+        """Stored faces as probes: their embeddings, their boxes (in their own images)
+        and the first one's image hash (the audit's probe hash)."""
+        catalog = self.parts.catalog
+        found, vectors = catalog.embeddings_found(ids)
+        missing = sorted(set(ids) - {int(i) for i in found})
+        if missing:
+            raise NotFound(f"no face with id {missing[0]}")
+        order = {int(f): n for n, f in enumerate(found)}
+        image_ids = catalog.faces_to_images(ids)
+        images = catalog.get_images(sorted(set(image_ids.values())))
+        faces = [
+            ProbeFace(index=n, box=rec.box, score=rec.score, size=rec.size)
+            for n, face_id in enumerate(ids)
+            for rec in images[image_ids[face_id]].faces
+            if rec.id == face_id
+        ]
+        return vectors[[order[i] for i in ids]], faces, images[image_ids[ids[0]]].sha256
+
+    def search_many(
+        self,
+        photos: Sequence[bytes | str | Path | Probe],
+        *,
+        face_ids: Sequence[int] = (),
+        combine: str = DEFAULT_COMBINE,
+        top_k: int | None = None,
+        threshold: float | None = None,
+        sources: Sequence[str] | None = None,
+        who: Requester | None = None,
+    ) -> SearchResult:
+        """Search with several photos of one person (the largest face of each) and stored
+        faces; each result lists the probes it matched (photos first, then face ids)."""
+        who = who or self.parts.default_requester()
+        self.check_requester(who)
+        probes = [self.probe(p) for p in photos]
+        for n, probe in enumerate(probes):
+            if not probe.faces:
+                raise NoFaceFound(f"no face found in probe photo {n + 1}")
+        vectors = [p.embeddings[0] for p in probes]
+        faces = [p.faces[0] for p in probes]
+        ids = list(dict.fromkeys(int(i) for i in face_ids))
+        if ids:
+            stored, stored_faces, _ = self.stored_probes(ids)
+            vectors += list(stored)
+            faces += stored_faces
+        if not vectors:
+            raise InvalidInput("give at least one probe photo or face id")
+        faces = [replace(f, index=n) for n, f in enumerate(faces)]
+        return self.search_vectors(
+            np.stack(vectors),
+            probe_face=faces[0],
+            combine=combine,
+            top_k=top_k,
+            threshold=threshold,
+            sources=sources,
+            probe_faces=tuple(faces),
+            who=who,
+            probe_sha256=probes[0].sha256 if probes else None,
+            probe_face_ids=ids,
+            group=True,
         )
 
     # -- reads -------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import numpy.typing as npt
 from facesearch.config import Faces
 from facesearch.domain import DetectedFace
 from facesearch.errors import InvalidInput
-from facesearch.imaging import DecodeLimits, decode_image
+from facesearch.imaging import DecodeLimits, decode_image, perceptual_hash
 from facesearch.vision.ports import FaceDetector, FaceEmbedder
 from facesearch.vision.registry import ModelSpec
 
@@ -30,6 +30,7 @@ class Analysis:
     faces: list[DetectedFace]
     embeddings: npt.NDArray[np.float32]
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    phash: str | None = None  # perceptual hash: groups copies of one photo in results
 
 
 def sha256_of(data: bytes) -> str:
@@ -78,6 +79,7 @@ def analyse(
         faces=faces,
         embeddings=embeddings,
         skipped=skipped,
+        phash=perceptual_hash(decoded.pixels),
     )
 
 

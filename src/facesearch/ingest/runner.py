@@ -159,6 +159,7 @@ class IngestRun:
             faces=result.faces,
             embeddings=result.embeddings,
             skipped_faces=result.skipped,
+            phash=result.phash,
         )
         _, face_ids, new = self.catalog.add_image(
             image, self._provenance(pending.item), pending.stamp

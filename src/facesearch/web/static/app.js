@@ -33,7 +33,16 @@
 
   const app = $("search-app");
   if (!app) return;
-  const state = { file: null, face: null, topK: PAGE, data: null, sent: {} };
+  // file: the main probe photo; extra: more photos of the same person; faceIds: stored
+  // faces searched with (a result searched again).
+  const state = { file: null, extra: [], faceIds: [], face: null, topK: PAGE, data: null, sent: {} };
+  const siteOf = (url) => {
+    try { return isWeb(url) ? new URL(url).hostname.replace(/^www\./, "") : ""; } catch (e) { return ""; }
+  };
+  const others = (m) =>
+    m.expected_false_matches === null || m.expected_false_matches === undefined
+      ? ""
+      : `${m.upper_bound ? "<" : "≈"}${Number(m.expected_false_matches.toPrecision(2))} other people expected this high`;
 
   function setStatus(text, isError) {
     $("status").textContent = text;
@@ -43,6 +52,8 @@
   function setFile(file) {
     if (!file) return;
     state.file = file;
+    state.extra = [];
+    state.faceIds = [];
     state.face = null;
     state.topK = PAGE;
     const img = $("probe-img");
@@ -61,14 +72,14 @@
       sessionStorage.setItem(id, field.value);
       // A change event also fires when the field merely loses focus: search again only
       // when the value differs from the one the last search was made (and audited) with.
-      if (state.file && field.value.trim() !== (state.sent[id] || "")) search();
+      if ((state.file || state.faceIds.length) && field.value.trim() !== (state.sent[id] || "")) search();
     });
   });
 
   let latest = 0; // searches can overlap (a changed field, a face picked): the last one wins
 
   async function search() {
-    if (!state.file) return;
+    if (!state.file && !state.faceIds.length) return;
     const purpose = $("f-purpose").value.trim();
     const caseRef = $("f-case").value.trim();
     if (!purpose || !caseRef) {
@@ -80,7 +91,9 @@
     const form = new FormData();
     form.append("purpose", purpose);
     form.append("case_ref", caseRef);
-    form.append("image", state.file);
+    if (state.file) form.append("image", state.file);
+    state.extra.forEach((f) => form.append("image", f));
+    state.faceIds.forEach((id) => form.append("face_id", String(id)));
     form.append("top_k", String(state.topK));
     if (state.face !== null) form.append("face", String(state.face));
     if ($("f-source").value) form.append("source", $("f-source").value);
@@ -105,14 +118,25 @@
     if (!response.ok) {
       const message = body && body.error ? body.error.message : response.statusText;
       setStatus(message + (response.status === 401 ? " (sign in again)" : ""), true);
+      $("probe-help").hidden = true; // no face to select in a photo without one
+      $("probe").querySelectorAll(".box").forEach((b) => b.remove());
       state.data = null;
       renderResults();
       return;
     }
     state.data = body;
     state.face = body.face;
-    setStatus(`${body.probe.faces.length} face(s) found; searching face ${body.face + 1}.`);
-    drawProbe(body.probe);
+    const several = body.probes.length + body.face_ids.length;
+    if (several > 1) {
+      setStatus(`${several} probes of one person, combined by ${body.combine}.`);
+    } else if (body.probe) {
+      setStatus(`${body.probe.faces.length} face(s) found; searching face ${body.face + 1}.`);
+    } else {
+      setStatus(`Searching again with face ${body.face_ids[0]} from the results.`);
+    }
+    if (body.probe && state.file) drawProbe(body.probe);
+    else $("probe-help").hidden = true;
+    renderProbes();
     renderResults();
   }
 
@@ -141,6 +165,36 @@
     $("probe-help").hidden = probe.faces.length < 2;
   }
 
+  function renderProbes() {
+    const list = $("probe-list");
+    list.replaceChildren();
+    state.extra.forEach((f, i) => list.append(el("li", { text: `Photo ${i + 2}: ${f.name}` })));
+    state.faceIds.forEach((id) =>
+      list.append(el("li", {}, el("img", { src: `/v1/faces/${id}/thumbnail`, alt: "", width: "48", height: "48" }), ` Stored face ${id}`))
+    );
+    $("add-photo").hidden = !state.file && !state.faceIds.length;
+  }
+
+  function searchAgain(m) {
+    // The matched face becomes the probe; the purpose and case stay those of this search.
+    if ($("detail").open) $("detail").close();
+    state.file = null;
+    state.extra = [];
+    state.faceIds = [m.face_id];
+    state.face = null;
+    state.topK = PAGE;
+    const img = $("probe-img");
+    if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+    img.src = m.image_url;
+    const fig = $("probe");
+    fig.hidden = false;
+    fig.querySelectorAll(".box").forEach((b) => b.remove());
+    const box = el("span", { class: "box selected", "data-box": `${m.box.x1},${m.box.y1},${m.box.x2},${m.box.y2}` });
+    fig.append(box);
+    img.onload = () => placeBoxes(fig, img.naturalWidth, img.naturalHeight);
+    search();
+  }
+
   function renderResults() {
     const list = $("results");
     list.replaceChildren();
@@ -153,39 +207,71 @@
     const showBelow = $("f-below").checked;
     const shown = data.matches.filter((m) => showBelow || m.is_match);
     const hidden = data.matches.length - shown.length;
+    const verdict = $("verdict");
+    verdict.textContent = data.verdict;
+    verdict.hidden = false;
+    verdict.classList.toggle("warn", data.reliable === false);
     $("summary").textContent =
-      `${data.likely_matches} likely match(es) at similarity ≥ ${data.threshold.toFixed(2)}` +
+      `${data.likely_matches} likely match(es) at similarity ≥ ${data.threshold.toFixed(2)} ` +
+      `among ${data.faces_searched} faces searched` +
       (hidden ? `; ${hidden} result(s) below the threshold hidden.` : ".");
     shown.forEach((m) => list.append(resultCard(m)));
-    $("more").hidden = data.matches.length < state.topK;
+    // More can be shown only when this page was full and, with results below the
+    // threshold hidden, when its last result still reached the threshold.
+    const last = data.matches[data.matches.length - 1];
+    $("more").hidden = data.matches.length < state.topK || (!showBelow && !(last && last.is_match));
+  }
+
+  function bandText(m) {
+    if (!m.band) return m.is_match ? "Likely match" : "Below threshold";
+    return m.band === "chance" ? "Chance level" : m.band[0].toUpperCase() + m.band.slice(1);
   }
 
   function resultCard(m) {
-    const verdict = m.is_match ? "Likely match" : "Below threshold";
+    const verdict = bandText(m);
+    // The whole image, its matched face boxed (placed once the image's size is known).
+    const img = el("img", { src: m.image_url, alt: "", loading: "lazy" });
+    const fig = el("span", { class: "figure tile-figure" }, img,
+      el("span", { class: "box selected", "data-box": `${m.box.x1},${m.box.y1},${m.box.x2},${m.box.y2}` }));
+    img.addEventListener("load", () => placeBoxes(fig, img.naturalWidth, img.naturalHeight));
     const open = el(
       "button",
       { type: "button", class: "result-open", "aria-label": `Result ${m.rank}: ${verdict}, similarity ${m.similarity.toFixed(3)}, ${m.file_name}` },
-      el("img", { src: m.thumbnail_url, alt: "", loading: "lazy", width: "160", height: "160" })
+      fig
     );
     open.addEventListener("click", () => openDetail(m));
+    const site = siteOf(m.page_url || m.source_url);
     const link = isWeb(m.page_url || m.source_url)
-      ? el("a", { href: m.page_url || m.source_url, target: "_blank", rel: "noopener noreferrer", text: "Open source page" })
+      ? el("a", { href: m.page_url || m.source_url, target: "_blank", rel: "noopener noreferrer", text: site || "Open source page" })
       : el("span", { class: "muted", text: "No source page" });
+    const again = el("button", { type: "button", class: "again", text: "Search with this face" });
+    again.addEventListener("click", () => searchAgain(m));
+    const probes = data_probes();
     return el(
       "li",
-      { class: "result " + (m.is_match ? "match" : "below"), "data-image-id": String(m.image_id) },
+      { class: "result " + (m.is_match ? "match" : "below") + " band-" + (m.band || "none").replace(" ", "-"), "data-image-id": String(m.image_id), "data-face-id": String(m.face_id) },
       open,
       el("p", { class: "score" }, el("strong", { text: m.similarity.toFixed(3) }), " ", el("span", { class: "badge", text: verdict })),
+      m.band ? el("p", { class: "chance muted", text: others(m) }) : null,
+      probes > 1 ? el("p", { class: "probes-matched", text: `Matched probe(s): ${m.probes_matched.map((p) => p + 1).join(", ") || "none"} of ${probes}` }) : null,
       el("p", { class: "source", text: `${m.source} · ${m.file_name}` }),
-      el("p", {}, link)
+      el("p", { class: "captured muted", text: m.captured_at ? `Captured ${m.captured_at.slice(0, 10)}` : "Capture date unknown" }),
+      el("p", {}, link),
+      el("p", {}, again)
     );
+  }
+
+  function data_probes() {
+    const d = state.data;
+    return d ? d.probes.length + d.face_ids.length : 0;
   }
 
   function openDetail(m) {
     const dialog = $("detail");
-    $("detail-h").textContent = `Result ${m.rank}: ${m.is_match ? "likely match" : "below threshold"}`;
+    $("detail-h").textContent = `Result ${m.rank}: ${bandText(m).toLowerCase()}`;
+    $("detail-again").onclick = () => searchAgain(m);
     const probeImg = $("probe-img");
-    const face = state.data.probe.faces.find((f) => f.index === state.data.face);
+    const face = state.data.probe && state.file ? state.data.probe.faces.find((f) => f.index === state.data.face) : null;
     const canvas = $("probe-face");
     const ctx = canvas.getContext("2d");
     ctx.clearRect(0, 0, canvas.width, canvas.height);
@@ -205,6 +291,7 @@
     facts.replaceChildren();
     [
       ["Similarity", m.similarity.toFixed(4)],
+      ["Band", m.band ? `${bandText(m)}: ${others(m)} among ${state.data.faces_searched} faces searched` : "no calibration for this model"],
       ["Verdict", m.is_match ? `Likely match (≥ ${state.data.threshold.toFixed(2)})` : "Below threshold"],
       ["Image", `${m.image_id} · ${m.path}`],
       ["Source", m.source],
@@ -224,6 +311,14 @@
 
   $("detail-close").addEventListener("click", () => $("detail").close());
   $("probe-file").addEventListener("change", (e) => setFile(e.target.files[0]));
+  $("more-file").addEventListener("change", (e) => {
+    const file = e.target.files[0];
+    if (!file) return;
+    state.extra.push(file);
+    state.topK = PAGE;
+    e.target.value = "";
+    search();
+  });
   const zone = $("dropzone");
   zone.addEventListener("dragover", (e) => {
     e.preventDefault();
