@@ -18,6 +18,7 @@ from pathlib import Path
 from facesearch.accounts.ports import AccountStore
 from facesearch.accounts.sqlite import SqliteAccountStore
 from facesearch.catalog.ports import Catalog
+from facesearch.catalog.postgres.catalog import PostgresCatalog
 from facesearch.catalog.sqlite import SqliteCatalog
 from facesearch.catalog.sqlite_audit import SqliteAuditStore
 from facesearch.catalog.sqlite_suppression import SqliteSuppressionStore
@@ -61,7 +62,15 @@ def _local_index(
     return LocalIndex(Path(location(url)), settings, catalog, in_memory=encrypted)
 
 
-CATALOGS: dict[str, CatalogFactory] = {"sqlite": _sqlite_catalog}
+def _postgres_catalog(url: str, sealer: Sealer) -> tuple[Catalog, AnchorStore]:
+    catalog = PostgresCatalog(url, TemplateCodec(sealer))
+    return catalog, CatalogAnchor(catalog)
+
+
+CATALOGS: dict[str, CatalogFactory] = {
+    "sqlite": _sqlite_catalog,
+    "postgresql": _postgres_catalog,
+}
 INDEXES: dict[str, IndexFactory] = {"local": _local_index}
 EXECUTORS: dict[str, ExecutorFactory] = {"local": local_executor, "threads": thread_executor}
 
