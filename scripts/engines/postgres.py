@@ -132,6 +132,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def start(folder: Path, template: Path | None = None) -> Server:
     """Start a server on ``folder`` (its cluster made by initdb, or copied from the data
     folder ``template``; an existing ``folder/data`` is started as it is)."""
@@ -150,8 +159,10 @@ def start(folder: Path, template: Path | None = None) -> Server:
     _own(folder, user)
     options = " ".join(f"-c {k}={v}" for k, v in SETTINGS.items())
     last: Unavailable | None = None
-    for _ in range(3):  # another process may take the free port before the server does
-        port = free_port()
+    # A server started again keeps its port (its URL stays valid) when that is free.
+    before = int((folder / "port").read_text()) if (folder / "port").exists() else None
+    for attempt in range(3):  # another process may take the free port before the server
+        port = before if before and attempt == 0 and is_free(before) else free_port()
         try:
             _run(
                 user,
