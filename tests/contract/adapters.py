@@ -28,6 +28,7 @@ import pytest
 from facesearch.accounts.ports import AccountStore as AccountStore
 from facesearch.accounts.sqlite import SqliteAccountStore
 from facesearch.catalog.ports import Catalog
+from facesearch.catalog.postgres.catalog import PostgresCatalog
 from facesearch.catalog.sqlite import SqliteCatalog
 from facesearch.catalog.sqlite_audit import SqliteAuditStore
 from facesearch.catalog.sqlite_suppression import SqliteSuppressionStore
@@ -39,6 +40,8 @@ from facesearch.index.local.memory import MemoryIndex
 from facesearch.index.local.rerank import ExactRerankIndex
 from facesearch.security.sealing import Sealer
 from facesearch.security.templates import TemplateCodec
+
+from ..engines import postgres as pg
 
 Marks = Sequence[pytest.MarkDecorator]
 # The suites' type hints: the accounts port, and the suppression list and the hash chain
@@ -83,6 +86,20 @@ CATALOGS: dict[str, CatalogAdapter] = {
         lambda d: SqliteCatalog(d / "catalog.sqlite", TemplateCodec(Sealer(SEALER_KEY))),
         files_bytes,
         True,
+    ),
+    # A server of the test's own (tests/engines/postgres.py): ``stored`` is every file of
+    # its data folder, the write-ahead log included, after a checkpoint.
+    "postgres": CatalogAdapter(
+        lambda d: PostgresCatalog(pg.cluster(d).url(), TemplateCodec(Sealer(None))),
+        pg.stored,
+        False,
+        (pytest.mark.postgres,),
+    ),
+    "postgres-sealed": CatalogAdapter(
+        lambda d: PostgresCatalog(pg.cluster(d).url(), TemplateCodec(Sealer(SEALER_KEY))),
+        pg.stored,
+        True,
+        (pytest.mark.postgres,),
     ),
 }
 

@@ -1,8 +1,9 @@
 """The ``facesearch`` command: parse arguments, call the engine, render the answer.
 
 This module holds the parser and the dispatch; each group of commands has its module
-(ingest, search, index, governance, serve, accounts) with its parsers and its ``run``.
-Every command takes ``--home``, ``--json`` for machine-readable output and ``--debug``.
+(ingest, search, index, governance, serve, accounts, db) with its parsers and its ``run``.
+Every command takes ``--home``, ``--catalog`` and ``--index`` (the stores' URLs),
+``--json`` for machine-readable output and ``--debug``.
 Errors print one line to stderr and exit non-zero (``--debug`` shows the traceback);
 the exit codes are listed in docs/cli.md (written by scripts/cli_docs.py).
 """
@@ -18,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from facesearch.cli import accounts, governance, index, ingest, models, search, serve
+from facesearch.cli import accounts, db, governance, index, ingest, models, search, serve
 from facesearch.errors import FacesearchError, InvalidInput, NoFaceFound, NotFound
 
 EXIT_ERROR = 1
@@ -28,12 +29,20 @@ EXIT_CLOSED_PIPE = 141  # what a shell reports for a command killed by SIGPIPE
 
 # The common options' defaults, filled in after parsing: they are SUPPRESSed in the
 # parsers so that a group's value (`sources --home X list`) is not reset by its action's.
-COMMON_DEFAULTS: dict[str, Any] = {"home": None, "json": False, "debug": False}
+COMMON_DEFAULTS: dict[str, Any] = {
+    "home": None,
+    "catalog": None,
+    "index": None,
+    "json": False,
+    "debug": False,
+}
 # Commands that may start a new home; every other one refuses a home that does not
 # exist, so that a mistyped --home is an error instead of a new, empty collection.
 CREATES_HOME = frozenset(
     {"ingest", "eval", "serve", "sources add", "suppress add", "keys create", "users add"}
 )
+# Commands that need no home: the catalog they work on may be on a server.
+NO_HOME = frozenset({"db upgrade"})
 
 
 def version() -> str:
@@ -50,6 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument(
         "--home", type=Path, help="data directory (env FACESEARCH_HOME; default ./facesearch-data)"
+    )
+    common.add_argument(
+        "--catalog",
+        metavar="URL",
+        help="catalog URL: sqlite://PATH or postgresql://USER@HOST:PORT/DB "
+        "(env FACESEARCH_CATALOG__URL; default sqlite://HOME/catalog.sqlite)",
+    )
+    common.add_argument(
+        "--index",
+        metavar="URL",
+        help="vector index URL: local://PATH (env FACESEARCH_INDEX__URL; "
+        "default local://HOME/index)",
     )
     common.add_argument("--json", action="store_true", help="print machine-readable JSON")
     common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -69,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     governance.add_parsers(sub, common)
     serve.add_parsers(sub, common)
     accounts.add_parsers(sub, common)
+    db.add_parsers(sub, common)
     return parser
 
 
@@ -144,12 +166,17 @@ def settings_for(args: argparse.Namespace) -> Any:
     from facesearch.errors import ConfigError
 
     try:
-        settings = load_settings(home=args.home, cluster=getattr(args, "cluster", None))
+        settings = load_settings(
+            home=args.home,
+            cluster=getattr(args, "cluster", None),
+            catalog={"url": args.catalog} if args.catalog else None,
+            index={"url": args.index} if args.index else None,
+        )
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"invalid setting {where}: {first['msg']}") from None
-    if command_name(args) not in CREATES_HOME and not Path(settings.home).is_dir():
+    if command_name(args) not in CREATES_HOME | NO_HOME and not Path(settings.home).is_dir():
         raise NotFound(
             f"there is no facesearch home at {settings.home}: check --home (or "
             "FACESEARCH_HOME); `facesearch sources add` or `ingest` starts a new one"
@@ -169,6 +196,8 @@ def run(args: argparse.Namespace) -> int:
         return serve.run(args, settings_for(args))
     if args.command in accounts.COMMANDS:
         return accounts.run(args, settings_for(args))
+    if args.command in db.COMMANDS:
+        return db.run(args, settings_for(args))
 
     with open_engine(args) as engine:
         place = getattr(args, "requester_jurisdiction", None)
