@@ -6,6 +6,11 @@ factory and one registry entry. Unset URLs follow ``home``: ``sqlite://<home>/ca
 and ``local://<home>/index``. Everything after ``scheme://`` is the location, for the
 file-based schemes a path, absolute (``sqlite:///srv/faces/catalog.sqlite``) or relative
 to the working directory (``sqlite://data/catalog.sqlite``).
+
+The stores kept beside the catalog (the audit log, the suppression list, the accounts,
+the locks shared by its processes) follow the catalog's scheme (``STORES``): with a
+``sqlite://`` catalog, files in ``home``; with a ``postgresql://`` catalog, tables in the
+same database, so that every process of a deployment shares one audit chain.
 """
 
 from __future__ import annotations
@@ -16,10 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facesearch.accounts.ports import AccountStore
+from facesearch.accounts.postgres import PostgresAccountStore
 from facesearch.accounts.sqlite import SqliteAccountStore
-from facesearch.catalog.ports import Catalog
+from facesearch.catalog.ports import AuditStore, Catalog, Locks, SuppressionStore
+from facesearch.catalog.postgres.audit import PostgresAuditStore
+from facesearch.catalog.postgres.locks import AdvisoryLocks
+from facesearch.catalog.postgres.suppression import PostgresSuppressionStore
 from facesearch.catalog.sqlite import SqliteCatalog
 from facesearch.catalog.sqlite_audit import SqliteAuditStore
+from facesearch.catalog.sqlite_locks import FileLocks
 from facesearch.catalog.sqlite_suppression import SqliteSuppressionStore
 from facesearch.config import IndexSettings, Settings
 from facesearch.errors import ConfigError
@@ -66,6 +76,36 @@ INDEXES: dict[str, IndexFactory] = {"local": _local_index}
 EXECUTORS: dict[str, ExecutorFactory] = {"local": local_executor, "threads": thread_executor}
 
 
+@dataclass(frozen=True, slots=True)
+class StoreFactories:
+    """The stores kept beside a catalog, each built from (the catalog's URL, home)."""
+
+    audit: Callable[[str, Path], AuditStore]
+    suppressions: Callable[[str, Path, TemplateCodec], SuppressionStore]
+    accounts: Callable[[str, Path], AccountStore]
+    locks: Callable[[str, Path], Locks]
+
+
+# The catalog's scheme -> its stores. A SQLite catalog keeps them in files of their own
+# in ``home`` (the locks beside the catalog file, which is what its processes share).
+STORES: dict[str, StoreFactories] = {
+    "sqlite": StoreFactories(
+        audit=lambda url, home: SqliteAuditStore(home / "audit.sqlite"),
+        suppressions=lambda url, home, codec: SqliteSuppressionStore(
+            home / "suppression.sqlite", codec
+        ),
+        accounts=lambda url, home: SqliteAccountStore(home / "accounts.sqlite"),
+        locks=lambda url, home: FileLocks(Path(location(url)).parent),
+    ),
+    "postgresql": StoreFactories(
+        audit=lambda url, home: PostgresAuditStore(url),
+        suppressions=lambda url, home, codec: PostgresSuppressionStore(url, codec),
+        accounts=lambda url, home: PostgresAccountStore(url),
+        locks=lambda url, home: AdvisoryLocks(url),
+    ),
+}
+
+
 def catalog_url(settings: Settings) -> str:
     """The catalog's URL: ``catalog.url``, or the SQLite file in ``home``."""
     return settings.catalog.url or f"sqlite://{Path(settings.home) / 'catalog.sqlite'}"
@@ -92,6 +132,11 @@ def location(url: str) -> str:
     return url.partition("://")[2]
 
 
+def store_factories(settings: Settings) -> StoreFactories:
+    """The stores that go with the configured catalog."""
+    return STORES[scheme(catalog_url(settings), "catalog.url", STORES)]
+
+
 def executor_factory(settings: Settings) -> ExecutorFactory:
     factory = EXECUTORS.get(settings.executor)
     if factory is None:
@@ -111,6 +156,7 @@ class Parts:
     index: ManagedIndex
     audit: AuditLog
     suppressions: SuppressionList
+    locks: Locks
     executor: ExecutorFactory  # workers -> the executor of an ingest
 
 
@@ -127,6 +173,7 @@ def build_parts(
     # So are unknown schemes.
     catalogs = CATALOGS[scheme(catalog_url(settings), "catalog.url", CATALOGS)]
     indexes = INDEXES[scheme(index_url(settings), "index.url", INDEXES)]
+    stores = store_factories(settings)
     executor = executor_factory(settings)
     home = Path(settings.home)
     home.mkdir(parents=True, exist_ok=True)
@@ -135,11 +182,10 @@ def build_parts(
     catalog, anchor = catalogs(catalog_url(settings), sealer)
     check_encryption(catalog, sealer)
     index = indexes(index_url(settings), settings.index, catalog, sealer.enabled)
-    audit = AuditLog(SqliteAuditStore(home / "audit.sqlite"), anchor)
+    url = catalog_url(settings)
+    audit = AuditLog(stores.audit(url, home), anchor)
     check_audit_key(settings, catalog, audit)
-    suppressions = SuppressionList(
-        SqliteSuppressionStore(home / "suppression.sqlite", TemplateCodec(sealer))
-    )
+    suppressions = SuppressionList(stores.suppressions(url, home, TemplateCodec(sealer)))
     return Parts(
         model_spec=model_spec,
         sealer=sealer,
@@ -147,13 +193,15 @@ def build_parts(
         index=index,
         audit=audit,
         suppressions=suppressions,
+        locks=stores.locks(url, home),
         executor=executor,
     )
 
 
 def build_accounts(settings: Settings) -> AccountStore:
     """API keys, users and web sessions (the server and ``facesearch keys``/``users``)."""
-    return SqliteAccountStore(Path(settings.home) / "accounts.sqlite")
+    home = Path(settings.home)
+    return store_factories(settings).accounts(catalog_url(settings), home)
 
 
 def check_encryption(catalog: Catalog, sealer: Sealer) -> None:

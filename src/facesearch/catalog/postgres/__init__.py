@@ -1,0 +1,1 @@
+"""The catalog's stores on a PostgreSQL server (``postgresql://`` catalog URLs)."""
