@@ -30,11 +30,13 @@ import pytest
 from facesearch.accounts.ports import AccountStore as AccountStore
 from facesearch.accounts.postgres import PostgresAccountStore
 from facesearch.accounts.sqlite import SqliteAccountStore
-from facesearch.catalog.ports import Catalog
+from facesearch.catalog.ports import Catalog, Locks
 from facesearch.catalog.postgres.audit import PostgresAuditStore
+from facesearch.catalog.postgres.locks import AdvisoryLocks
 from facesearch.catalog.postgres.suppression import PostgresSuppressionStore
 from facesearch.catalog.sqlite import SqliteCatalog
 from facesearch.catalog.sqlite_audit import SqliteAuditStore
+from facesearch.catalog.sqlite_locks import FileLocks
 from facesearch.catalog.sqlite_suppression import SqliteSuppressionStore
 from facesearch.governance.audit import AnchorStore, AuditLog
 from facesearch.governance.suppression import SuppressionList
@@ -318,6 +320,19 @@ ACCOUNT_STORES: dict[str, AccountsAdapter] = {
         pg_database_stored,
         (pytest.mark.postgres,),
     ),
+}
+
+
+# -- locks shared by the processes of a catalog ---------------------------------------------
+@dataclass(frozen=True)
+class LocksAdapter:
+    open: Callable[[Path], Locks]
+    marks: Marks = ()
+
+
+LOCKS: dict[str, LocksAdapter] = {
+    "sqlite": LocksAdapter(FileLocks),
+    "postgres": LocksAdapter(lambda d: AdvisoryLocks(pg_database(d)), (pytest.mark.postgres,)),
 }
 
 
