@@ -110,15 +110,17 @@ def _own(folder: Path, user: str | None) -> None:
         )
 
 
-def initdb(folder: Path) -> Path:
-    """A new, stopped cluster in ``folder/data`` (to start, or to copy as a template)."""
+def initdb(folder: Path, wal_segment_mb: int | None = None) -> Path:
+    """A new, stopped cluster in ``folder/data`` (to start, or to copy as a template);
+    ``wal_segment_mb`` below the default 16 makes a smaller folder (quicker to copy)."""
     user = server_user()
     _own(folder, user)
     data = folder / "data"
     _run(
         user,
         [str(bindir() / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust",
-         "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"],
+         "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions",
+         *([f"--wal-segsize={wal_segment_mb}"] if wal_segment_mb else [])],
         "initdb",
     )  # fmt: skip
     return data
@@ -128,6 +130,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def start(folder: Path, template: Path | None = None) -> Server:
@@ -148,8 +159,10 @@ def start(folder: Path, template: Path | None = None) -> Server:
     _own(folder, user)
     options = " ".join(f"-c {k}={v}" for k, v in SETTINGS.items())
     last: Unavailable | None = None
-    for _ in range(3):  # another process may take the free port before the server does
-        port = free_port()
+    # A server started again keeps its port (its URL stays valid) when that is free.
+    before = int((folder / "port").read_text()) if (folder / "port").exists() else None
+    for attempt in range(3):  # another process may take the free port before the server
+        port = before if before and attempt == 0 and is_free(before) else free_port()
         try:
             _run(
                 user,

@@ -135,7 +135,8 @@ class CatalogSettings(BaseModel):
 
     url: str | None = Field(
         None,
-        description="Catalog URL, sqlite://PATH (default: sqlite://<home>/catalog.sqlite).",
+        description="Catalog URL, sqlite://PATH or postgresql://USER@HOST:PORT/DB "
+        "(default: sqlite://<home>/catalog.sqlite).",
     )
 
 

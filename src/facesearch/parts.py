@@ -25,6 +25,7 @@ from facesearch.accounts.postgres import PostgresAccountStore
 from facesearch.accounts.sqlite import SqliteAccountStore
 from facesearch.catalog.ports import AuditStore, Catalog, Locks, SuppressionStore
 from facesearch.catalog.postgres.audit import PostgresAuditStore
+from facesearch.catalog.postgres.catalog import PostgresCatalog
 from facesearch.catalog.postgres.locks import AdvisoryLocks
 from facesearch.catalog.postgres.suppression import PostgresSuppressionStore
 from facesearch.catalog.sqlite import SqliteCatalog
@@ -71,7 +72,15 @@ def _local_index(
     return LocalIndex(Path(location(url)), settings, catalog, in_memory=encrypted)
 
 
-CATALOGS: dict[str, CatalogFactory] = {"sqlite": _sqlite_catalog}
+def _postgres_catalog(url: str, sealer: Sealer) -> tuple[Catalog, AnchorStore]:
+    catalog = PostgresCatalog(url, TemplateCodec(sealer))
+    return catalog, CatalogAnchor(catalog)
+
+
+CATALOGS: dict[str, CatalogFactory] = {
+    "sqlite": _sqlite_catalog,
+    "postgresql": _postgres_catalog,
+}
 INDEXES: dict[str, IndexFactory] = {"local": _local_index}
 EXECUTORS: dict[str, ExecutorFactory] = {"local": local_executor, "threads": thread_executor}
 

@@ -32,6 +32,7 @@ from facesearch.accounts.postgres import PostgresAccountStore
 from facesearch.accounts.sqlite import SqliteAccountStore
 from facesearch.catalog.ports import Catalog, Locks
 from facesearch.catalog.postgres.audit import PostgresAuditStore
+from facesearch.catalog.postgres.catalog import PostgresCatalog
 from facesearch.catalog.postgres.locks import AdvisoryLocks
 from facesearch.catalog.postgres.suppression import PostgresSuppressionStore
 from facesearch.catalog.sqlite import SqliteCatalog
@@ -123,6 +124,20 @@ CATALOGS: dict[str, CatalogAdapter] = {
         lambda d: SqliteCatalog(d / "catalog.sqlite", TemplateCodec(Sealer(SEALER_KEY))),
         files_bytes,
         True,
+    ),
+    # A server of the test's own (tests/engines/postgres.py): ``stored`` is every file of
+    # its data folder, the write-ahead log included, after a checkpoint.
+    "postgres": CatalogAdapter(
+        lambda d: PostgresCatalog(pg.cluster(d).url(), TemplateCodec(Sealer(None))),
+        pg.stored,
+        False,
+        (pytest.mark.postgres,),
+    ),
+    "postgres-sealed": CatalogAdapter(
+        lambda d: PostgresCatalog(pg.cluster(d).url(), TemplateCodec(Sealer(SEALER_KEY))),
+        pg.stored,
+        True,
+        (pytest.mark.postgres,),
     ),
 }
 

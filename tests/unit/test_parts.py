@@ -88,9 +88,9 @@ def test_the_environment_reaches_the_parts(
 @pytest.mark.parametrize(
     ("group", "url", "known"),
     [
-        ("catalog", "postgresql://db.example/faces", "sqlite://"),
+        ("catalog", "mysql://db.example/faces", "postgresql://, sqlite://"),
         ("index", "milvus://vectors.example:19530", "local://"),
-        ("catalog", "/srv/faces/catalog.sqlite", "sqlite://"),
+        ("catalog", "/srv/faces/catalog.sqlite", "postgresql://, sqlite://"),
     ],
 )
 def test_an_unknown_scheme_is_refused_naming_the_known_ones(

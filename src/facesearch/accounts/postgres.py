@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from facesearch.accounts import credentials as cred
 from facesearch.accounts.ports import KeyInfo, Session
 from facesearch.accounts.roles import Principal, Role, parse_role
+from facesearch.catalog.postgres.database import Database
 from facesearch.errors import InvalidInput, NotFound
-from facesearch.pgdb import Database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS api_keys (

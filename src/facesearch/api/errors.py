@@ -39,6 +39,8 @@ ENGINE_ERRORS: tuple[tuple[type[FacesearchError], int, str], ...] = (
     (ConfigError, 500, "config_error"),
 )
 
+RETRY_AFTER_S = 5  # what a 503 from a store that is down or busy asks clients to wait
+
 HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -108,7 +110,10 @@ def install(app: FastAPI) -> None:
         status, code = engine_status(exc)
         if status >= 500:
             log.error("request %s failed: %s", request_id(request), exc)
-        return envelope(request, status, code, str(exc))
+        # A store that is down or busy: the client may retry (a server gone away is
+        # usually back within seconds: a restart, a failover).
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+        return envelope(request, status, code, str(exc), headers)
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)

@@ -2,7 +2,8 @@
 
 This module holds the parser and the dispatch; each group of commands has its module
 (ingest, search, index, governance, serve, accounts) with its parsers and its ``run``.
-Every command takes ``--home``, ``--json`` for machine-readable output and ``--debug``.
+Every command takes ``--home``, ``--catalog`` and ``--index`` (the stores' URLs),
+``--json`` for machine-readable output and ``--debug``.
 Errors print one line to stderr and exit non-zero (``--debug`` shows the traceback);
 the exit codes are listed in docs/cli.md (written by scripts/cli_docs.py).
 """
@@ -28,7 +29,13 @@ EXIT_CLOSED_PIPE = 141  # what a shell reports for a command killed by SIGPIPE
 
 # The common options' defaults, filled in after parsing: they are SUPPRESSed in the
 # parsers so that a group's value (`sources --home X list`) is not reset by its action's.
-COMMON_DEFAULTS: dict[str, Any] = {"home": None, "json": False, "debug": False}
+COMMON_DEFAULTS: dict[str, Any] = {
+    "home": None,
+    "catalog": None,
+    "index": None,
+    "json": False,
+    "debug": False,
+}
 # Commands that may start a new home; every other one refuses a home that does not
 # exist, so that a mistyped --home is an error instead of a new, empty collection.
 CREATES_HOME = frozenset(
@@ -50,6 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument(
         "--home", type=Path, help="data directory (env FACESEARCH_HOME; default ./facesearch-data)"
+    )
+    common.add_argument(
+        "--catalog",
+        metavar="URL",
+        help="catalog URL: sqlite://PATH or postgresql://USER@HOST:PORT/DB "
+        "(env FACESEARCH_CATALOG__URL; default sqlite://HOME/catalog.sqlite)",
+    )
+    common.add_argument(
+        "--index",
+        metavar="URL",
+        help="vector index URL: local://PATH (env FACESEARCH_INDEX__URL; "
+        "default local://HOME/index)",
     )
     common.add_argument("--json", action="store_true", help="print machine-readable JSON")
     common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -143,7 +162,11 @@ def settings_for(args: argparse.Namespace) -> Any:
     from facesearch.errors import ConfigError
 
     try:
-        settings = load_settings(home=args.home)
+        settings = load_settings(
+            home=args.home,
+            catalog={"url": args.catalog} if args.catalog else None,
+            index={"url": args.index} if args.index else None,
+        )
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

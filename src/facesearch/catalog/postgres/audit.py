@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from facesearch.catalog.ports import AuditRow
-from facesearch.pgdb import Database
+from facesearch.catalog.postgres.database import Database
 
 # ``pos`` is the order rows were stored in (``stored``: verify walks it, so that a row
 # renumbered or moved by someone who can write the table shows).

@@ -18,8 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from facesearch.catalog.ports import Templates
+from facesearch.catalog.postgres.database import Database
 from facesearch.errors import NotFound
-from facesearch.pgdb import Database
 from facesearch.security.templates import TemplateCodec
 
 SCHEMA = """

@@ -1,0 +1,860 @@
+"""PostgresCatalog: the catalog on a PostgreSQL server, shared by every API process and
+ingest worker of a deployment (``postgresql://user@host:port/db``).
+
+It answers as the SQLite catalog does (the contract suite runs both) and keeps templates
+as the bytes of its ``TemplateCodec``, sealed or not, exactly as SQLite does.
+
+Several writers at once: the content hash is unique, so two workers that meet the same
+file store one image (``INSERT … ON CONFLICT DO NOTHING``: the second waits for the first
+to commit, then adds only its copy); a copy seen again is one upsert; counters are
+updated in the writer's transaction. A removal locks the images it may delete before it
+checks that no copy is left, so a copy added at the same moment is never deleted with
+them: either the removal sees it, or the writer finds the image gone and stores it anew.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+from psycopg import errors as pgerrors
+
+from facesearch.catalog.ports import ExpiryRule, FileStamp, NewImage, Removal, UrlQuery
+from facesearch.catalog.postgres.connections import Connection, Pool
+from facesearch.catalog.postgres.schema import MIGRATIONS, SCHEMA_VERSION
+from facesearch.domain import BoundingBox, FaceRecord, ImageRecord, Provenance, Source
+from facesearch.errors import BackendUnavailable, ConfigError, InvalidInput, NotFound
+from facesearch.security.templates import TemplateCodec
+
+IDS_CACHE_ENTRIES = 16  # source sets whose face ids are kept between searches
+NEVER = "9999-12-31T00:00:00+00:00"  # the expiry of synthetic rows given none
+EXPIRY_BATCH = 10_000  # copies re-dated per statement when a retention period changes
+RETRIES = 5  # a writer that lost a race (deadlock, an image removed under it) tries again
+Ids = npt.NDArray[np.int64]
+T = TypeVar("T")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def lock_key(name: str) -> int:
+    """A signed 64-bit advisory-lock key for ``name`` (the same in every process)."""
+    digest = hashlib.sha256(f"facesearch:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class _Writes:
+    """The catalog's write counter: the server's WAL position moves with every committed
+    write, by any process (and with other databases' writes on the server: a cache is
+    then refreshed for nothing, never kept stale)."""
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+        self.generation = 0
+
+    @property
+    def version(self) -> tuple[int, int]:
+        with self._pool.connection() as db:
+            row = db.execute("SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn").fetchone()
+        return int(row[0]) if row else 0, self.generation
+
+
+class PostgresCatalog:
+    """Sources, images, provenance, faces and their embeddings in one PostgreSQL database."""
+
+    def __init__(self, url: str, codec: TemplateCodec | None = None) -> None:
+        self.url = url
+        self.codec = codec or TemplateCodec()
+        self.pool = Pool(url, "catalog")
+        self.writes = _Writes(self.pool)
+        self._ids_by_sources: dict[tuple[str, ...], tuple[tuple[int, int], Ids]] = {}
+        self._open_schema()
+
+    # -- plumbing ----------------------------------------------------------------------
+    def _open_schema(self) -> None:
+        """Make the tables of a new database; refuse one at another schema version."""
+        version = self.schema_version()
+        if version == SCHEMA_VERSION:
+            return
+        if version is None or version == 0:
+            self.upgrade()
+            return
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"the catalog at schema version {version} was made by a newer facesearch "
+                f"(this one knows up to {SCHEMA_VERSION}): upgrade facesearch"
+            )
+        raise ConfigError(
+            f"the catalog is at schema version {version}, this facesearch needs "
+            f"{SCHEMA_VERSION}: run facesearch db upgrade"
+        )
+
+    def schema_version(self) -> int | None:
+        """The schema version stored in the database; 0 when it holds no catalog."""
+        with self.pool.connection() as db:
+            if db.execute("SELECT to_regclass('meta')").fetchone() in (None, (None,)):
+                return 0
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def upgrade(self) -> tuple[int, int]:
+        """Apply the migrations the database lacks, one transaction, one process at a
+        time. Returns (version before, version after)."""
+        with self.pool.connection() as db, db.transaction():
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("catalog schema"),))
+            exists = db.execute("SELECT to_regclass('meta')").fetchone()
+            before = 0
+            if exists and exists[0] is not None:
+                row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                before = int(row[0]) if row else 0
+            if before > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"the catalog at schema version {before} was made by a newer facesearch "
+                    f"(this one knows up to {SCHEMA_VERSION}): upgrade facesearch"
+                )
+            for step in MIGRATIONS[before:]:
+                db.execute(step.encode())
+            db.execute(
+                """INSERT INTO meta VALUES ('schema_version', %s)
+                   ON CONFLICT (key) DO UPDATE SET value = excluded.value""",
+                (str(SCHEMA_VERSION),),
+            )
+        self.writes.generation += 1
+        return before, SCHEMA_VERSION
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self.pool.connection() as db:
+            yield db
+
+    def _write(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one transaction, again when it lost a race with another writer
+        (a deadlock, or an image it was adding a copy to removed under it)."""
+        for attempt in range(RETRIES):
+            try:
+                with self.pool.connection() as db:
+                    with db.transaction():
+                        out = work(db)
+                    self.writes.generation += 1
+                    return out
+            except (pgerrors.DeadlockDetected, pgerrors.SerializationFailure):
+                if attempt == RETRIES - 1:
+                    raise BackendUnavailable("the catalog is too busy: try again") from None
+            except pgerrors.ForeignKeyViolation as exc:
+                if exc.diag.constraint_name != "provenance_image_id_fkey":
+                    raise
+                if attempt == RETRIES - 1:
+                    raise NotFound("the image was removed while a copy was being added") from None
+        raise AssertionError("unreachable")
+
+    # -- meta --------------------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        with self._read() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._write(
+            lambda db: db.execute(
+                """INSERT INTO meta VALUES (%s, %s)
+                   ON CONFLICT (key) DO UPDATE SET value = excluded.value""",
+                (key, value),
+            )
+        )
+
+    def setdefault_meta(self, key: str, value: str) -> str:
+        def work(db: Connection) -> str:
+            db.execute(
+                "INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO NOTHING", (key, value)
+            )
+            row = db.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
+            return str(row[0]) if row else value
+
+        return self._write(work)
+
+    def replace_meta(self, key: str, old: str, new: str) -> bool:
+        return self._write(
+            lambda db: (
+                db.execute(
+                    "UPDATE meta SET value = %s WHERE key = %s AND value = %s", (new, key, old)
+                ).rowcount
+                > 0
+            )
+        )
+
+    def model_key(self) -> str | None:
+        return self.meta("model")
+
+    def set_model_key(self, key: str) -> None:
+        self.set_meta("model", key)
+
+    # -- sources -----------------------------------------------------------------------
+    def add_source(self, source: Source) -> Source:
+        stamp = now()
+        try:
+            self._write(
+                lambda db: db.execute(
+                    """INSERT INTO sources (name, description, controller, contact,
+                       lawful_basis, special_category_condition, jurisdictions,
+                       retention_days, legal_hold, created_at, updated_at)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                    (*_source_row(source), stamp, stamp),
+                )
+            )
+        except pgerrors.UniqueViolation:
+            raise InvalidInput(f"source {source.name!r} already exists") from None
+        return self._source(source.name)
+
+    def update_source(self, source: Source, expiry: ExpiryRule | None = None) -> Source:
+        """Replace a source's policy; with ``expiry``, rewrite its copies' expiry dates.
+
+        The rule is Python's (governance.retention), so the dates are computed here, over
+        the copies read in batches, and written back in batches, in the same transaction
+        as the policy: the source's row stays locked, so no copy is dated by the old and
+        the new rule at once."""
+
+        def work(db: Connection) -> None:
+            row = db.execute(
+                """UPDATE sources SET description = %s, controller = %s, contact = %s,
+                   lawful_basis = %s, special_category_condition = %s, jurisdictions = %s,
+                   retention_days = %s, legal_hold = %s, updated_at = %s WHERE name = %s
+                   RETURNING id""",
+                (*_source_row(source)[1:], now(), source.name),
+            ).fetchone()
+            if row is None or expiry is None:
+                return
+            with db.cursor(name="facesearch_redate") as copies:
+                copies.execute(
+                    """SELECT id, captured_at, ingested_at FROM provenance
+                       WHERE source_id = %s ORDER BY id""",
+                    (row[0],),
+                )
+                while batch := copies.fetchmany(EXPIRY_BATCH):
+                    db.execute(
+                        """UPDATE provenance p SET expires_at = v.expires_at
+                           FROM unnest(%s::bigint[], %s::text[]) AS v(id, expires_at)
+                           WHERE p.id = v.id""",
+                        ([r[0] for r in batch], [expiry(r[1], r[2]) for r in batch]),
+                    )
+
+        self._write(work)
+        return self._source(source.name)
+
+    def get_source(self, name: str, counts: bool = True) -> Source | None:
+        with self._read() as db:
+            found = db.execute(
+                f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE name = %s", (name,)
+            ).fetchone()
+            if found is None:
+                return None
+            return _source_from(found, self._source_counts(db, name) if counts else {})
+
+    def _source(self, name: str) -> Source:
+        source = self.get_source(name)
+        if source is None:
+            raise NotFound(f"no source named {name!r}")
+        return source
+
+    def _source_counts(self, db: Connection, name: str) -> dict[str, int]:
+        row = db.execute(
+            """SELECT COUNT(*), COALESCE(SUM(i.face_count), 0) FROM images i
+               WHERE i.id IN (SELECT p.image_id FROM provenance p
+                              JOIN sources s ON s.id = p.source_id WHERE s.name = %s)""",
+            (name,),
+        ).fetchone()
+        images, faces = row or (0, 0)
+        return {"images": int(images), "faces": int(faces)}
+
+    def list_sources(self, counts: bool = True) -> list[Source]:
+        with self._read() as db:
+            rows = db.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources ORDER BY name").fetchall()
+            return [_source_from(r, self._source_counts(db, r[0]) if counts else {}) for r in rows]
+
+    def _source_id(self, db: Connection, name: str) -> int:
+        """The id of a registered source; refuses an unregistered one."""
+        row = db.execute("SELECT id FROM sources WHERE name = %s", (name,)).fetchone()
+        if row is None:
+            raise NotFound(
+                f"source {name!r} is not registered: register it with its lawful basis and "
+                "retention period first (facesearch sources add)"
+            )
+        return int(row[0])
+
+    # -- ingest ------------------------------------------------------------------------
+    def seen_file(self, source: str, path: str, stamp: FileStamp) -> bool:
+        with self._read() as db:
+            row = db.execute(
+                """SELECT 1 FROM provenance p JOIN sources s ON s.id = p.source_id
+                   WHERE s.name = %s AND p.path = %s AND p.file_size = %s
+                   AND p.file_mtime_ns = %s LIMIT 1""",
+                (source, path, stamp.size, stamp.mtime_ns),
+            ).fetchone()
+        return row is not None
+
+    def image_id_by_sha(self, sha256: str) -> int | None:
+        with self._read() as db:
+            row = db.execute("SELECT id FROM images WHERE sha256 = %s", (sha256,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def add_image(
+        self, image: NewImage, provenance: Provenance, stamp: FileStamp | None
+    ) -> tuple[int, list[int], bool]:
+        def work(db: Connection) -> tuple[int, list[int], bool]:
+            source_id = self._source_id(db, provenance.source)
+            row = db.execute(
+                """INSERT INTO images (sha256, width, height, format, bytes, face_count,
+                   skipped_faces, ingested_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                   ON CONFLICT (sha256) DO NOTHING RETURNING id""",
+                (
+                    image.sha256,
+                    image.width,
+                    image.height,
+                    image.format,
+                    image.bytes,
+                    len(image.faces),
+                    json.dumps(list(image.skipped_faces)),
+                    now(),
+                ),
+            ).fetchone()
+            if row is None:  # known content (perhaps stored by another worker just now)
+                found = db.execute(
+                    "SELECT id FROM images WHERE sha256 = %s", (image.sha256,)
+                ).fetchone()
+                if found is None:  # removed between the two statements: start again
+                    raise pgerrors.SerializationFailure("image removed meanwhile")
+                self._insert_provenance(db, int(found[0]), source_id, provenance, stamp)
+                return int(found[0]), [], False
+            image_id = int(row[0])
+            face_ids: list[int] = []
+            with db.cursor() as cur:
+                if not image.faces:
+                    self._insert_provenance(db, image_id, source_id, provenance, stamp)
+                    return image_id, face_ids, True
+                cur.executemany(
+                    """INSERT INTO faces (image_id, idx, x1, y1, x2, y2, score, landmarks,
+                       size, sharpness, embedding)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id""",
+                    [
+                        (
+                            image_id,
+                            i,
+                            face.box.x1,
+                            face.box.y1,
+                            face.box.x2,
+                            face.box.y2,
+                            face.score,
+                            json.dumps([[round(x, 1), round(y, 1)] for x, y in face.landmarks]),
+                            face.size,
+                            face.sharpness,
+                            self.codec.encode(vec),
+                        )
+                        for i, (face, vec) in enumerate(
+                            zip(image.faces, image.embeddings, strict=True)
+                        )
+                    ],
+                    returning=True,
+                )
+                while True:
+                    face_ids += [int(r[0]) for r in cur.fetchall()]
+                    if not cur.nextset():
+                        break
+            self._insert_provenance(db, image_id, source_id, provenance, stamp)
+            return image_id, face_ids, True
+
+        return self._write(work)
+
+    def add_provenance(
+        self, image_id: int, provenance: Provenance, stamp: FileStamp | None
+    ) -> bool:
+        return self._write(
+            lambda db: self._insert_provenance(
+                db, image_id, self._source_id(db, provenance.source), provenance, stamp
+            )
+        )
+
+    def _insert_provenance(
+        self,
+        db: Connection,
+        image_id: int,
+        source_id: int,
+        provenance: Provenance,
+        stamp: FileStamp | None,
+    ) -> bool:
+        db.execute(
+            "DELETE FROM failures WHERE source_id = %s AND path = %s",
+            (source_id, provenance.path),
+        )
+        size, mtime = (stamp.size, stamp.mtime_ns) if stamp else (None, None)
+        # Same copy seen again: refresh what a manifest may have added, keep the rest.
+        refreshed = db.execute(
+            """UPDATE provenance SET source_url = COALESCE(%s, source_url),
+               page_url = COALESCE(%s, page_url), captured_at = COALESCE(%s, captured_at),
+               file_size = %s, file_mtime_ns = %s
+               WHERE image_id = %s AND source_id = %s AND path = %s""",
+            (
+                provenance.source_url,
+                provenance.page_url,
+                provenance.captured_at,
+                size,
+                mtime,
+                image_id,
+                source_id,
+                provenance.path,
+            ),
+        ).rowcount
+        if refreshed:
+            return False
+        if provenance.ingested_at is None or provenance.expires_at is None:
+            raise InvalidInput(
+                "a new copy needs its ingest and expiry dates (governance.retention.stamp)"
+            )
+        row = db.execute(
+            """INSERT INTO provenance (image_id, source_id, path, source_url, page_url,
+               captured_at, file_size, file_mtime_ns, ingested_at, expires_at)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+               ON CONFLICT (source_id, path, image_id) DO UPDATE SET
+               source_url = COALESCE(excluded.source_url, provenance.source_url),
+               page_url = COALESCE(excluded.page_url, provenance.page_url),
+               captured_at = COALESCE(excluded.captured_at, provenance.captured_at),
+               file_size = excluded.file_size, file_mtime_ns = excluded.file_mtime_ns
+               RETURNING xmax = 0""",
+            (
+                image_id,
+                source_id,
+                provenance.path,
+                provenance.source_url,
+                provenance.page_url,
+                provenance.captured_at,
+                size,
+                mtime,
+                provenance.ingested_at,
+                provenance.expires_at,
+            ),
+        ).fetchone()
+        return bool(row and row[0])
+
+    def bulk_add_embeddings(
+        self,
+        source: str,
+        embeddings: npt.NDArray[np.float32],
+        prefix: str = "synthetic",
+        expires_at: str = NEVER,
+    ) -> npt.NDArray[np.int64]:
+        """Store one synthetic image with one face per embedding, in one transaction.
+
+        For benchmarks and tests at scale, where running the detector is not the point
+        (as ``SqliteCatalog.bulk_add_embeddings``). Rows go in by ``COPY``. Returns the
+        new face ids in order."""
+        vecs = np.ascontiguousarray(embeddings, dtype=np.float32)
+        at = now()
+
+        def work(db: Connection) -> Ids:
+            source_id = self._source_id(db, source)
+            n = len(vecs)
+            image_ids = [
+                int(r[0])
+                for r in db.execute(
+                    "SELECT nextval(pg_get_serial_sequence('images', 'id')) "
+                    "FROM generate_series(1, %s)",
+                    (n,),
+                )
+            ]
+            face_ids = [
+                int(r[0])
+                for r in db.execute(
+                    "SELECT nextval(pg_get_serial_sequence('faces', 'id')) "
+                    "FROM generate_series(1, %s)",
+                    (n,),
+                )
+            ]
+            with db.cursor() as cur:
+                with cur.copy(
+                    "COPY images (id, sha256, width, height, format, bytes, face_count, "
+                    "ingested_at) FROM STDIN"
+                ) as copy:
+                    for i, v in zip(image_ids, vecs, strict=True):
+                        sha = hashlib.sha256(v.tobytes()).hexdigest()
+                        copy.write_row((i, sha, 150, 150, "synthetic", 0, 1, at))
+                with cur.copy(
+                    "COPY faces (id, image_id, idx, x1, y1, x2, y2, score, landmarks, size, "
+                    "sharpness, embedding) FROM STDIN"
+                ) as copy:
+                    for f, i, v in zip(face_ids, image_ids, vecs, strict=True):
+                        copy.write_row(
+                            (f, i, 0, 0, 0, 150, 150, 1.0, "[]", 150, 10.0, self.codec.encode(v))
+                        )
+                with cur.copy(
+                    "COPY provenance (image_id, source_id, path, ingested_at, expires_at) "
+                    "FROM STDIN"
+                ) as copy:
+                    for i in image_ids:
+                        copy.write_row((i, source_id, f"{prefix}/{i}", at, expires_at))
+            return np.asarray(face_ids, dtype=np.int64)
+
+        return self._write(work)
+
+    def record_failure(self, source: str, path: str, reason: str) -> None:
+        def work(db: Connection) -> None:
+            db.execute(
+                """INSERT INTO failures (source_id, path, reason, at) VALUES (%s, %s, %s, %s)
+                   ON CONFLICT (source_id, path) DO UPDATE SET reason = excluded.reason,
+                   at = excluded.at""",
+                (self._source_id(db, source), path, reason, now()),
+            )
+
+        self._write(work)
+
+    # -- reads -------------------------------------------------------------------------
+    def get_images(self, image_ids: Sequence[int]) -> dict[int, ImageRecord]:
+        ids = sorted({int(i) for i in image_ids})
+        if not ids:
+            return {}
+        out: dict[int, ImageRecord] = {}
+        faces: dict[int, list[FaceRecord]] = {i: [] for i in ids}
+        provs: dict[int, list[Provenance]] = {i: [] for i in ids}
+        with self._read() as db:
+            for r in db.execute(
+                """SELECT id, image_id, idx, x1, y1, x2, y2, score, landmarks, size, sharpness
+                   FROM faces WHERE image_id = ANY(%s) ORDER BY image_id, idx""",
+                (ids,),
+            ):
+                faces[r[1]].append(
+                    FaceRecord(
+                        id=r[0],
+                        image_id=r[1],
+                        index=r[2],
+                        box=BoundingBox(r[3], r[4], r[5], r[6]),
+                        score=r[7],
+                        landmarks=tuple((float(x), float(y)) for x, y in json.loads(r[8])),
+                        size=r[9],
+                        sharpness=r[10],
+                    )
+                )
+            for r in db.execute(
+                """SELECT p.image_id, s.name, p.path, p.source_url, p.page_url, p.captured_at,
+                          p.ingested_at, p.expires_at
+                   FROM provenance p JOIN sources s ON s.id = p.source_id
+                   WHERE p.image_id = ANY(%s) ORDER BY p.image_id, p.id""",
+                (ids,),
+            ):
+                provs[r[0]].append(Provenance(*r[1:]))
+            for r in db.execute(
+                """SELECT id, sha256, width, height, format, bytes, ingested_at, skipped_faces
+                   FROM images WHERE id = ANY(%s)""",
+                (ids,),
+            ):
+                out[r[0]] = ImageRecord(
+                    id=r[0],
+                    sha256=r[1],
+                    width=r[2],
+                    height=r[3],
+                    format=r[4],
+                    bytes=r[5],
+                    ingested_at=r[6],
+                    faces=tuple(faces[r[0]]),
+                    provenance=tuple(provs[r[0]]),
+                    skipped_faces=tuple(json.loads(r[7])),
+                )
+        return out
+
+    def list_image_ids(
+        self, after: int = 0, limit: int = 50, source: str | None = None
+    ) -> list[int]:
+        """Image ids above ``after`` in id order (a cursor), optionally of one source."""
+        with self._read() as db:
+            if source is None:
+                rows = db.execute(
+                    "SELECT id FROM images WHERE id > %s ORDER BY id LIMIT %s", (after, limit)
+                ).fetchall()
+            else:
+                rows = db.execute(
+                    """SELECT DISTINCT p.image_id FROM provenance p
+                       JOIN sources s ON s.id = p.source_id
+                       WHERE s.name = %s AND p.image_id > %s ORDER BY p.image_id LIMIT %s""",
+                    (source, after, limit),
+                ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def images_published_at(self, where: UrlQuery, limit: int | None = None) -> list[int]:
+        """Images with a copy published under ``where``: LIKE narrows the scan,
+        ``where.matches`` decides on each row."""
+        pattern = where.like_pattern()
+        found: set[int] = set()
+        with self._read() as db, db.transaction(), db.cursor(name="facesearch_urls") as rows:
+            rows.execute(
+                r"""SELECT image_id, page_url, source_url FROM provenance
+                   WHERE page_url ILIKE %s ESCAPE '\' OR source_url ILIKE %s ESCAPE '\'""",
+                (pattern, pattern),
+            )
+            for image_id, page_url, source_url in rows:
+                if where.matches(page_url) or where.matches(source_url):
+                    found.add(int(image_id))
+                    if limit is not None and len(found) > limit:
+                        break
+        return sorted(found)
+
+    def faces_to_images(self, face_ids: Sequence[int]) -> dict[int, int]:
+        ids = sorted({int(i) for i in face_ids})
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT id, image_id FROM faces WHERE id = ANY(%s)", (ids,)
+            ).fetchall()
+        return {int(f): int(i) for f, i in rows}
+
+    def face_ids(self, sources: Sequence[str] | None = None) -> npt.NDArray[np.int64]:
+        """Every face id, or those of faces in images of ``sources`` (sorted, read-only);
+        a source set's answer is kept until the catalog changes."""
+        if sources is None:
+            with self._read() as db:
+                return _ids(db, "SELECT id FROM faces ORDER BY id", ())
+        key = tuple(sorted(set(sources)))
+        version = self.writes.version
+        cached = self._ids_by_sources.get(key)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        with self._read() as db:
+            ids = _ids(
+                db,
+                """SELECT f.id FROM faces f WHERE f.image_id IN (
+                       SELECT p.image_id FROM provenance p JOIN sources s ON s.id = p.source_id
+                       WHERE s.name = ANY(%s)) ORDER BY f.id""",
+                (list(key),),
+            )
+        ids.flags.writeable = False
+        if len(self._ids_by_sources) >= IDS_CACHE_ENTRIES:
+            self._ids_by_sources.clear()
+        self._ids_by_sources[key] = (version, ids)
+        return ids
+
+    def iter_embeddings(
+        self, batch: int = 10_000
+    ) -> Iterator[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]]:
+        last = -1
+        while True:
+            with self._read() as db:
+                rows = db.execute(
+                    "SELECT id, embedding FROM faces WHERE id > %s ORDER BY id LIMIT %s",
+                    (last, batch),
+                    binary=True,
+                ).fetchall()
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            yield ids, self.codec.decode_many(bytes(r[1]) for r in rows)
+            last = int(ids[-1])
+
+    def _blobs(self, face_ids: Sequence[int]) -> dict[int, bytes]:
+        ids = [int(i) for i in face_ids]
+        if not ids:
+            return {}
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT id, embedding FROM faces WHERE id = ANY(%s)", (ids,), binary=True
+            ).fetchall()
+        return {int(r[0]): bytes(r[1]) for r in rows}
+
+    def embeddings(self, face_ids: Sequence[int]) -> npt.NDArray[np.float32]:
+        found = self._blobs(face_ids)
+        if not found:
+            return np.empty((0, 0), dtype=np.float32)
+        return self.codec.decode_many(found[int(i)] for i in face_ids)
+
+    def face_state(self) -> tuple[int, int]:
+        with self._read() as db:
+            row = db.execute("SELECT count, id_sum FROM face_totals").fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def embeddings_found(
+        self, face_ids: Sequence[int]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """The embeddings of those ids that exist (ids in the order returned)."""
+        found = self._blobs(face_ids)
+        ids = np.fromiter(found, dtype=np.int64, count=len(found))
+        return ids, self.codec.decode_many(found.values())
+
+    def sample_embeddings(self, n: int, seed: int = 0) -> npt.NDArray[np.float32]:
+        """Up to n embeddings drawn at random (to train an approximate index)."""
+        ids = self.face_ids()
+        pick = np.random.default_rng(seed).choice(len(ids), size=min(n, len(ids)), replace=False)
+        return self.embeddings_found(np.sort(ids[pick]).tolist())[1]
+
+    def stats(self) -> dict[str, Any]:
+        with self._read() as db:
+            row = db.execute(
+                """SELECT (SELECT COUNT(*) FROM images), (SELECT count FROM face_totals),
+                   (SELECT COUNT(*) FROM provenance), (SELECT COUNT(*) FROM sources),
+                   (SELECT COUNT(*) FROM failures),
+                   (SELECT COUNT(*) FROM images WHERE face_count = 0)"""
+            ).fetchone()
+        names = ("images", "faces", "provenance", "sources", "failures", "images_without_faces")
+        return dict(zip(names, (int(v) for v in row or (0,) * 6), strict=True))
+
+    def failures(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self._read() as db:
+            rows = db.execute(
+                """SELECT s.name, f.path, f.reason, f.at FROM failures f
+                   JOIN sources s ON s.id = f.source_id ORDER BY f.id LIMIT %s""",
+                (limit,),
+            ).fetchall()
+        return [{"source": r[0], "path": r[1], "reason": r[2], "at": r[3]} for r in rows]
+
+    # -- removal -----------------------------------------------------------------------
+    def expired_provenance(self, at: str, sources: Sequence[str]) -> list[int]:
+        """Provenance rows of ``sources`` past their expiry (which sources: the caller's
+        rule, legal hold)."""
+        if not sources:
+            return []
+        with self._read() as db:
+            rows = db.execute(
+                """SELECT p.id FROM provenance p JOIN sources s ON s.id = p.source_id
+                   WHERE p.expires_at <= %s AND s.name = ANY(%s) ORDER BY p.id""",
+                (at, sorted(set(sources))),
+            ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def provenance_of(
+        self, sources: Sequence[str] | None = None, image_ids: Sequence[int] | None = None
+    ) -> list[int]:
+        """Provenance row ids of whole sources or of whole images."""
+        out: set[int] = set()
+        with self._read() as db:
+            if sources:
+                out |= {
+                    int(r[0])
+                    for r in db.execute(
+                        """SELECT p.id FROM provenance p JOIN sources s ON s.id = p.source_id
+                           WHERE s.name = ANY(%s)""",
+                        (list(sources),),
+                    )
+                }
+            if image_ids:
+                out |= {
+                    int(r[0])
+                    for r in db.execute(
+                        "SELECT id FROM provenance WHERE image_id = ANY(%s)",
+                        ([int(i) for i in image_ids],),
+                    )
+                }
+        return sorted(out)
+
+    def describe_provenance(self, provenance_ids: Sequence[int]) -> list[dict[str, Any]]:
+        with self._read() as db:
+            rows = db.execute(
+                """SELECT p.id, p.image_id, s.name, p.path, p.expires_at, i.sha256
+                   FROM provenance p JOIN sources s ON s.id = p.source_id
+                   JOIN images i ON i.id = p.image_id WHERE p.id = ANY(%s) ORDER BY p.id""",
+                ([int(i) for i in provenance_ids],),
+            ).fetchall()
+        keys = ("provenance_id", "image_id", "source", "path", "expires_at", "sha256")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def remove_provenance(self, provenance_ids: Sequence[int]) -> Removal:
+        """Delete provenance rows, and every image left with none, with its faces."""
+        wanted = sorted({int(i) for i in provenance_ids})
+
+        def work(db: Connection) -> Removal:
+            touched = [
+                int(r[0])
+                for r in db.execute(
+                    "DELETE FROM provenance WHERE id = ANY(%s) RETURNING image_id", (wanted,)
+                )
+            ]
+            # Lock the images first, then look for copies: a copy another writer adds at
+            # this moment is either seen here (the image stays) or finds the image gone.
+            db.execute(
+                "SELECT id FROM images WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                (sorted(set(touched)),),
+            )
+            orphans = [
+                (int(r[0]), str(r[1]))
+                for r in db.execute(
+                    """SELECT id, sha256 FROM images i WHERE id = ANY(%s) AND NOT EXISTS
+                       (SELECT 1 FROM provenance p WHERE p.image_id = i.id) ORDER BY id""",
+                    (sorted(set(touched)),),
+                )
+            ]
+            gone = [i for i, _ in orphans]
+            face_ids = [
+                int(r[0])
+                for r in db.execute(
+                    "DELETE FROM faces WHERE image_id = ANY(%s) RETURNING id", (gone,)
+                )
+            ]
+            db.execute("DELETE FROM images WHERE id = ANY(%s)", (gone,))
+            return Removal(
+                provenance=len(wanted), images=tuple(orphans), face_ids=tuple(sorted(face_ids))
+            )
+
+        return self._write(work)
+
+    def scrub(self) -> None:
+        """Leave no copy of deleted rows in the database's files: ``VACUUM FULL`` rewrites
+        the tables that held them into new files (the old ones are deleted), then the
+        server's write-ahead log is moved on past them, so that the segments holding the
+        deleted rows are no longer needed and are removed at the checkpoint (when the
+        server is configured to delete them: docs/scaling.md says what this cannot reach,
+        such as WAL archives, replicas and backups). Switching the log and checkpoints
+        need a superuser or the pg_checkpoint role; without them the tables are still
+        rewritten."""
+        with self.pool.connection() as db:
+            for table in ("faces", "images", "provenance", "failures"):
+                db.execute(f"VACUUM FULL {table}".encode())
+            for _ in range(2):
+                try:
+                    db.execute("SELECT pg_switch_wal()")
+                    db.execute("CHECKPOINT")
+                except pgerrors.InsufficientPrivilege:
+                    break
+        self.writes.generation += 1
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def _ids(db: Connection, sql: str, args: Sequence[Any]) -> Ids:
+    rows = db.execute(sql.encode(), args, binary=True)
+    return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+
+_SOURCE_COLUMNS = (
+    "name, lawful_basis, special_category_condition, retention_days, description, controller, "
+    "contact, jurisdictions, legal_hold, created_at, updated_at"
+)
+
+
+def _source_row(s: Source) -> tuple[Any, ...]:
+    return (
+        s.name,
+        s.description,
+        s.controller,
+        s.contact,
+        s.lawful_basis,
+        s.special_category_condition,
+        json.dumps(list(s.jurisdictions)),
+        s.retention_days,
+        bool(s.legal_hold),
+    )
+
+
+def _source_from(r: Sequence[Any], counts: dict[str, int]) -> Source:
+    return Source(
+        name=r[0],
+        lawful_basis=r[1],
+        special_category_condition=r[2],
+        retention_days=r[3],
+        description=r[4],
+        controller=r[5],
+        contact=r[6],
+        jurisdictions=tuple(json.loads(r[7])),
+        legal_hold=bool(r[8]),
+        created_at=r[9],
+        updated_at=r[10],
+        counts=counts,
+    )
