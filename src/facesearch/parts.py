@@ -6,6 +6,11 @@ factory and one registry entry. Unset URLs follow ``home``: ``sqlite://<home>/ca
 and ``local://<home>/index``. Everything after ``scheme://`` is the location, for the
 file-based schemes a path, absolute (``sqlite:///srv/faces/catalog.sqlite``) or relative
 to the working directory (``sqlite://data/catalog.sqlite``).
+
+The stores kept beside the catalog (the audit log, the suppression list, the accounts,
+the locks shared by its processes) follow the catalog's scheme (``STORES``): with a
+``sqlite://`` catalog, files in ``home``; with a ``postgresql://`` catalog, tables in the
+same database, so that every process of a deployment shares one audit chain.
 """
 
 from __future__ import annotations
@@ -16,12 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facesearch.accounts.ports import AccountStore
+from facesearch.accounts.postgres import PostgresAccountStore
 from facesearch.accounts.sqlite import SqliteAccountStore
-from facesearch.catalog.ports import Catalog
+from facesearch.catalog.ports import AuditStore, Catalog, Locks, SuppressionStore
+from facesearch.catalog.postgres.audit import PostgresAuditStore
 from facesearch.catalog.postgres.catalog import PostgresCatalog, upgrade_database
 from facesearch.catalog.postgres.connections import redacted
+from facesearch.catalog.postgres.locks import AdvisoryLocks
+from facesearch.catalog.postgres.suppression import PostgresSuppressionStore
 from facesearch.catalog.sqlite import SqliteCatalog, upgrade_file
 from facesearch.catalog.sqlite_audit import SqliteAuditStore
+from facesearch.catalog.sqlite_locks import FileLocks
 from facesearch.catalog.sqlite_suppression import SqliteSuppressionStore
 from facesearch.config import IndexSettings, Settings
 from facesearch.errors import ConfigError
@@ -88,6 +98,36 @@ EXECUTORS: dict[str, ExecutorKind] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class StoreFactories:
+    """The stores kept beside a catalog, each built from (the catalog's URL, home)."""
+
+    audit: Callable[[str, Path], AuditStore]
+    suppressions: Callable[[str, Path, TemplateCodec], SuppressionStore]
+    accounts: Callable[[str, Path], AccountStore]
+    locks: Callable[[str, Path], Locks]
+
+
+# The catalog's scheme -> its stores. A SQLite catalog keeps them in files of their own
+# in ``home`` (the locks beside the catalog file, which is what its processes share).
+STORES: dict[str, StoreFactories] = {
+    "sqlite": StoreFactories(
+        audit=lambda url, home: SqliteAuditStore(home / "audit.sqlite"),
+        suppressions=lambda url, home, codec: SqliteSuppressionStore(
+            home / "suppression.sqlite", codec
+        ),
+        accounts=lambda url, home: SqliteAccountStore(home / "accounts.sqlite"),
+        locks=lambda url, home: FileLocks(Path(location(url)).parent),
+    ),
+    "postgresql": StoreFactories(
+        audit=lambda url, home: PostgresAuditStore(url),
+        suppressions=lambda url, home, codec: PostgresSuppressionStore(url, codec),
+        accounts=lambda url, home: PostgresAccountStore(url),
+        locks=lambda url, home: AdvisoryLocks(url),
+    ),
+}
+
+
 def catalog_url(settings: Settings) -> str:
     """The catalog's URL: ``catalog.url``, or the SQLite file in ``home``."""
     return settings.catalog.url or f"sqlite://{Path(settings.home) / 'catalog.sqlite'}"
@@ -122,6 +162,11 @@ def upgrade_catalog(settings: Settings) -> tuple[str, int, int]:
     return redacted(url), before, after
 
 
+def store_factories(settings: Settings) -> StoreFactories:
+    """The stores that go with the configured catalog."""
+    return STORES[scheme(catalog_url(settings), "catalog.url", STORES)]
+
+
 def executor_factory(settings: Settings) -> ExecutorFactory:
     """workers -> the executor of an ingest; a ``cluster`` address selects ``ray``."""
     name = "ray" if settings.cluster else settings.executor
@@ -144,6 +189,7 @@ class Parts:
     index: ManagedIndex
     audit: AuditLog
     suppressions: SuppressionList
+    locks: Locks
     executor: ExecutorFactory  # workers -> the executor of an ingest
 
 
@@ -165,6 +211,7 @@ def build_parts(
     # So are unknown schemes.
     catalogs = CATALOGS[scheme(catalog_url(settings), "catalog.url", CATALOGS)]
     indexes = INDEXES[scheme(index_url(settings), "index.url", INDEXES)]
+    stores = store_factories(settings)
     executor = executor_factory(settings)
     home = Path(settings.home)
     home.mkdir(parents=True, exist_ok=True)
@@ -176,11 +223,10 @@ def build_parts(
         home_detector(catalog), configured="detector" in settings.faces.model_fields_set
     )
     index = indexes(index_url(settings), settings.index, catalog, sealer.enabled)
-    audit = AuditLog(SqliteAuditStore(home / "audit.sqlite"), anchor)
+    url = catalog_url(settings)
+    audit = AuditLog(stores.audit(url, home), anchor)
     check_audit_key(settings, catalog, audit)
-    suppressions = SuppressionList(
-        SqliteSuppressionStore(home / "suppression.sqlite", TemplateCodec(sealer))
-    )
+    suppressions = SuppressionList(stores.suppressions(url, home, TemplateCodec(sealer)))
     return Parts(
         model_spec=model_spec,
         sealer=sealer,
@@ -188,6 +234,7 @@ def build_parts(
         index=index,
         audit=audit,
         suppressions=suppressions,
+        locks=stores.locks(url, home),
         executor=executor,
     )
 
@@ -203,7 +250,8 @@ def home_detector(catalog: Catalog) -> str | None:
 
 def build_accounts(settings: Settings) -> AccountStore:
     """API keys, users and web sessions (the server and ``facesearch keys``/``users``)."""
-    return SqliteAccountStore(Path(settings.home) / "accounts.sqlite")
+    home = Path(settings.home)
+    return store_factories(settings).accounts(catalog_url(settings), home)
 
 
 def check_encryption(catalog: Catalog, sealer: Sealer) -> None:

@@ -15,6 +15,8 @@ that no plaintext template is left.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,11 +28,16 @@ import numpy.typing as npt
 import pytest
 
 from facesearch.accounts.ports import AccountStore as AccountStore
+from facesearch.accounts.postgres import PostgresAccountStore
 from facesearch.accounts.sqlite import SqliteAccountStore
-from facesearch.catalog.ports import Catalog
+from facesearch.catalog.ports import Catalog, Locks
+from facesearch.catalog.postgres.audit import PostgresAuditStore
 from facesearch.catalog.postgres.catalog import PostgresCatalog
+from facesearch.catalog.postgres.locks import AdvisoryLocks
+from facesearch.catalog.postgres.suppression import PostgresSuppressionStore
 from facesearch.catalog.sqlite import SqliteCatalog
 from facesearch.catalog.sqlite_audit import SqliteAuditStore
+from facesearch.catalog.sqlite_locks import FileLocks
 from facesearch.catalog.sqlite_suppression import SqliteSuppressionStore
 from facesearch.governance.audit import AnchorStore, AuditLog
 from facesearch.governance.suppression import SuppressionList
@@ -65,6 +72,37 @@ def files_bytes(folder: Path) -> bytes:
     if not folder.exists():
         return b""
     return b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())
+
+
+def pg_database(folder: Path) -> str:
+    """The URL of the test folder's own database on the session's PostgreSQL server, made
+    on first use (cheaper than a server of its own, ``pg.cluster``, where no check reads
+    the bytes the server keeps, or only checks that something is absent from them)."""
+    import psycopg
+
+    name = "f_" + hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    with psycopg.connect(pg.server().url(), autocommit=True) as db:
+        if db.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return pg.server().url(name)
+        # Another process of the test may make it first.
+        with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+            db.execute(f'CREATE DATABASE "{name}"')
+    return pg.server().url(name)
+
+
+def pg_database_stored(folder: Path) -> bytes:
+    """The files of the folder's database and the server's write-ahead log, after a
+    checkpoint: a superset of what the database's rows left on disk (the log holds other
+    tests' rows too), for checks that something is absent."""
+    import psycopg
+
+    with psycopg.connect(pg_database(folder), autocommit=True) as db:
+        db.execute("CHECKPOINT")
+        found = db.execute("SELECT oid FROM pg_database WHERE datname = current_database()")
+        oid = (found.fetchone() or ("?",))[0]
+    data = pg.server().data
+    files = sorted((data / "base" / str(oid)).rglob("*")) + sorted((data / "pg_wal").rglob("*"))
+    return b"".join(p.read_bytes() for p in files if p.is_file())
 
 
 # -- catalog ------------------------------------------------------------------------------
@@ -196,8 +234,44 @@ def _sqlite_audit_write(d: Path, rows: list[AuditRow]) -> None:
     db.close()
 
 
+def _postgres_audit(
+    d: Path,
+    anchor: AnchorStore,
+    key: bytes | None = None,
+    keyed_from: int | None = None,
+    clock: Callable[[], Any] | None = None,
+) -> AuditLog:
+    extra = {} if clock is None else {"clock": clock}
+    store = PostgresAuditStore(pg_database(d))
+    return AuditLog(store, anchor, key, keyed_from, **extra)
+
+
+AUDIT_COLUMNS = "seq, at, actor, action, purpose, case_ref, details, prev_hash, hash"
+
+
+def _postgres_audit_read(d: Path) -> list[AuditRow]:
+    import psycopg
+
+    with psycopg.connect(pg_database(d)) as db:
+        return list(db.execute(f"SELECT {AUDIT_COLUMNS} FROM audit ORDER BY pos"))
+
+
+def _postgres_audit_write(d: Path, rows: list[AuditRow]) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_database(d)) as db, db.transaction():
+        db.execute("DELETE FROM audit")
+        db.cursor().executemany(
+            f"INSERT INTO audit ({AUDIT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            rows,
+        )
+
+
 AUDIT_LOGS: dict[str, AuditAdapter] = {
     "sqlite": AuditAdapter(_sqlite_audit, _sqlite_audit_read, _sqlite_audit_write),
+    "postgres": AuditAdapter(
+        _postgres_audit, _postgres_audit_read, _postgres_audit_write, (pytest.mark.postgres,)
+    ),
 }
 
 
@@ -225,13 +299,29 @@ SUPPRESSION_LISTS: dict[str, SuppressionAdapter] = {
         files_bytes,
         True,
     ),
+    "postgres": SuppressionAdapter(
+        lambda d: SuppressionList(
+            PostgresSuppressionStore(pg.cluster(d).url(), TemplateCodec(Sealer(None)))
+        ),
+        pg.stored,
+        False,
+        (pytest.mark.postgres,),
+    ),
+    "postgres-sealed": SuppressionAdapter(
+        lambda d: SuppressionList(
+            PostgresSuppressionStore(pg.cluster(d).url(), TemplateCodec(Sealer(SEALER_KEY)))
+        ),
+        pg.stored,
+        True,
+        (pytest.mark.postgres,),
+    ),
 }
 
 
 # -- accounts -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class AccountsAdapter:
-    open: Callable[[Path, Callable[[], float]], SqliteAccountStore]
+    open: Callable[[Path, Callable[[], float]], AccountStore]
     stored: Callable[[Path], bytes]
     marks: Marks = ()
 
@@ -240,6 +330,24 @@ ACCOUNT_STORES: dict[str, AccountsAdapter] = {
     "sqlite": AccountsAdapter(
         lambda d, clock: SqliteAccountStore(d / "accounts.sqlite", clock), files_bytes
     ),
+    "postgres": AccountsAdapter(
+        lambda d, clock: PostgresAccountStore(pg_database(d), clock),
+        pg_database_stored,
+        (pytest.mark.postgres,),
+    ),
+}
+
+
+# -- locks shared by the processes of a catalog ---------------------------------------------
+@dataclass(frozen=True)
+class LocksAdapter:
+    open: Callable[[Path], Locks]
+    marks: Marks = ()
+
+
+LOCKS: dict[str, LocksAdapter] = {
+    "sqlite": LocksAdapter(FileLocks),
+    "postgres": LocksAdapter(lambda d: AdvisoryLocks(pg_database(d)), (pytest.mark.postgres,)),
 }
 
 

@@ -10,13 +10,17 @@ behind the log must give.
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
+import multiprocessing
+import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +49,42 @@ class MemoryAnchor:
         with self._lock:
             if self.value == old:
                 self.value = new
+
+
+class FileAnchor:
+    """The anchor in a file, for writers in several processes (the engine keeps it in the
+    catalog, which they share)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def get(self) -> str | None:
+        return self.path.read_text() if self.path.exists() else None
+
+    def _write(self, value: str) -> None:
+        tmp = self.path.with_suffix(f".{os.getpid()}")
+        tmp.write_text(value)
+        os.replace(tmp, self.path)
+
+    def _locked(self) -> int:
+        fd = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return fd
+
+    def set(self, value: str) -> None:
+        fd = self._locked()
+        try:
+            self._write(value)
+        finally:
+            os.close(fd)
+
+    def replace(self, old: str, new: str) -> None:
+        fd = self._locked()
+        try:
+            if self.get() == old:
+                self._write(new)
+        finally:
+            os.close(fd)
 
 
 @dataclass
@@ -184,6 +224,51 @@ def test_writers_on_two_connections_keep_one_chain(opened: Opened) -> None:
         assert opened.log.verify().ok and other.verify().ok
     finally:
         other.close()
+
+
+def append_as(adapter: str, folder: str, who: str, count: int, start: Any) -> None:
+    """In another process: ``count`` entries by ``who``, once every writer is ready."""
+    log = AUDIT_LOGS[adapter].open(Path(folder), FileAnchor(Path(folder).parent / "anchor"))
+    try:
+        start.wait(60)
+        for i in range(count):
+            log.append(AuditEvent(action="search", actor=who, details={"i": i}))
+    finally:
+        log.close()
+
+
+def test_writers_in_several_processes_keep_one_chain(adapter: str, tmp_path: Path) -> None:
+    """API servers and command-line runs on one catalog: one chain, no seq missing or
+    twice, each writer's entries in its order, and the whole verifies."""
+    folder, count = tmp_path / "audit", 25
+    log = AUDIT_LOGS[adapter].open(folder, FileAnchor(tmp_path / "anchor"))
+    log.append(AuditEvent(action="search", actor="main", details={"i": -1}))  # made, shared
+    context = multiprocessing.get_context("spawn")  # as ingest workers and servers start
+    start = context.Barrier(4)
+    writers = [
+        context.Process(target=append_as, args=(adapter, str(folder), f"p{w}", count, start))
+        for w in range(3)
+    ]
+    for p in writers:
+        p.start()
+    try:
+        start.wait(60)
+        for i in range(count):
+            log.append(AuditEvent(action="search", actor="main", details={"i": i}))
+        for p in writers:
+            p.join(120)
+        assert [p.exitcode for p in writers] == [0, 0, 0]
+        entries = list(log.entries())
+        assert [e.seq for e in entries] == list(range(1, 4 * count + 2))
+        for who in ("main", "p0", "p1", "p2"):
+            mine = [e.details["i"] for e in entries if e.actor == who]
+            assert mine == ([-1] if who == "main" else []) + list(range(count)), who
+        result = log.verify()
+        assert result.ok and result.entries == 4 * count + 1, result.problem
+    finally:
+        for p in writers:
+            p.kill()
+        log.close()
 
 
 # -- tampering with the stored log alone ---------------------------------------------------

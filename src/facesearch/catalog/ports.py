@@ -1,5 +1,6 @@
 """The catalog port, and the ports of the stores kept beside it (the audit log's rows,
-the suppression list). SQLite is the embedded default; other engines implement the same.
+the suppression list, the locks every process sharing the catalog takes). SQLite is the
+embedded default; other engines implement the same.
 
 A catalog applies no governance rule of its own: it stores the expiry dates it is given
 (``governance.retention`` computes them), is told which sources retention covers (legal
@@ -10,6 +11,7 @@ was built with (sealed or not is the builder's decision).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -290,3 +292,15 @@ class SuppressionStore(Protocol):
     def count(self) -> int: ...
 
     def close(self) -> None: ...
+
+
+# -- locks shared by the processes of a deployment ------------------------------------------
+class Locks(Protocol):
+    """Named locks held across every process that shares the catalog (API servers,
+    command-line runs, on one machine or several), for jobs that must run in one process
+    at a time (a retention run). A process that dies releases what it held."""
+
+    def exclusive(self, name: str, wait: float | None) -> AbstractContextManager[None]:
+        """Hold the lock ``name`` for the block, waiting up to ``wait`` seconds for the
+        process holding it (None: as long as it takes); BackendUnavailable past that."""
+        ...

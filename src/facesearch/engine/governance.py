@@ -104,8 +104,14 @@ class Governance:
     def run_retention(
         self, dry_run: bool = False, who: Requester | None = None, at: datetime | None = None
     ) -> Receipt:
-        """Remove every image whose retention period has passed (legal holds excepted)."""
-        with self.maintenance.writing():
+        """Remove every image whose retention period has passed (legal holds excepted).
+
+        One run at a time among every process sharing the catalog (servers on several
+        machines each run retention on a schedule): a second waits for the first."""
+        with (
+            self.parts.locks.exclusive("retention", self.maintenance.lock_wait),
+            self.maintenance.writing(),
+        ):
             when = (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
             covered = subject_to_retention(self.parts.catalog.list_sources(counts=False))
             expired = self.parts.catalog.expired_provenance(when, covered)

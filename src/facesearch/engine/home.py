@@ -11,7 +11,7 @@ from __future__ import annotations
 import getpass
 from pathlib import Path
 
-from facesearch.catalog.ports import Catalog
+from facesearch.catalog.ports import Catalog, Locks
 from facesearch.config import Settings
 from facesearch.domain import Event, ModelId, Requester, Source
 from facesearch.errors import NotFound
@@ -48,6 +48,7 @@ class Home:
         self.index: ManagedIndex = built.index
         self.audit: AuditLog = built.audit
         self.suppressions: SuppressionList = built.suppressions
+        self.locks: Locks = built.locks
         self._executors = built.executor
         self._detector = detector
         self._embedder = embedder
