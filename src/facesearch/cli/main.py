@@ -28,7 +28,7 @@ EXIT_CLOSED_PIPE = 141  # what a shell reports for a command killed by SIGPIPE
 
 # The common options' defaults, filled in after parsing: they are SUPPRESSed in the
 # parsers so that a group's value (`sources --home X list`) is not reset by its action's.
-COMMON_DEFAULTS: dict[str, Any] = {"home": None, "json": False, "debug": False}
+COMMON_DEFAULTS: dict[str, Any] = {"home": None, "index_url": None, "json": False, "debug": False}
 # Commands that may start a new home; every other one refuses a home that does not
 # exist, so that a mistyped --home is an error instead of a new, empty collection.
 CREATES_HOME = frozenset(
@@ -50,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument(
         "--home", type=Path, help="data directory (env FACESEARCH_HOME; default ./facesearch-data)"
+    )
+    common.add_argument(
+        "--index",
+        dest="index_url",
+        metavar="URL",
+        help="vector index: local://PATH or milvus://HOST:PORT/COLLECTION "
+        "(env FACESEARCH_INDEX__URL; default local://HOME/index)",
     )
     common.add_argument("--json", action="store_true", help="print machine-readable JSON")
     common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -143,7 +150,8 @@ def settings_for(args: argparse.Namespace) -> Any:
     from facesearch.errors import ConfigError
 
     try:
-        settings = load_settings(home=args.home)
+        index = {"url": args.index_url} if args.index_url else None
+        settings = load_settings(home=args.home, index=index)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

@@ -22,6 +22,7 @@ from facesearch.domain import (
 from facesearch.engine.home import Home
 from facesearch.errors import InvalidInput, ModelMismatch, NoFaceFound, NotFound, PermissionDenied
 from facesearch.imaging import decode_image, read_limited
+from facesearch.index.ports import FaceFilter
 from facesearch.ingest.analyse import sha256_of
 from facesearch.vision.ports import Embeddings, RGBImage
 
@@ -144,8 +145,10 @@ class Searcher:
             )
         for name in sources or ():
             parts.source(name)  # a mistyped source is an error, not an empty answer
-        allowed = catalog.face_ids(sources) if sources else None
-        ids, sims = parts.index.search(vector[None, :], k * OVERFETCH, allowed)
+        # Said as a filter, not an array of every allowed face id: an index that keeps
+        # the labels (Milvus) filters itself, the local one asks the catalog.
+        where = FaceFilter(sources=tuple(sources)) if sources else None
+        ids, sims = parts.index.search(vector[None, :], k * OVERFETCH, where=where)
         hits = [(int(i), float(s)) for i, s in zip(ids[0], sims[0], strict=True) if i >= 0]
         if hits and not include_suppressed and parts.suppressions.count():
             vectors = catalog.embeddings([i for i, _ in hits])
