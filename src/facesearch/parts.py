@@ -2,7 +2,8 @@
 
 This is the only module that names adapters. Each store is chosen by the scheme of its
 URL (``catalog.url``, ``index.url``) from a registry below: adding a backend is one
-factory and one registry entry. Unset URLs follow ``home``: ``sqlite://<home>/catalog.sqlite``
+factory and one registry entry. ``milvus://host:port/collection`` keeps the index in a
+Milvus server (index/milvus.py). Unset URLs follow ``home``: ``sqlite://<home>/catalog.sqlite``
 and ``local://<home>/index``. Everything after ``scheme://`` is the location, for the
 file-based schemes a path, absolute (``sqlite:///srv/faces/catalog.sqlite``) or relative
 to the working directory (``sqlite://data/catalog.sqlite``).
@@ -48,6 +49,7 @@ from facesearch.governance.audit import (
 )
 from facesearch.governance.suppression import SuppressionList
 from facesearch.index.local.adapter import LocalIndex
+from facesearch.index.milvus import MilvusIndex
 from facesearch.index.ports import ManagedIndex
 from facesearch.security.sealing import Sealer
 from facesearch.security.templates import TemplateCodec
@@ -76,6 +78,18 @@ def _local_index(
     return LocalIndex(Path(location(url)), settings, catalog, in_memory=encrypted)
 
 
+def _milvus_index(
+    url: str, settings: IndexSettings, catalog: Catalog, encrypted: bool
+) -> ManagedIndex:
+    if encrypted:
+        # Milvus keeps vectors in plaintext: sealing the catalog would then protect nothing.
+        raise ConfigError(
+            "an encrypted home keeps no plaintext copy of a template: Milvus cannot hold "
+            "its index (unset FACESEARCH_ENCRYPTION_KEY or use a local:// index)"
+        )
+    return MilvusIndex(url, settings, catalog)
+
+
 def _postgres_catalog(url: str, sealer: Sealer) -> tuple[Catalog, AnchorStore]:
     catalog = PostgresCatalog(url, TemplateCodec(sealer))
     return catalog, CatalogAnchor(catalog)
@@ -90,7 +104,7 @@ CATALOG_UPGRADES: dict[str, Callable[[str], tuple[int, int]]] = {
     "sqlite": lambda url: upgrade_file(Path(location(url))),
     "postgresql": upgrade_database,
 }
-INDEXES: dict[str, IndexFactory] = {"local": _local_index}
+INDEXES: dict[str, IndexFactory] = {"local": _local_index, "milvus": _milvus_index}
 EXECUTORS: dict[str, ExecutorKind] = {
     "local": lambda _, workers: local_executor(workers),
     "threads": lambda _, workers: thread_executor(workers),

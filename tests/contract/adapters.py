@@ -164,6 +164,10 @@ class IndexAdapter:
     persistent: bool  # keeps its vectors in files under the folder (reopens with them)
     erases_at_once: bool  # a removed vector leaves the files on remove, not on compact
     marks: Marks = ()
+    stored: Callable[[Path], bytes] = files_bytes  # every byte kept for the folder's index
+    # Seconds after compact() within which the compacted-away files leave the storage
+    # (Milvus's garbage collector; the test servers run it every 2 s).
+    erase_delay: float = 0.0
 
 
 def _ivf(d: Path, o: IndexOptions) -> FaissIvfIndex:
@@ -175,6 +179,26 @@ def rerank_over_ivf(d: Path, o: IndexOptions, **kwargs: Any) -> ExactRerankIndex
     return ExactRerankIndex(_ivf(d, o), o.lookup, **kwargs)
 
 
+def milvus_collection(d: Path) -> str:
+    """The collection of a test folder on the session's Milvus server."""
+    return "t_" + hashlib.sha1(str(d).encode()).hexdigest()[:24]
+
+
+def _milvus(d: Path, o: IndexOptions, index: str = "FLAT") -> Any:
+    from facesearch.index.milvus import MilvusIndex
+
+    from ..engines import milvus as engine
+
+    url = engine.server().collection(milvus_collection(d)[2:])
+    return MilvusIndex(f"{url}?index={index}&nlist=128&nprobe=16", lookup=o.lookup)
+
+
+def _milvus_stored(d: Path) -> bytes:
+    from ..engines import milvus as engine
+
+    return engine.stored(engine.server(), milvus_collection(d))
+
+
 INDEXES: dict[str, IndexAdapter] = {
     "flat": IndexAdapter(lambda d, o: FlatFileIndex(d), True, 1.0, True, True),
     "faiss-ivf": IndexAdapter(_ivf, False, 0.9, True, False),
@@ -183,6 +207,19 @@ INDEXES: dict[str, IndexAdapter] = {
     ),
     # Encrypted homes: nothing on disk, rebuilt from the catalog on every open.
     "memory": IndexAdapter(lambda d, o: MemoryIndex(), True, 1.0, False, True),
+    # A Milvus server (tests/engines/milvus.py). FLAT: exact search, Milvus's own scores.
+    # Its segment files are written when Milvus flushes, not on add: the check that a
+    # removed vector is still on disk before compaction does not apply (erases_at_once).
+    "milvus": IndexAdapter(
+        _milvus,
+        True,
+        1.0,
+        True,
+        True,
+        marks=(pytest.mark.milvus,),
+        stored=_milvus_stored,
+        erase_delay=60.0,
+    ),
 }
 
 

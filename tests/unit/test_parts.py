@@ -89,7 +89,7 @@ def test_the_environment_reaches_the_parts(
     ("group", "url", "known"),
     [
         ("catalog", "mysql://db.example/faces", "postgresql://, sqlite://"),
-        ("index", "milvus://vectors.example:19530", "local://"),
+        ("index", "qdrant://vectors.example:6333", "local://, milvus://"),
         ("catalog", "/srv/faces/catalog.sqlite", "postgresql://, sqlite://"),
     ],
 )
@@ -107,11 +107,11 @@ def test_the_cli_refuses_an_unknown_scheme_in_one_line(
 ) -> None:
     home = tmp_path / "home"
     fill(Settings(home=home, workers=1), faces=5)
-    monkeypatch.setenv("FACESEARCH_INDEX__URL", "milvus://vectors.example:19530")
+    monkeypatch.setenv("FACESEARCH_INDEX__URL", "qdrant://vectors.example:6333")
     assert main(["stats", "--home", str(home)]) != 0
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
-    assert "unknown scheme milvus://" in err and "local://" in err
+    assert "unknown scheme qdrant://" in err and "local://, milvus://" in err
 
 
 def test_an_unknown_executor_is_refused_naming_the_known_ones(tmp_path: Path) -> None:

@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--index",
         metavar="URL",
-        help="vector index URL: local://PATH (env FACESEARCH_INDEX__URL; "
+        help="vector index URL: local://PATH or milvus://HOST:PORT/COLLECTION "
+        "(env FACESEARCH_INDEX__URL; "
         "default local://HOME/index)",
     )
     common.add_argument("--json", action="store_true", help="print machine-readable JSON")

@@ -24,6 +24,7 @@ from facesearch.domain import (
 from facesearch.engine.home import Home
 from facesearch.errors import InvalidInput, ModelMismatch, NoFaceFound, NotFound, PermissionDenied
 from facesearch.imaging import decode_image, hash_distance, read_limited
+from facesearch.index.ports import FaceFilter
 from facesearch.ingest.analyse import sha256_of
 from facesearch.vision.calibration import Calibration, for_model
 from facesearch.vision.ports import Embeddings, RGBImage
@@ -272,14 +273,19 @@ class Searcher:
                 f"the stored faces were embedded with {stored}; this search uses "
                 f"{parts.model.key}. Search with the same model or reindex with it."
             )
-        for name in sources or ():
-            parts.source(name)  # a mistyped source is an error, not an empty answer
-        allowed = catalog.face_ids(sources) if sources else None
-        searched = len(allowed) if allowed is not None else catalog.face_state()[0]
+        # A mistyped source is an error, not an empty answer.
+        named = [parts.source(name) for name in sources or ()]
+        # Said as a filter, not an array of every allowed face id: an index that keeps
+        # the labels (Milvus) filters itself, the local one asks the catalog.
+        where = FaceFilter(sources=tuple(sources)) if sources else None
+        total = catalog.face_state()[0]
+        # Faces searched, for the expected chance matches: the sources' own face counts
+        # (a face in two of them counts twice: an upper bound, which errs on caution).
+        searched = min(total, sum(s.counts.get("faces", 0) for s in named)) if named else total
         queries = combined(vectors, combine)
         skip = set(probe_face_ids)  # a stored face searched with is not its own result
         fetch = k * OVERFETCH + len(skip)
-        ids, sims = parts.index.search(queries, fetch, allowed)
+        ids, sims = parts.index.search(queries, fetch, where=where)
         scores: dict[int, float] = {}
         for row_ids, row_sims in zip(ids, sims, strict=True):
             for i, sim in zip(row_ids, row_sims, strict=True):

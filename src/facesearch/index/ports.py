@@ -8,7 +8,7 @@ vectors (see tests/contract).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -44,6 +44,20 @@ class IndexState:
     count: int
     id_sum: int
     model_key: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FaceFilter:
+    """Which faces a search may return, said in the catalog's terms rather than as an array
+    of every allowed face id (8 GB at a billion faces). An index that keeps these labels
+    beside its vectors (Milvus) filters on them itself; the local index asks the catalog
+    for the ids. A face passes when one of its image's copies is in ``sources``, one is
+    in a source placed in ``jurisdictions``, and one has not expired at ``now`` (ISO
+    date); None: no condition."""
+
+    sources: tuple[str, ...] | None = None
+    jurisdictions: tuple[str, ...] | None = None
+    now: str | None = None
 
 
 class VectorIndex(Protocol):
@@ -136,3 +150,19 @@ class IndexLifecycle(Protocol):
 
 class ManagedIndex(VectorIndex, IndexLifecycle, Protocol):
     """An index adapter: searches, and keeps itself in line with the catalog."""
+
+    def search(
+        self,
+        query: Vectors,
+        k: int,
+        allowed_ids: Ids | None = None,
+        where: FaceFilter | None = None,
+    ) -> tuple[Ids, npt.NDArray[np.float32]]:
+        """As ``VectorIndex.search``, restricted to the faces ``where`` lets through too."""
+        ...
+
+    def relabel(self, face_ids: Sequence[int]) -> None:
+        """The catalog's copies of these faces changed (a copy added or removed, a
+        source's jurisdictions or retention changed): an index that filters on its own
+        copy of those labels rewrites them."""
+        ...

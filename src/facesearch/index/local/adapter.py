@@ -13,7 +13,7 @@ nobody else's, so it needs no lock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,7 +26,14 @@ from facesearch.errors import BackendUnavailable, InvalidInput
 from facesearch.index.local import kinds
 from facesearch.index.local.lock import IndexLock
 from facesearch.index.local.memory import MemoryIndex
-from facesearch.index.ports import Ids, IndexState, Progress, VectorIndex, Vectors
+from facesearch.index.ports import (
+    FaceFilter,
+    Ids,
+    IndexState,
+    Progress,
+    VectorIndex,
+    Vectors,
+)
 
 # A process that opens the index while another writes it waits this long, then searches
 # an in-memory copy rather than wait for a long ingest to end.
@@ -64,9 +71,19 @@ class LocalIndex:
         return self.current.remove(ids)
 
     def search(
-        self, query: Vectors, k: int, allowed_ids: Ids | None = None
+        self,
+        query: Vectors,
+        k: int,
+        allowed_ids: Ids | None = None,
+        where: FaceFilter | None = None,
     ) -> tuple[Ids, npt.NDArray[np.float32]]:
+        if where is not None:  # the local index keeps no labels: the catalog resolves them
+            ids = filtered_ids(self.catalog, where)
+            allowed_ids = ids if allowed_ids is None else np.intersect1d(allowed_ids, ids)
         return self.current.search(query, k, allowed_ids)
+
+    def relabel(self, face_ids: Sequence[int]) -> None:
+        """Nothing kept here but ids and vectors: filters are resolved by the catalog."""
 
     def ids(self) -> Ids:
         return self.current.ids()
@@ -191,3 +208,41 @@ class LocalIndex:
         wanted = kinds.wanted_kind(self.settings, self.root, count, self.current.kind)
         self.current.close()
         self.current = kinds.build_index(wanted, self.root, self.settings, self.catalog, progress)
+
+
+def filtered_ids(catalog: Catalog, where: FaceFilter) -> Ids:
+    """The sorted ids of the faces ``where`` lets through, read from the catalog: each
+    condition on its own (a copy in one of the sources; a copy in a source placed in one
+    of the jurisdictions; a copy not expired at ``now``), as an index that keeps the
+    labels per face (Milvus) applies them."""
+    ids: Ids | None = None
+
+    def narrow(found: Ids) -> None:
+        nonlocal ids
+        ids = found if ids is None else np.intersect1d(ids, found)
+
+    if where.sources is not None:
+        narrow(catalog.face_ids(list(where.sources)) if where.sources else _none())
+    if where.jurisdictions is not None:
+        wanted = {j.upper() for j in where.jurisdictions}
+        placed = [
+            s.name
+            for s in catalog.list_sources(counts=False)
+            if wanted & {j.upper() for j in s.jurisdictions}
+        ]
+        narrow(catalog.face_ids(placed) if placed else _none())
+    if where.now is not None:
+        names = [s.name for s in catalog.list_sources(counts=False)]
+        expired = catalog.expired_provenance(where.now, names) if names else []
+        rows = catalog.describe_provenance(expired) if expired else []
+        images = sorted({int(r["image_id"]) for r in rows})
+        live = set(catalog.provenance_of(image_ids=images)) - set(expired) if images else set()
+        kept = {int(r["image_id"]) for r in catalog.describe_provenance(sorted(live))}
+        gone = [i for i in images if i not in kept]
+        faces = [f.id for img in catalog.get_images(gone).values() for f in img.faces]
+        narrow(np.setdiff1d(catalog.face_ids(), np.asarray(faces, dtype=np.int64)))
+    return catalog.face_ids() if ids is None else ids
+
+
+def _none() -> Ids:
+    return np.empty(0, dtype=np.int64)
