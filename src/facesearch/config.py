@@ -37,6 +37,14 @@ class Limits(BaseModel):
     max_pixels: int = Field(
         60_000_000, gt=0, description="Largest image accepted, in pixels (decompression bombs)."
     )
+    max_archive_files: int = Field(
+        10_000, gt=0, description="Most files one uploaded zip may hold (web and API ingest)."
+    )
+    max_archive_bytes: int = Field(
+        2 * 1024**3,
+        gt=0,
+        description="Most bytes one uploaded zip may unpack to, in all (zip bombs).",
+    )
 
 
 class Faces(BaseModel):

@@ -246,6 +246,15 @@ def test_failures_are_recorded_once_per_file_and_cleared_by_success(catalog: Cat
     assert [f["path"] for f in catalog.failures()] == ["archive/x.png"]
 
 
+def test_failures_are_listed_by_source(catalog: Catalog) -> None:
+    catalog.record_failure("news", "news/a.jpg", "truncated")
+    catalog.record_failure("archive", "archive/x.png", "not an image")
+    catalog.record_failure("news", "news/b.jpg", "no faces")
+    assert [f["path"] for f in catalog.failures(source="news")] == ["news/a.jpg", "news/b.jpg"]
+    assert [f["path"] for f in catalog.failures(source="archive")] == ["archive/x.png"]
+    assert catalog.failures(source="other") == []
+
+
 # -- reads: paging, filters, lookups ------------------------------------------------------
 def test_image_ids_page_in_id_order_and_filter_by_source(catalog: Catalog) -> None:
     ids = [

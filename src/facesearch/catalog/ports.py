@@ -180,7 +180,10 @@ class Catalog(Protocol):
 
     def stats(self) -> dict[str, Any]: ...
 
-    def failures(self, limit: int = 100) -> list[dict[str, Any]]: ...
+    def failures(self, limit: int = 100, source: str | None = None) -> list[dict[str, Any]]:
+        """Files that could not be ingested (source, path, reason, at), oldest first;
+        with ``source``, only that source's."""
+        ...
 
     def expired_provenance(self, at: str, sources: Sequence[str]) -> list[int]:
         """Ids of the copies of ``sources`` whose expiry date is ``at`` or earlier."""

@@ -614,11 +614,12 @@ class SqliteCatalog:
             ).fetchone()[0],
         }
 
-    def failures(self, limit: int = 100) -> list[dict[str, Any]]:
+    def failures(self, limit: int = 100, source: str | None = None) -> list[dict[str, Any]]:
         rows = self.db.execute(
             """SELECT s.name, f.path, f.reason, f.at FROM failures f
-               JOIN sources s ON s.id = f.source_id ORDER BY f.id LIMIT ?""",
-            (limit,),
+               JOIN sources s ON s.id = f.source_id WHERE ? IS NULL OR s.name = ?
+               ORDER BY f.id LIMIT ?""",
+            (source, source, limit),
         ).fetchall()
         return [{"source": r[0], "path": r[1], "reason": r[2], "at": r[3]} for r in rows]
 

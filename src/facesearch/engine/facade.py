@@ -277,6 +277,12 @@ class FaceSearch:
     def stats(self) -> dict[str, Any]:
         return self._searcher.stats()
 
+    def failures(self, source: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Files that could not be ingested and why (of one source, or all), oldest first."""
+        if source is not None:
+            self.parts.source(source)  # NotFound for a source that is not registered
+        return self.catalog.failures(limit, source)
+
     def evaluate(
         self,
         pairs_csv: str | Path,
