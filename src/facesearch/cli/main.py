@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from facesearch.cli import accounts, governance, index, ingest, search, serve
+from facesearch.cli import accounts, governance, index, ingest, people, search, serve
 from facesearch.errors import FacesearchError, InvalidInput, NoFaceFound, NotFound
 
 EXIT_ERROR = 1
@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_parsers(sub, common)
     search.add_eval_parser(sub, common)
     governance.add_parsers(sub, common)
+    people.add_parsers(sub, common)
     serve.add_parsers(sub, common)
     accounts.add_parsers(sub, common)
     return parser
@@ -186,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
             return search.run(args, engine, who)
         if args.command in index.COMMANDS:
             return index.run(args, engine, who)
+        if args.command in people.COMMANDS:
+            return people.run(args, engine, who)
     raise InvalidInput(f"unknown command {args.command}")  # pragma: no cover
 
 
