@@ -25,6 +25,9 @@ from pydantic_settings import (
 # at or above 0.93 (false match rate ~1e-3); 81.6% of same-person pairs do (97.8% on LFW
 # photos, 79% on tight 112-px crops). Raise it for fewer false leads, lower it to miss less.
 DEFAULT_MATCH_THRESHOLD = 0.93
+# Grouping joins faces strongest edge first with no way back, so it asks more than a
+# search's "likely match" (bench/people_cluster.py measured it on the dev set).
+PEOPLE_THRESHOLD = 0.95
 # Where a false match costs a person their data or privacy (access requests, erasure by
 # person, suppression), a stricter threshold: fewer false matches, more missed ones.
 STRICT_MATCH_THRESHOLD = 0.95
@@ -36,6 +39,14 @@ class Limits(BaseModel):
     max_bytes: int = Field(50 * 1024 * 1024, gt=0, description="Largest file accepted, in bytes.")
     max_pixels: int = Field(
         60_000_000, gt=0, description="Largest image accepted, in pixels (decompression bombs)."
+    )
+    max_archive_files: int = Field(
+        10_000, gt=0, description="Most files one uploaded zip may hold (web and API ingest)."
+    )
+    max_archive_bytes: int = Field(
+        2 * 1024**3,
+        gt=0,
+        description="Most bytes one uploaded zip may unpack to, in all (zip bombs).",
     )
 
 
@@ -206,6 +217,20 @@ class IndexSettings(BaseModel):
     )
 
 
+class People(BaseModel):
+    """Grouping faces into persons (only sources whose policy declares it: group_people)."""
+
+    threshold: float = Field(
+        PEOPLE_THRESHOLD,
+        ge=-1,
+        le=1,
+        description="Similarity two faces need to be joined into one person. Higher: fewer "
+        "different people merged, more of one person's faces left in a second group.",
+    )
+    neighbours: int = Field(10, gt=0, le=200, description="Nearest faces each face is linked to.")
+    min_faces: int = Field(2, gt=0, description="Faces a new person needs; fewer stay ungrouped.")
+
+
 class Settings(BaseSettings):
     """Everything facesearch can be told."""
 
@@ -233,6 +258,7 @@ class Settings(BaseSettings):
     faces: Faces = Field(default_factory=Faces)
     search: Search = Field(default_factory=Search)
     governance: Governance = Field(default_factory=Governance)
+    people: People = Field(default_factory=People)
     encryption_key: SecretStr | None = Field(
         None,
         description="Base64 32-byte key for encryption at rest of templates and crops. "

@@ -106,6 +106,9 @@ class Source:
     created_at: str = ""
     updated_at: str = ""
     counts: dict[str, int] = field(default_factory=dict, compare=False)
+    # A declared purpose: grouping this source's faces into persons (profiling), off
+    # unless the source's policy says so.
+    group_people: bool = False
 
     def policy(self) -> dict[str, Any]:
         """What the source declares (no counts, no timestamps): for audit and reports."""
@@ -119,7 +122,24 @@ class Source:
             "jurisdictions": list(self.jurisdictions),
             "retention_days": self.retention_days,
             "legal_hold": self.legal_hold,
+            "group_people": self.group_people,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Faces grouped as one person (sources whose policy declares grouping only).
+
+    ``confirmed`` are the faces a person placed here (merge, split, move): later grouping
+    runs never take them away. A name is a label people give, never inferred."""
+
+    id: int
+    name: str
+    faces: tuple[int, ...]
+    images: tuple[int, ...]
+    confirmed: tuple[int, ...] = ()
+    created_at: str = ""
+    updated_at: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +334,39 @@ class ErasureReviewed(SearchEvent):
     """Every image of a person looked up before an erasure (objections included)."""
 
     action: ClassVar[str] = "erasure.review"
+
+
+@dataclass(frozen=True, slots=True)
+class PersonSearched(SearchEvent):
+    """A search with every face of a person as probes ("search with this person")."""
+
+    action: ClassVar[str] = "search.person"
+    person: int = 0
+    probes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PeopleGrouped(Event):
+    """A grouping run over the faces of the sources whose policy declares grouping."""
+
+    action: ClassVar[str] = "people.group"
+    sources: list[str]
+    faces: int
+    grouped: int
+    new_persons: int
+    ungrouped: int
+    full: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PersonEdited(Event):
+    """A person's correction of the grouping: rename, merge, split or move faces."""
+
+    action: ClassVar[str] = "person.edit"
+    person: int
+    change: str
+    faces: list[int]
+    merged: list[int]
 
 
 @dataclass(frozen=True, slots=True)

@@ -246,6 +246,15 @@ def test_failures_are_recorded_once_per_file_and_cleared_by_success(catalog: Cat
     assert [f["path"] for f in catalog.failures()] == ["archive/x.png"]
 
 
+def test_failures_are_listed_by_source(catalog: Catalog) -> None:
+    catalog.record_failure("news", "news/a.jpg", "truncated")
+    catalog.record_failure("archive", "archive/x.png", "not an image")
+    catalog.record_failure("news", "news/b.jpg", "no faces")
+    assert [f["path"] for f in catalog.failures(source="news")] == ["news/a.jpg", "news/b.jpg"]
+    assert [f["path"] for f in catalog.failures(source="archive")] == ["archive/x.png"]
+    assert catalog.failures(source="other") == []
+
+
 # -- reads: paging, filters, lookups ------------------------------------------------------
 def test_image_ids_page_in_id_order_and_filter_by_source(catalog: Catalog) -> None:
     ids = [
@@ -512,3 +521,35 @@ def test_processes_lose_and_duplicate_nothing(adapter: str, folder: Path, catalo
         p.join(60)
     assert [p.exitcode for p in workers] == [0, 0]
     check_nothing_lost_or_duplicated(catalog, 2, 20)
+
+
+# -- persons ------------------------------------------------------------------------------
+def test_a_grouping_run_creates_persons_and_keeps_confirmed_faces(catalog: Catalog) -> None:
+    _, faces_a, _ = catalog.add_image(image(1), copy("news", 1), None)
+    _, faces_b, _ = catalog.add_image(image(2), copy("news", 2), None)
+    made = catalog.write_grouping({faces_a[0]: -1, faces_b[0]: -1, faces_a[1]: -2})
+    assert sorted(made) == [-2, -1]
+    first = catalog.persons([made[-1]])[0]
+    assert first.faces == (faces_a[0], faces_b[0]) and len(first.images) == 2
+    assert first.confirmed == () and first.name == ""
+    moved = catalog.place_faces([faces_b[0]], made[-2])  # a person's decision
+    assert moved == made[-2]
+    # A later run may not take a confirmed face back, and may ungroup unconfirmed ones.
+    catalog.write_grouping({faces_b[0]: made[-1]}, ungroup=[faces_a[0]])
+    current, confirmed = catalog.person_assignments()
+    assert current == {faces_a[1]: made[-2], faces_b[0]: made[-2]}
+    assert confirmed == {faces_b[0]: made[-2]}
+    assert [p.id for p in catalog.persons()] == [made[-2]]  # person -1 had no face left
+
+
+def test_persons_are_named_and_go_with_their_last_face(catalog: Catalog) -> None:
+    _, faces, _ = catalog.add_image(image(3), copy("news", 3), None)
+    person = catalog.place_faces(faces[:1], None)
+    catalog.rename_person(person, "Suspect A")
+    assert catalog.persons([person])[0].name == "Suspect A"
+    with pytest.raises(NotFound):
+        catalog.rename_person(person + 1000, "nobody")
+    with pytest.raises(NotFound):
+        catalog.place_faces(faces, person + 1000)
+    catalog.remove_provenance(catalog.provenance_of(sources=["news"]))
+    assert catalog.persons() == [] and catalog.person_assignments() == ({}, {})

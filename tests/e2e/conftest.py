@@ -5,6 +5,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -50,25 +51,33 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextmanager
+def serving(engine: FaceSearch) -> Iterator[str]:
+    """The real app for ``engine`` under uvicorn on a loopback port, in a thread."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(engine), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    srv = uvicorn.Server(config)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://localhost:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=30)
+
+
 @pytest.fixture(scope="module")
 def server(e2e_gallery: Gallery) -> Iterator[str]:
     """The real app under uvicorn on a loopback port, in a thread of this process."""
-    port = free_port()
-    with FaceSearch(e2e_gallery.settings()) as engine:
-        config = uvicorn.Config(
-            create_app(engine), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-        )
-        srv = uvicorn.Server(config)
-        thread = threading.Thread(target=srv.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not srv.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("the server did not start")
-            time.sleep(0.05)
-        yield f"http://localhost:{port}"
-        srv.should_exit = True
-        thread.join(timeout=30)
+    with FaceSearch(e2e_gallery.settings()) as engine, serving(engine) as url:
+        yield url
 
 
 @pytest.fixture

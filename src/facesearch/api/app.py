@@ -13,6 +13,7 @@ from facesearch.accounts.ratelimit import TokenBuckets
 from facesearch.api import errors
 from facesearch.api.auth import AuthState
 from facesearch.api.gateway import Gateway
+from facesearch.api.jobs import IngestJobs
 from facesearch.api.middleware import (
     BodyLimitMiddleware,
     RequestIdMiddleware,
@@ -87,11 +88,13 @@ def create_app(
     )
     app.state.thumbnails = thumbnails
     app.state.retention = schedule
+    app.state.ingest_jobs = IngestJobs()
 
     from facesearch.api import (
         routes_admin,
         routes_audit,
         routes_images,
+        routes_jobs,
         routes_removal,
         routes_requests,
         routes_search,
@@ -100,6 +103,7 @@ def create_app(
 
     app.include_router(routes_search.router)
     app.include_router(routes_images.router)
+    app.include_router(routes_jobs.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_sources.router)
     app.include_router(routes_removal.router)

@@ -152,6 +152,17 @@ class Gateway:
             raise InvalidInput(f"the image could not be ingested: {reason}")
         return report, image_id
 
+    def ingest_items(
+        self,
+        items: Sequence[IngestItem],
+        source: str,
+        progress: Callable[[IngestReport, int], None] | None,
+        who: Requester,
+    ) -> IngestReport:
+        """Ingest prepared items (a chunk of an ingest job) under the lock, in this thread."""
+        with self._current() as engine:
+            return engine.ingest(list(items), source=source, workers=1, progress=progress, who=who)
+
 
 def image_bytes(image: ImageRecord) -> bytes:
     """The bytes of the image as ingested, from the first copy still on disk unchanged.

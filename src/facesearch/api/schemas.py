@@ -180,6 +180,9 @@ class SourceOut(BaseModel):
     jurisdictions: list[str] = Field(description="ISO 3166 codes of the people in it.")
     retention_days: int
     legal_hold: bool = Field(description="Retention is suspended while it is on.")
+    group_people: bool = Field(
+        False, description="Its faces are grouped into persons (a declared purpose)."
+    )
     created_at: str
     updated_at: str
     images: int
@@ -360,6 +363,7 @@ def source(s: Source) -> SourceOut:
         jurisdictions=list(s.jurisdictions),
         retention_days=s.retention_days,
         legal_hold=s.legal_hold,
+        group_people=s.group_people,
         created_at=s.created_at,
         updated_at=s.updated_at,
         images=s.counts.get("images", 0),

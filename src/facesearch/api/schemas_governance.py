@@ -41,6 +41,9 @@ class SourceCreate(BaseModel):
         default_factory=list, max_length=300, description="ISO 3166 codes of the people in it."
     )
     legal_hold: bool = Field(False, description="Suspends retention.")
+    group_people: bool = Field(
+        False, description="Declares grouping its faces into persons as a purpose (profiling)."
+    )
 
 
 class SourceUpdate(BaseModel):
@@ -54,6 +57,7 @@ class SourceUpdate(BaseModel):
     contact: str | None = Field(None, max_length=500)
     jurisdictions: list[Jurisdiction] | None = Field(None, max_length=300)
     legal_hold: bool | None = None
+    group_people: bool | None = None
 
     def changes(self) -> dict[str, Any]:
         out = {k: v for k, v in self.model_dump(exclude_unset=True).items() if v is not None}
@@ -204,6 +208,7 @@ class ReportSource(BaseModel):
     jurisdictions: list[str]
     retention_days: int
     legal_hold: bool
+    group_people: bool = Field(description="Its faces are grouped into persons (declared).")
     images: int
     faces: int
 
@@ -220,6 +225,8 @@ class ReportOut(BaseModel):
     access_requests: int
     suppressions_added: int
     suppressions_on_file: int
+    people_grouping_runs: int = Field(description="Runs grouping faces into persons.")
+    persons: int = Field(description="Persons held now (sources that declare grouping).")
 
 
 def receipt(r: Receipt) -> ReceiptOut:

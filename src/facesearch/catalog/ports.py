@@ -10,7 +10,7 @@ was built with (sealed or not is the builder's decision).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from facesearch.domain import DetectedFace, ImageRecord, Provenance, Source
+from facesearch.domain import DetectedFace, ImageRecord, Person, Provenance, Source
 
 # (captured_at, ingested_at) -> expires_at of one stored copy: governance.retention.expiry_rule
 ExpiryRule = Callable[[str | None, str], str]
@@ -185,7 +185,39 @@ class Catalog(Protocol):
 
     def stats(self) -> dict[str, Any]: ...
 
-    def failures(self, limit: int = 100) -> list[dict[str, Any]]: ...
+    def failures(self, limit: int = 100, source: str | None = None) -> list[dict[str, Any]]:
+        """Files that could not be ingested (source, path, reason, at), oldest first;
+        with ``source``, only that source's."""
+        ...
+
+    # -- persons (faces grouped, for sources whose policy declares it) -----------------
+    def person_assignments(self) -> tuple[dict[int, int], dict[int, int]]:
+        """(every grouped face's person, the confirmed faces' persons)."""
+        ...
+
+    def write_grouping(
+        self, person_of: Mapping[int, int], ungroup: Sequence[int] = ()
+    ) -> dict[int, int]:
+        """Store a grouping run in one transaction: each face of ``person_of`` goes to its
+        person (a negative number: the n-th new person, created here), except confirmed
+        faces, which stay; the faces of ``ungroup`` leave theirs, confirmed or not (their
+        source no longer declares grouping). Persons left with no face are deleted.
+        Returns the new persons' ids by their numbers."""
+        ...
+
+    def place_faces(self, face_ids: Sequence[int], person_id: int | None) -> int:
+        """A person's decision: move the faces to ``person_id`` (None: a new person) and
+        mark them confirmed; persons left empty are deleted. Returns the person's id;
+        NotFound for an unknown person."""
+        ...
+
+    def rename_person(self, person_id: int, name: str) -> None:
+        """NotFound for an unknown person."""
+        ...
+
+    def persons(self, person_ids: Sequence[int] | None = None) -> list[Person]:
+        """Persons with at least one face (all, or those of ``person_ids``), by id."""
+        ...
 
     def expired_provenance(self, at: str, sources: Sequence[str]) -> list[int]:
         """Ids of the copies of ``sources`` whose expiry date is ``at`` or earlier."""
@@ -197,7 +229,10 @@ class Catalog(Protocol):
 
     def describe_provenance(self, provenance_ids: Sequence[int]) -> list[dict[str, Any]]: ...
 
-    def remove_provenance(self, provenance_ids: Sequence[int]) -> Removal: ...
+    def remove_provenance(self, provenance_ids: Sequence[int]) -> Removal:
+        """Delete copies, every image left with none, its faces, and persons left with
+        no face."""
+        ...
 
     def scrub(self) -> None:
         """Physically purge deleted rows (no copy left in files or journals)."""

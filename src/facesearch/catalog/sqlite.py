@@ -6,9 +6,10 @@ encoded by the TemplateCodec it is built with (sealed or plain: not its decision
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from facesearch.catalog.ports import ExpiryRule, FileStamp, NewImage, Removal, UrlQuery
-from facesearch.domain import BoundingBox, FaceRecord, ImageRecord, Provenance, Source
+from facesearch.domain import BoundingBox, FaceRecord, ImageRecord, Person, Provenance, Source
 from facesearch.errors import BackendUnavailable, ConfigError, InvalidInput, NotFound
 from facesearch.security.templates import TemplateCodec
 from facesearch.sqlitedb import Writes, open_connection
@@ -31,6 +32,8 @@ MIGRATIONS: list[str] = [
     "CREATE UNIQUE INDEX IF NOT EXISTS faces_image_idx ON faces(image_id, idx);",
     # 3: the perceptual hash by which search groups copies of one photo (NULL: not computed).
     "ALTER TABLE images ADD COLUMN phash TEXT;",
+    # 4: whether a source declares grouping its faces into persons (off by default).
+    "ALTER TABLE sources ADD COLUMN group_people INTEGER NOT NULL DEFAULT 0;",
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
@@ -90,6 +93,18 @@ CREATE TABLE IF NOT EXISTS faces (
     embedding BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS faces_image ON faces(image_id);
+CREATE TABLE IF NOT EXISTS persons (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS person_faces (
+    face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
+    person_id INTEGER NOT NULL REFERENCES persons(id) ON DELETE CASCADE,
+    confirmed INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS person_faces_person ON person_faces(person_id);
 CREATE TABLE IF NOT EXISTS failures (
     id INTEGER PRIMARY KEY,
     source_id INTEGER NOT NULL REFERENCES sources(id),
@@ -217,7 +232,8 @@ class SqliteCatalog:
                 db.execute(
                     """INSERT INTO sources (name, description, controller, contact, lawful_basis,
                        special_category_condition, jurisdictions, retention_days, legal_hold,
-                       created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                       group_people, created_at, updated_at)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     (*_source_row(source), stamp, stamp),
                 )
         except sqlite3.IntegrityError:
@@ -234,7 +250,8 @@ class SqliteCatalog:
             self.db.execute(
                 """UPDATE sources SET description = ?, controller = ?, contact = ?,
                    lawful_basis = ?, special_category_condition = ?, jurisdictions = ?,
-                   retention_days = ?, legal_hold = ?, updated_at = ? WHERE name = ?""",
+                   retention_days = ?, legal_hold = ?, group_people = ?, updated_at = ?
+                   WHERE name = ?""",
                 (*_source_row(source)[1:], now(), source.name),
             )
             if expiry is not None:
@@ -653,13 +670,117 @@ class SqliteCatalog:
             ).fetchone()[0],
         }
 
-    def failures(self, limit: int = 100) -> list[dict[str, Any]]:
+    def failures(self, limit: int = 100, source: str | None = None) -> list[dict[str, Any]]:
         rows = self.db.execute(
             """SELECT s.name, f.path, f.reason, f.at FROM failures f
-               JOIN sources s ON s.id = f.source_id ORDER BY f.id LIMIT ?""",
-            (limit,),
+               JOIN sources s ON s.id = f.source_id WHERE ? IS NULL OR s.name = ?
+               ORDER BY f.id LIMIT ?""",
+            (source, source, limit),
         ).fetchall()
         return [{"source": r[0], "path": r[1], "reason": r[2], "at": r[3]} for r in rows]
+
+    # -- persons -----------------------------------------------------------------------
+    def person_assignments(self) -> tuple[dict[int, int], dict[int, int]]:
+        current: dict[int, int] = {}
+        confirmed: dict[int, int] = {}
+        for face, person, sure in self.db.execute(
+            "SELECT face_id, person_id, confirmed FROM person_faces"
+        ):
+            current[face] = person
+            if sure:
+                confirmed[face] = person
+        return current, confirmed
+
+    def write_grouping(
+        self, person_of: Mapping[int, int], ungroup: Sequence[int] = ()
+    ) -> dict[int, int]:
+        stamp = now()
+        made: dict[int, int] = {}
+        with self.writes.transaction():
+            db = self.db
+            for number in sorted({p for p in person_of.values() if p < 0}, reverse=True):
+                cur = db.execute(
+                    "INSERT INTO persons (name, created_at, updated_at) VALUES ('', ?, ?)",
+                    (stamp, stamp),
+                )
+                made[number] = int(cur.lastrowid or 0)
+            db.executemany(
+                """INSERT INTO person_faces (face_id, person_id) VALUES (?, ?)
+                   ON CONFLICT (face_id) DO UPDATE SET person_id = excluded.person_id
+                   WHERE person_faces.confirmed = 0""",
+                ((f, made.get(p, p)) for f, p in person_of.items()),
+            )
+            db.executemany(
+                "DELETE FROM person_faces WHERE face_id = ?", ((int(f),) for f in ungroup)
+            )
+            self._drop_empty_persons()
+        return made
+
+    def _drop_empty_persons(self) -> None:
+        self.db.execute(
+            "DELETE FROM persons WHERE id NOT IN (SELECT DISTINCT person_id FROM person_faces)"
+        )
+
+    def place_faces(self, face_ids: Sequence[int], person_id: int | None) -> int:
+        stamp = now()
+        with self.writes.transaction():
+            db = self.db
+            if person_id is None:
+                cur = db.execute(
+                    "INSERT INTO persons (name, created_at, updated_at) VALUES ('', ?, ?)",
+                    (stamp, stamp),
+                )
+                person_id = int(cur.lastrowid or 0)
+            elif db.execute("SELECT 1 FROM persons WHERE id = ?", (person_id,)).fetchone() is None:
+                raise NotFound(f"no person with id {person_id}")
+            db.executemany(
+                """INSERT INTO person_faces (face_id, person_id, confirmed) VALUES (?, ?, 1)
+                   ON CONFLICT (face_id) DO UPDATE SET person_id = excluded.person_id,
+                   confirmed = 1""",
+                ((int(f), person_id) for f in face_ids),
+            )
+            db.execute("UPDATE persons SET updated_at = ? WHERE id = ?", (stamp, person_id))
+            self._drop_empty_persons()
+        return person_id
+
+    def rename_person(self, person_id: int, name: str) -> None:
+        with self.writes.alone() as db:
+            cur = db.execute(
+                "UPDATE persons SET name = ?, updated_at = ? WHERE id = ?",
+                (name, now(), person_id),
+            )
+        if cur.rowcount == 0:
+            raise NotFound(f"no person with id {person_id}")
+
+    def persons(self, person_ids: Sequence[int] | None = None) -> list[Person]:
+        where, args = "", tuple[int, ...]()
+        if person_ids is not None:
+            ids = sorted({int(i) for i in person_ids})
+            if not ids:
+                return []
+            where, args = f"WHERE p.id IN ({','.join('?' * len(ids))})", tuple(ids)
+        rows = self.db.execute(
+            f"""SELECT p.id, p.name, p.created_at, p.updated_at, pf.face_id, pf.confirmed,
+                f.image_id FROM persons p JOIN person_faces pf ON pf.person_id = p.id
+                JOIN faces f ON f.id = pf.face_id {where} ORDER BY p.id, pf.face_id""",
+            args,
+        ).fetchall()
+        out: list[Person] = []
+        for pid, group in itertools.groupby(rows, key=lambda r: r[0]):
+            members = list(group)
+            first = members[0]
+            out.append(
+                Person(
+                    id=pid,
+                    name=first[1],
+                    faces=tuple(r[4] for r in members),
+                    images=tuple(sorted({r[6] for r in members})),
+                    confirmed=tuple(r[4] for r in members if r[5]),
+                    created_at=first[2],
+                    updated_at=first[3],
+                )
+            )
+        return out
 
     # -- removal -----------------------------------------------------------------------
     def expired_provenance(self, at: str, sources: Sequence[str]) -> list[int]:
@@ -758,6 +879,8 @@ class SqliteCatalog:
                 ]
                 db.execute(f"DELETE FROM faces WHERE image_id IN ({marks})", chunk)
                 db.execute(f"DELETE FROM images WHERE id IN ({marks})", chunk)
+            # A person whose last face went goes too: no name outlives its faces.
+            self._drop_empty_persons()
         return Removal(
             provenance=len(set(provenance_ids)),
             images=tuple(orphans),
@@ -797,7 +920,7 @@ def _chunks(items: Sequence[int], size: int) -> Iterator[list[int]]:
 
 _SOURCE_COLUMNS = (
     "name, lawful_basis, special_category_condition, retention_days, description, controller, "
-    "contact, jurisdictions, legal_hold, created_at, updated_at"
+    "contact, jurisdictions, legal_hold, created_at, updated_at, group_people"
 )
 
 
@@ -812,6 +935,7 @@ def _source_row(s: Source) -> tuple[Any, ...]:
         json.dumps(list(s.jurisdictions)),
         s.retention_days,
         int(s.legal_hold),
+        int(s.group_people),
     )
 
 
@@ -828,5 +952,6 @@ def _source_from(r: Sequence[Any], counts: dict[str, int]) -> Source:
         legal_hold=bool(r[8]),
         created_at=r[9],
         updated_at=r[10],
+        group_people=bool(r[11]),
         counts=counts,
     )

@@ -61,6 +61,16 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
             help="suspend retention (e.g. litigation)",
         )
         hold.add_argument("--no-legal-hold", dest="legal_hold", action="store_false")
+        group = q.add_mutually_exclusive_group()
+        group.add_argument(
+            "--group-people",
+            dest="group_people",
+            action="store_true",
+            default=None,
+            help="declare grouping its faces into persons as a purpose (profiling: off "
+            "unless declared; audited, shown in the transparency report)",
+        )
+        group.add_argument("--no-group-people", dest="group_people", action="store_false")
     ssub.add_parser("list", parents=[common], help="every source with its basis and counts")
     q = ssub.add_parser("show", parents=[common], help="one source")
     q.add_argument("name", metavar="NAME")
@@ -157,6 +167,7 @@ def _policy_args(args: argparse.Namespace) -> dict[str, Any]:
         if args.jurisdictions is not None
         else None,
         "legal_hold": args.legal_hold,
+        "group_people": args.group_people,
     }
     return {k: v for k, v in values.items() if v is not None}
 
@@ -166,7 +177,7 @@ def source_json(s: Source) -> dict[str, Any]:
 
 
 def _source_text(s: Source) -> str:
-    hold = " LEGAL HOLD" if s.legal_hold else ""
+    hold = (" LEGAL HOLD" if s.legal_hold else "") + ("; groups people" if s.group_people else "")
     return (
         f"{s.name}: {s.counts.get('images', 0)} images, {s.counts.get('faces', 0)} faces; "
         f"{ART6_BASES[s.lawful_basis]}; {ART9_CONDITIONS[s.special_category_condition]}; "
@@ -362,7 +373,9 @@ def _report(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> int
         lines.append(
             f"  {s['name']}: {s['images']} images, {s['faces']} faces; "
             f"{s['lawful_basis']} / {s['special_category_condition']}; "
-            f"retention {s['retention_days']} days" + ("; LEGAL HOLD" if s["legal_hold"] else "")
+            f"retention {s['retention_days']} days"
+            + ("; LEGAL HOLD" if s["legal_hold"] else "")
+            + ("; faces grouped into persons" if s["group_people"] else "")
         )
     lines.append(f"Searches: {report['searches']}")
     for purpose, n in sorted(report["searches_by_purpose"].items()):
@@ -373,6 +386,8 @@ def _report(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> int
         f"Access requests: {report['access_requests']}",
         f"Suppressions added: {report['suppressions_added']} "
         f"({report['suppressions_on_file']} on file)",
+        f"Grouping into persons: {report['people_grouping_runs']} run(s), "
+        f"{report['persons']} person(s) held",
     ]
     emit(args.json, report, "\n".join(lines))
     return 0

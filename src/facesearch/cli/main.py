@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from facesearch.cli import accounts, db, governance, index, ingest, models, search, serve
+from facesearch.cli import accounts, db, governance, index, ingest, models, people, search, serve
 from facesearch.errors import FacesearchError, InvalidInput, NoFaceFound, NotFound
 
 EXIT_ERROR = 1
@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_parsers(sub, common)
     search.add_eval_parser(sub, common)
     governance.add_parsers(sub, common)
+    people.add_parsers(sub, common)
     serve.add_parsers(sub, common)
     accounts.add_parsers(sub, common)
     db.add_parsers(sub, common)
@@ -219,6 +220,8 @@ def run(args: argparse.Namespace) -> int:
             return index.run(args, engine, who)
         if args.command in models.COMMANDS:
             return models.run(args, engine, who)
+        if args.command in people.COMMANDS:
+            return people.run(args, engine, who)
     raise InvalidInput(f"unknown command {args.command}")  # pragma: no cover
 
 

@@ -24,6 +24,7 @@ from facesearch.domain import (
     Event,
     ImageRecord,
     ModelId,
+    Person,
     ProbeFace,
     Requester,
     SearchEvent,
@@ -35,6 +36,7 @@ from facesearch.engine.governance import Governance
 from facesearch.engine.home import Home
 from facesearch.engine.ingest import Ingester
 from facesearch.engine.maintenance import Maintenance
+from facesearch.engine.people import People
 from facesearch.engine.search import Probe, Searcher
 from facesearch.governance.audit import AuditEntry, AuditLog, Verification
 from facesearch.governance.erasure import Receipt
@@ -76,6 +78,7 @@ class FaceSearch:
         self._searcher = Searcher(self.parts)
         self._ingester = Ingester(self.parts, self._maintenance)
         self._governance = Governance(self.parts, self._searcher, self._maintenance)
+        self._people = People(self.parts, self._searcher)
         self.repaired = self._maintenance.open_index()
 
     # -- parts ---------------------------------------------------------------------------
@@ -200,8 +203,12 @@ class FaceSearch:
         progress: Progress | None = None,
         who: Requester | None = None,
     ) -> IngestReport:
-        """Ingest folders, files and manifests (or prepared items) into a registered source."""
-        return self._ingester.ingest(paths, source, workers, progress, who)
+        """Ingest folders, files and manifests (or prepared items) into a registered source;
+        a source whose policy declares grouping has its new faces grouped into persons."""
+        report = self._ingester.ingest(paths, source, workers, progress, who)
+        if report.faces_indexed and self.parts.source(source).group_people:
+            self._people.group(who=who)
+        return report
 
     # -- search and reads (search.py) --------------------------------------------------
     def probe(self, photo: bytes | str | Path | Probe) -> Probe:
@@ -321,6 +328,12 @@ class FaceSearch:
         """The configured detector and embedder, the home's model, what is installed."""
         return self._searcher.models()
 
+    def failures(self, source: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Files that could not be ingested and why (of one source, or all), oldest first."""
+        if source is not None:
+            self.parts.source(source)  # NotFound for a source that is not registered
+        return self.catalog.failures(limit, source)
+
     def evaluate(
         self,
         pairs_csv: str | Path,
@@ -330,14 +343,75 @@ class FaceSearch:
         """Verification metrics on labelled pairs of photos under ``root``."""
         return self._searcher.evaluate(pairs_csv, root, progress)
 
+    # -- people (people.py) ------------------------------------------------------------
+    def group_people(self, full: bool = False, who: Requester | None = None) -> dict[str, Any]:
+        """Group the faces of sources whose policy declares it into persons (new faces
+        only, or every unconfirmed face with ``full``); audited."""
+        return self._people.group(full, who)
+
+    def persons(self) -> list[Person]:
+        return self._people.persons()
+
+    def person(self, person_id: int) -> Person:
+        return self._people.person(person_id)
+
+    def rename_person(self, person_id: int, name: str, who: Requester | None = None) -> Person:
+        return self._people.rename(person_id, name, who)
+
+    def merge_persons(
+        self, into: int, others: Sequence[int], who: Requester | None = None
+    ) -> Person:
+        """Merge persons (their faces confirmed: later grouping keeps them together)."""
+        return self._people.merge(into, others, who)
+
+    def split_person(
+        self, person_id: int, face_ids: Sequence[int], who: Requester | None = None
+    ) -> tuple[Person, Person]:
+        """Split faces off into a new person (both sides confirmed: they stay apart)."""
+        return self._people.split(person_id, face_ids, who)
+
+    def move_faces(
+        self, face_ids: Sequence[int], person_id: int | None, who: Requester | None = None
+    ) -> Person:
+        """Put faces into a person (None: a new one), confirmed."""
+        return self._people.move(face_ids, person_id, who)
+
+    def search_person(
+        self,
+        person_id: int,
+        *,
+        top_k: int | None = None,
+        threshold: float | None = None,
+        sources: Sequence[str] | None = None,
+        who: Requester | None = None,
+    ) -> SearchResult:
+        """Search with every face of a person as probes (best similarity per image)."""
+        return self._people.search(
+            person_id, top_k=top_k, threshold=threshold, sources=sources, who=who
+        )
+
+    def review_person(self, person_id: int, who: Requester | None = None) -> SearchResult:
+        """Every image an erasure of this person would take, for review before erasing."""
+        return self._people.review(person_id, who)
+
+    def access_request_person(self, person_id: int, who: Requester | None = None) -> dict[str, Any]:
+        """The access report of the data subject this person is."""
+        return self._people.access_request(person_id, who)
+
     # -- governance (governance.py) ----------------------------------------------------
     def add_source(self, source: Source, who: Requester | None = None) -> Source:
         """Register a collection with its lawful basis and retention period."""
         return self._governance.add_source(source, who)
 
     def update_source(self, name: str, who: Requester | None = None, **changes: Any) -> Source:
-        """Change a source's policy (its images' expiry dates follow its retention)."""
-        return self._governance.update_source(name, who, **changes)
+        """Change a source's policy (its images' expiry dates follow its retention;
+        declaring or withdrawing grouping groups its faces, or takes them out of persons,
+        at once)."""
+        before = self.parts.source(name).group_people
+        updated = self._governance.update_source(name, who, **changes)
+        if updated.group_people != before:
+            self._people.group(who=who)
+        return updated
 
     def source(self, name: str) -> Source:
         return self.parts.source(name)

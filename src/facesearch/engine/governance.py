@@ -28,6 +28,7 @@ from facesearch.domain import (
     ErasureReviewed,
     KeyCreated,
     KeyRevoked,
+    PeopleGrouped,
     RemovalEvent,
     Requester,
     RetentionRun,
@@ -412,6 +413,8 @@ class Governance:
             "access_requests": counts.get(AccessRequested.action, 0),
             "suppressions_added": counts.get(SuppressionAdded.action, 0),
             "suppressions_on_file": self.parts.suppressions.count(),
+            "people_grouping_runs": counts.get(PeopleGrouped.action, 0),
+            "persons": len(self.parts.catalog.persons()),
         }
 
 

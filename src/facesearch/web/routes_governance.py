@@ -63,8 +63,10 @@ class PolicyForm:
         controller: str = Form("", max_length=500),
         contact: str = Form("", max_length=500),
         legal_hold: str = Form(""),
+        group_people: str = Form(""),
     ) -> None:
         self.csrf_token = csrf_token
+        self.group_people = group_people == "on"
         self.fields = (
             lawful_basis, condition, retention, jurisdictions, description, controller, contact,
             legal_hold,
@@ -85,6 +87,7 @@ class PolicyForm:
             "controller": controller.strip(),
             "contact": contact.strip(),
             "legal_hold": hold == "on",
+            "group_people": self.group_people,
         }
 
 

@@ -1,0 +1,1 @@
+"""People: faces grouped into persons, for sources whose policy declares that purpose."""
