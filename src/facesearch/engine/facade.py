@@ -191,6 +191,11 @@ class FaceSearch:
         """Rebuild the index from the catalog's embeddings (``kind``: exact, ann or auto)."""
         return self._maintenance.reindex(progress, kind)
 
+    def reembed(self, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+        """Re-embed every stored face with the configured embedder and move the home to
+        its model (resumable; see ``Maintenance.reembed``)."""
+        return self._maintenance.reembed(progress)
+
     # -- ingest (ingest.py) ------------------------------------------------------------
     def ingest(
         self,
