@@ -188,6 +188,8 @@ def test_re_embedding_moves_a_home_to_the_own_model_and_resumes(
         assert result.matches[0].image.path == str(photos / "biden.jpg")
         assert result.matches[0].similarity > 0.999
         assert fs.catalog.sample_embeddings(10).shape == (4, 512)
+        [entry] = fs.audit.entries(action="model.change")
+        assert entry.details == {"previous_model": dlib_key, "model": KEY, "images": 3, "faces": 4}
 
     # The old model is now the other one: the home refuses it.
     with FaceSearch(Settings(home=home, workers=1)) as fs, pytest.raises(ModelMismatch):

@@ -37,7 +37,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> int:
     if args.command == "reindex" and args.re_embed:
-        return reembed(args, engine)
+        return reembed(args, engine, who)
     if args.command == "reindex":
         result = engine.reindex(kind=args.kind)
         done = "Rebuilt"
@@ -52,9 +52,9 @@ def run(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> int:
     return 0
 
 
-def reembed(args: argparse.Namespace, engine: FaceSearch) -> int:
+def reembed(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> int:
     with render.count_progress("re-embedding", not args.json) as progress:
-        result = engine.reembed(progress)
+        result = engine.reembed(progress, who)
     if result["previous_model"] in (None, result["model"]):
         text = f"Nothing to re-embed: the home already holds {result['model']} (or nothing)"
     elif result["switched"]:

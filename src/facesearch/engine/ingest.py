@@ -96,7 +96,8 @@ class Ingester:
         elif stored != parts.model.key:
             raise ModelMismatch(
                 f"this home holds embeddings of model {stored}, but the configured model is "
-                f"{parts.model.key}; use the same model, or a new --home"
+                f"{parts.model.key}; use the same model, a new --home, or move this home to it "
+                "with `facesearch reindex --re-embed`"
             )
 
     def _suppressor(self) -> Callable[[np.ndarray], np.ndarray] | None:

@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from facesearch.domain import DetectedFace, ImageRecord
+from facesearch.domain import DetectedFace, ImageRecord, ModelChanged, Requester
 from facesearch.engine.home import Home
 from facesearch.errors import InvalidInput
 from facesearch.imaging import decode_image
@@ -77,11 +77,13 @@ class Maintenance:
             self.parts.index.rebuild(kind, progress)
         return self._summary()
 
-    def reembed(self, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    def reembed(
+        self, progress: Callable[[int, int], None] | None = None, who: Requester | None = None
+    ) -> dict[str, Any]:
         """Move the home to the configured embedder: re-embed every stored face from its
         image's original file (found by its provenance, checked by its SHA-256), with the
         faces' stored boxes and landmarks, then swap the vectors and the model key in one
-        transaction and rebuild the index.
+        transaction and rebuild the index. The move is audited (``model.change``).
 
         Resumable: vectors are staged in the catalog image by image, and a new run skips
         the images already done. Until the swap the home keeps its old model (searches
@@ -123,6 +125,13 @@ class Maintenance:
             except InvalidInput:  # an ingest added faces meanwhile: a new run takes them
                 return {**report, "switched": False}
             self.parts.index.rebuild(None, None)
+        total_images, total_faces = catalog.stats().get("images", 0), catalog.face_state()[0]
+        self.parts.record(
+            ModelChanged(
+                previous_model=before, model=target, images=total_images, faces=total_faces
+            ),
+            who,
+        )
         return {**report, "switched": True}
 
     def _original(self, record: ImageRecord) -> RGBImage | None:
