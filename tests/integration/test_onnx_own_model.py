@@ -176,6 +176,24 @@ def test_re_embedding_moves_a_home_to_the_own_model_and_resumes(
         assert fs.catalog.model_key() == dlib_key  # the home keeps its model meanwhile
         with pytest.raises(ModelMismatch):
             fs.search(photos / "obama.jpg")
+    # The command line says the same, in words, and fails until the file is back.
+    env = {
+        **os.environ,
+        "FACESEARCH_FACES__EMBEDDER": "onnx",
+        "FACESEARCH_FACES__ONNX__PATH": str(net),
+        "FACESEARCH_FACES__ONNX__NAME": "tiny-test-net",
+        "FACESEARCH_FACES__ONNX__VERSION": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "facesearch.cli", "reindex", "--re-embed", "--home", str(home)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"the home keeps {dlib_key}: 1 image could not be read" in done.stdout
+    assert str(photos / "biden.jpg") in done.stdout
 
     (tmp_path / "biden.jpg").rename(photos / "biden.jpg")
     with FaceSearch(settings) as fs:
