@@ -66,7 +66,7 @@ def build_home(home: Path, faces: int) -> None:
         box = BoundingBox(10, 10, 110, 110)
         face = DetectedFace(box=box, score=1.0, landmarks=(), sharpness=50.0)
         ids: list[int] = []
-        vectors = rng.standard_normal((faces - 1, 128)).astype(np.float32)
+        vectors = rng.standard_normal((faces - 1, fs.model.dim)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         for n, vec in enumerate(vectors):
             image = NewImage(

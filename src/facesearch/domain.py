@@ -393,6 +393,17 @@ class IngestDone(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ModelChanged(Event):
+    """A home moved to another model: every stored template re-embedded (re-embed)."""
+
+    action: ClassVar[str] = "model.change"
+    previous_model: str
+    model: str
+    images: int
+    faces: int
+
+
+@dataclass(frozen=True, slots=True)
 class SourceAdded(Event):
     action: ClassVar[str] = "source.add"
     source: str

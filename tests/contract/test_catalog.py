@@ -437,6 +437,46 @@ def test_scrub_leaves_no_erased_template_in_the_store(
     assert np.array_equal(catalog.embeddings(catalog.face_ids().tolist()), kept.embeddings)
 
 
+# -- moving to another model (reindex --re-embed) ----------------------------------------
+def test_restaged_vectors_replace_all_at_once_with_the_model_key(
+    adapter: str, folder: Path, catalog: Catalog
+) -> None:
+    catalog.set_model_key("old@1/64/cosine")
+    first, first_faces, _ = catalog.add_image(image(1), copy("news", 1), None)
+    second, second_faces, _ = catalog.add_image(image(2), copy("news", 2), None)
+    new = np.random.default_rng(3).standard_normal((4, 512)).astype(np.float32)
+    assert catalog.images_to_restage("new@2/512/cosine") == [first, second]
+    catalog.restage("new@2/512/cosine", first_faces, new[:2])
+    assert catalog.images_to_restage("new@2/512/cosine") == [second]
+    # Not every face has a new vector: nothing changes.
+    with pytest.raises(InvalidInput, match="2 faces have no vector"):
+        catalog.swap_restaged("new@2/512/cosine")
+    assert catalog.model_key() == "old@1/64/cosine"
+    assert np.array_equal(catalog.embeddings(first_faces), image(1).embeddings)
+    # Reopened (a re-embedding stopped and started again): the staged vectors are kept.
+    again = CATALOGS[adapter].open(folder)
+    assert again.images_to_restage("new@2/512/cosine") == [second]
+    again.restage("new@2/512/cosine", second_faces, new[2:])
+    assert again.swap_restaged("new@2/512/cosine") == 4
+    assert again.model_key() == "new@2/512/cosine"
+    assert np.array_equal(again.embeddings(first_faces + second_faces), new)
+    assert again.images_to_restage("other@3/512/cosine") == [first, second]
+    again.close()
+
+
+def test_vectors_staged_for_an_abandoned_model_or_an_erased_image_go(catalog: Catalog) -> None:
+    first, first_faces, _ = catalog.add_image(image(1), copy("news", 1), None)
+    second, second_faces, _ = catalog.add_image(image(2), copy("archive", 2), None)
+    vectors = np.ones((2, 8), dtype=np.float32)
+    catalog.restage("abandoned@1/8/cosine", first_faces, vectors)
+    catalog.restage("chosen@1/8/cosine", second_faces, vectors)
+    # Staging for another model drops what was staged for the first.
+    assert catalog.images_to_restage("abandoned@1/8/cosine") == [first, second]
+    catalog.remove_provenance(catalog.provenance_of(sources=["news"]))  # image 1 erased
+    assert catalog.images_to_restage("chosen@1/8/cosine") == []
+    assert catalog.swap_restaged("chosen@1/8/cosine") == 2
+
+
 # -- concurrent writers -------------------------------------------------------------------
 SHARED = range(1000, 1010)  # content every writer ingests
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -149,3 +150,65 @@ def test_the_models_command_shows_the_configured_model_and_the_homes(
     assert done.returncode == 0, done.stderr
     assert f"This home:  {KEY}: ANOTHER model" in done.stdout
     assert "reindex --re-embed" in done.stdout
+
+
+def test_re_embedding_moves_a_home_to_the_own_model_and_resumes(
+    net: Path, dev: Path, tmp_path: Path
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for rel in PHOTOS:  # copies of the photos: one goes missing for a while
+        shutil.copy(dev / rel, photos / Path(rel).name)
+    home = tmp_path / "home"
+    with FaceSearch(Settings(home=home, workers=1)) as fs:
+        register(fs, "dev")
+        fs.ingest(sorted(photos.iterdir()), source="dev")
+        dlib_key = fs.catalog.model_key()
+        faces = fs.catalog.face_state()[0]
+    assert dlib_key is not None and dlib_key != KEY and faces == 4
+
+    settings = Settings(home=home, workers=1, faces=own_model(net))
+    (photos / "biden.jpg").rename(tmp_path / "biden.jpg")
+    with FaceSearch(settings) as fs:
+        first = fs.reembed()
+        assert (first["switched"], first["images"], first["faces"]) == (False, 3, 3)
+        assert [u["path"] for u in first["unreadable"]] == [str(photos / "biden.jpg")]
+        assert fs.catalog.model_key() == dlib_key  # the home keeps its model meanwhile
+        with pytest.raises(ModelMismatch):
+            fs.search(photos / "obama.jpg")
+    # The command line says the same, in words, and fails until the file is back.
+    env = {
+        **os.environ,
+        "FACESEARCH_FACES__EMBEDDER": "onnx",
+        "FACESEARCH_FACES__ONNX__PATH": str(net),
+        "FACESEARCH_FACES__ONNX__NAME": "tiny-test-net",
+        "FACESEARCH_FACES__ONNX__VERSION": "1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "facesearch.cli", "reindex", "--re-embed", "--home", str(home)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"the home keeps {dlib_key}: 1 image could not be read" in done.stdout
+    assert str(photos / "biden.jpg") in done.stdout
+
+    (tmp_path / "biden.jpg").rename(photos / "biden.jpg")
+    with FaceSearch(settings) as fs:
+        second = fs.reembed()
+        # Only the image left over is read again.
+        assert (second["switched"], second["images"], second["faces"]) == (True, 1, 1)
+        assert fs.catalog.model_key() == KEY
+        assert fs.stats()["index"] == {"kind": "exact", "faces": 4, "consistent": True}
+        [result] = fs.search(photos / "biden.jpg")
+        assert result.matches[0].image.path == str(photos / "biden.jpg")
+        assert result.matches[0].similarity > 0.999
+        assert fs.catalog.sample_embeddings(10).shape == (4, 512)
+        [entry] = fs.audit.entries(action="model.change")
+        assert entry.details == {"previous_model": dlib_key, "model": KEY, "images": 3, "faces": 4}
+
+    # The old model is now the other one: the home refuses it.
+    with FaceSearch(Settings(home=home, workers=1)) as fs, pytest.raises(ModelMismatch):
+        fs.search(photos / "obama.jpg")

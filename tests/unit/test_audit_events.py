@@ -125,6 +125,13 @@ EVENTS: list[tuple[str, Event, dict[str, Any]]] = [
         domain.UserAdded(username="ada", role="auditor"),
         {"username": "ada", "role": "auditor"},
     ),
+    (
+        "model.change",
+        domain.ModelChanged(
+            previous_model="a@1/128/cosine", model="b@2/512/cosine", images=3, faces=4
+        ),
+        {"previous_model": "a@1/128/cosine", "model": "b@2/512/cosine", "images": 3, "faces": 4},
+    ),
 ]
 
 

@@ -183,6 +183,21 @@ class Catalog(Protocol):
         """Up to n embeddings drawn at random (to train an approximate index)."""
         ...
 
+    def images_to_restage(self, model_key: str) -> list[int]:
+        """Ids of the images with a face that has no vector of ``model_key`` staged."""
+        ...
+
+    def restage(
+        self, model_key: str, face_ids: Sequence[int], embeddings: npt.NDArray[np.float32]
+    ) -> None:
+        """Keep these faces' vectors of another model aside, until :meth:`swap_restaged`."""
+        ...
+
+    def swap_restaged(self, model_key: str) -> int:
+        """In one transaction: every face's vector becomes its staged one and the home's
+        model key ``model_key``. InvalidInput when a face has none; returns faces changed."""
+        ...
+
     def stats(self) -> dict[str, Any]: ...
 
     def failures(self, limit: int = 100, source: str | None = None) -> list[dict[str, Any]]:

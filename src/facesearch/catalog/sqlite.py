@@ -113,6 +113,13 @@ CREATE TABLE IF NOT EXISTS failures (
     at TEXT NOT NULL,
     UNIQUE (source_id, path)
 );
+-- Vectors of another model, made by `reindex --re-embed` and swapped in when every face
+-- has one: a re-embedding stopped half way resumes, and search meanwhile reads the old ones.
+CREATE TABLE IF NOT EXISTS restaged (
+    face_id INTEGER PRIMARY KEY REFERENCES faces(id) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    embedding BLOB NOT NULL
+);
 """
 
 
@@ -482,6 +489,47 @@ class SqliteCatalog:
             )
 
     # -- reads -------------------------------------------------------------------------
+    # -- re-embedding ------------------------------------------------------------------
+    def images_to_restage(self, model_key: str) -> list[int]:
+        rows = self.db.execute(
+            """SELECT DISTINCT f.image_id FROM faces f LEFT JOIN restaged r
+               ON r.face_id = f.id AND r.model = ? WHERE r.face_id IS NULL
+               ORDER BY f.image_id""",
+            (model_key,),
+        ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def restage(
+        self, model_key: str, face_ids: Sequence[int], embeddings: npt.NDArray[np.float32]
+    ) -> None:
+        with self.writes.transaction():
+            # Vectors staged for another model (an earlier, abandoned move) are dropped.
+            self.db.execute("DELETE FROM restaged WHERE model != ?", (model_key,))
+            self.db.executemany(
+                "INSERT OR REPLACE INTO restaged VALUES (?, ?, ?)",
+                [
+                    (int(i), model_key, self.codec.encode(v))
+                    for i, v in zip(face_ids, embeddings, strict=True)
+                ],
+            )
+
+    def swap_restaged(self, model_key: str) -> int:
+        with self.writes.transaction():
+            (missing,) = self.db.execute(
+                """SELECT COUNT(*) FROM faces f LEFT JOIN restaged r
+                   ON r.face_id = f.id AND r.model = ? WHERE r.face_id IS NULL""",
+                (model_key,),
+            ).fetchone()
+            if missing:
+                raise InvalidInput(f"{missing} faces have no vector of {model_key} yet")
+            cur = self.db.execute(
+                """UPDATE faces SET embedding =
+                   (SELECT embedding FROM restaged r WHERE r.face_id = faces.id)"""
+            )
+            self.db.execute("DELETE FROM restaged")
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (model_key,))
+        return cur.rowcount
+
     def get_images(self, image_ids: Sequence[int]) -> dict[int, ImageRecord]:
         ids = sorted({int(i) for i in image_ids})
         if not ids:

@@ -194,6 +194,13 @@ class FaceSearch:
         """Rebuild the index from the catalog's embeddings (``kind``: exact, ann or auto)."""
         return self._maintenance.reindex(progress, kind)
 
+    def reembed(
+        self, progress: Callable[[int, int], None] | None = None, who: Requester | None = None
+    ) -> dict[str, Any]:
+        """Re-embed every stored face with the configured embedder and move the home to
+        its model (resumable, audited; see ``Maintenance.reembed``)."""
+        return self._maintenance.reembed(progress, who)
+
     # -- ingest (ingest.py) ------------------------------------------------------------
     def ingest(
         self,

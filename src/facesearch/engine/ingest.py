@@ -103,7 +103,8 @@ class Ingester:
         if stored != parts.model.key:
             raise ModelMismatch(
                 f"this home holds embeddings of model {stored}, but the configured model is "
-                f"{parts.model.key}; use the same model, or a new --home"
+                f"{parts.model.key}; use the same model, a new --home, or move this home to it "
+                "with `facesearch reindex --re-embed`"
             )
         recorded = home_detector(parts.catalog)
         if recorded != detector:

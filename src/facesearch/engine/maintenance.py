@@ -7,11 +7,20 @@ homes); this module decides when, and how long a write may wait for another proc
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
+from facesearch.domain import DetectedFace, ImageRecord, ModelChanged, Requester
 from facesearch.engine.home import Home
+from facesearch.errors import InvalidInput
+from facesearch.imaging import decode_image
+from facesearch.vision.ports import RGBImage
+
+# Images whose files cannot be re-read are listed up to this many in the report.
+REEMBED_REPORTED = 20
 
 
 class Maintenance:
@@ -67,6 +76,78 @@ class Maintenance:
         with self.writing(changes=True):
             self.parts.index.rebuild(kind, progress)
         return self._summary()
+
+    def reembed(
+        self, progress: Callable[[int, int], None] | None = None, who: Requester | None = None
+    ) -> dict[str, Any]:
+        """Move the home to the configured embedder: re-embed every stored face from its
+        image's original file (found by its provenance, checked by its SHA-256), with the
+        faces' stored boxes and landmarks, then swap the vectors and the model key in one
+        transaction and rebuild the index. The move is audited (``model.change``).
+
+        Resumable: vectors are staged in the catalog image by image, and a new run skips
+        the images already done. Until the swap the home keeps its old model (searches
+        with it go on). The swap waits until every face has a new vector: images whose
+        file is gone or changed are reported, and the home keeps its old model.
+        """
+        catalog = self.parts.catalog
+        target = self.parts.model.key
+        before = catalog.model_key()
+        report: dict[str, Any] = {"model": target, "previous_model": before}
+        if before is None or before == target:
+            return {**report, "images": 0, "faces": 0, "switched": False, "unreadable": []}
+        todo = catalog.images_to_restage(target)
+        unreadable: list[dict[str, Any]] = []
+        faces = 0
+        for done, image_id in enumerate(todo, start=1):
+            record = catalog.get_images([image_id]).get(image_id)
+            pixels = self._original(record) if record is not None else None
+            if record is not None and pixels is None:
+                unreadable.append({"image_id": image_id, "path": record.path})
+            elif record is not None and pixels is not None:
+                found = [
+                    DetectedFace(
+                        box=f.box, score=f.score, landmarks=f.landmarks, sharpness=f.sharpness
+                    )
+                    for f in record.faces
+                ]
+                vectors = self.parts.embedder.embed_faces(pixels, found)
+                catalog.restage(target, [f.id for f in record.faces], vectors)
+                faces += len(found)
+            if progress is not None:
+                progress(done, len(todo))
+        report.update(images=len(todo), faces=faces, unreadable=unreadable[:REEMBED_REPORTED])
+        if unreadable:
+            return {**report, "switched": False, "unreadable_count": len(unreadable)}
+        with self.writing(changes=True):
+            try:
+                catalog.swap_restaged(target)
+            except InvalidInput:  # an ingest added faces meanwhile: a new run takes them
+                return {**report, "switched": False}
+            self.parts.index.rebuild(None, None)
+        total_images, total_faces = catalog.stats().get("images", 0), catalog.face_state()[0]
+        self.parts.record(
+            ModelChanged(
+                previous_model=before, model=target, images=total_images, faces=total_faces
+            ),
+            who,
+        )
+        return {**report, "switched": True}
+
+    def _original(self, record: ImageRecord) -> RGBImage | None:
+        """The pixels of the image's original file, from the first copy still as stored."""
+        for copy in record.provenance:
+            try:
+                data = Path(copy.path).read_bytes()
+            except OSError:
+                continue
+            if hashlib.sha256(data).hexdigest() != record.sha256:
+                continue
+            try:
+                return decode_image(data, self.parts.limits).pixels
+            except InvalidInput:
+                continue
+        return None
 
     def _summary(self) -> dict[str, Any]:
         return {"kind": self.parts.index.kind, "faces": self.parts.index.state().count}

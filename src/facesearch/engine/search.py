@@ -271,7 +271,8 @@ class Searcher:
         if stored is not None and stored != parts.model.key:
             raise ModelMismatch(
                 f"the stored faces were embedded with {stored}; this search uses "
-                f"{parts.model.key}. Search with the same model or reindex with it."
+                f"{parts.model.key}. Search with the same model, or move the home to it with "
+                "`facesearch reindex --re-embed`."
             )
         # A mistyped source is an error, not an empty answer.
         named = [parts.source(name) for name in sources or ()]
