@@ -82,7 +82,7 @@ class ModelSpec:
     embedder: str = DEFAULT_EMBEDDER
     upsample: int = 1
     flip_average: bool = True
-    min_score: float = 0.75
+    min_score: float = 0.85
     detect_max_side: int = 1280
     given_detector: FaceDetector | None = None
     given_embedder: FaceEmbedder | None = None
