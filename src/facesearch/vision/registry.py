@@ -132,7 +132,7 @@ class ModelSpec:
     threads: int = 1
     cache: Path | None = None
     onnx_model: OnnxModelFile | None = None
-    min_score: float = 0.75
+    min_score: float = 0.85
     detect_max_side: int = 1280
     given_detector: FaceDetector | None = None
     given_embedder: FaceEmbedder | None = None

@@ -163,7 +163,7 @@ class RetinaFaceDetector:
         self,
         *,
         max_side: int = 1280,
-        min_score: float = 0.75,
+        min_score: float = 0.85,
         iou: float = 0.4,
         tight_crop_fallback: bool = True,
         threads: int = 1,
@@ -202,7 +202,10 @@ class RetinaFaceDetector:
         ph, pw = -(-h // ALIGN) * ALIGN, -(-w // ALIGN) * ALIGN
         # BGR, less the training mean; the padding is the mean itself (zero after).
         tensor = np.zeros((1, 3, ph, pw), dtype=np.float32)
-        tensor[0, :, :h, :w] = (work[:, :, ::-1].astype(np.float32) - BGR_MEAN).transpose(2, 0, 1)
+        for channel in range(3):  # one plane at a time: contiguous writes, no 3-D transpose
+            plane = tensor[0, channel, :h, :w]
+            plane[...] = work[:, :, 2 - channel]
+            plane -= BGR_MEAN[channel]
         loc, conf, landms = self._session.run(None, {"input": tensor})
         scores = conf[0, :, 1]
         hit = scores >= self.min_score
