@@ -8,7 +8,8 @@ Three figures per catalog, in the same run, on the same seeded synthetic embeddi
 - fill: faces/s through ``bulk_add_embeddings`` (batches of 100k) up to N faces;
 - re-rank read: p50/p99 of ``embeddings_found`` for the 70 candidates a 20-result
   approximate search re-ranks, random ids, in a catalog of N faces, and the same read
-  from an in-memory float32 array.
+  from an in-memory float32 array;
+- erasure: one image removed, then ``scrub`` (what leaves no copy of it in the files).
 
 PostgreSQL is Debian's, started by scripts/engines/postgres.py in a temporary folder on
 the same disk, with fsync on and ``synchronous_commit=off``: the durability SQLite gives
@@ -130,6 +131,12 @@ def measure(catalog: Catalog, n: int, n_ingest: int) -> dict[str, Any]:
     first = n_ingest + 1  # the bulk faces' ids follow the ingested ones
     out["rerank_read"] = rerank_read(catalog, n, first)
     assert catalog.face_state()[0] == n + n_ingest
+    # An erasure of one image, then what leaves no copy of it (SQLite: VACUUM of the
+    # file; PostgreSQL: VACUUM FULL of the tables and the WAL moved past them).
+    t0 = time.perf_counter()
+    catalog.remove_provenance(catalog.provenance_of(image_ids=[1]))
+    catalog.scrub()
+    out["erase_one_and_scrub_s"] = round(time.perf_counter() - t0, 2)
     return out
 
 
@@ -167,6 +174,9 @@ def run(n: int, n_ingest: int, work: Path) -> dict[str, Any]:
             "fill": round(theirs["fill_faces_per_s"] / base["fill_faces_per_s"], 3),
             "rerank_read_p50": round(
                 theirs["rerank_read"]["p50_ms"] / base["rerank_read"]["p50_ms"], 3
+            ),
+            "erase_one_and_scrub": round(
+                theirs["erase_one_and_scrub_s"] / max(base["erase_one_and_scrub_s"], 0.01), 3
             ),
         },
     }
