@@ -141,9 +141,12 @@ def is_free(port: int) -> bool:
     return True
 
 
-def start(folder: Path, template: Path | None = None) -> Server:
+def start(
+    folder: Path, template: Path | None = None, settings: dict[str, str] | None = None
+) -> Server:
     """Start a server on ``folder`` (its cluster made by initdb, or copied from the data
-    folder ``template``; an existing ``folder/data`` is started as it is)."""
+    folder ``template``; an existing ``folder/data`` is started as it is); ``settings``
+    override ``SETTINGS`` (a benchmark turns fsync back on)."""
     folder = folder.resolve()
     user = server_user()
     data = folder / "data"
@@ -157,7 +160,7 @@ def start(folder: Path, template: Path | None = None) -> Server:
                 subprocess.run(["chown", "-R", f"{user}:{user}", str(data)], check=True)
             data.chmod(0o700)
     _own(folder, user)
-    options = " ".join(f"-c {k}={v}" for k, v in SETTINGS.items())
+    options = " ".join(f"-c {k}={v}" for k, v in {**SETTINGS, **(settings or {})}.items())
     last: Unavailable | None = None
     # A server started again keeps its port (its URL stays valid) when that is free.
     before = int((folder / "port").read_text()) if (folder / "port").exists() else None
