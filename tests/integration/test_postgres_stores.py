@@ -145,3 +145,48 @@ def test_retention_runs_in_one_process_at_a_time(
             release.set()
             process.join(60)
     assert process.exitcode == 0
+
+
+class MemoryAnchor:
+    def __init__(self) -> None:
+        self.value: str | None = None
+
+    def get(self) -> str | None:
+        return self.value
+
+    def set(self, value: str) -> None:
+        self.value = value
+
+    def replace(self, old: str, new: str) -> None:
+        if self.value == old:
+            self.value = new
+
+
+@pytest.mark.postgres
+def test_an_append_only_database_role_writes_the_audit_log_and_cannot_rewrite_it(
+    postgres_url: str,
+) -> None:
+    """docs/scaling.md: the audit table made by its owner, facesearch's role granted only
+    SELECT and INSERT on it."""
+    from facesearch.governance.audit import AuditEvent, AuditLog
+    from facesearch.parts import STORES
+
+    stores = STORES["postgresql"]
+    stores.audit(postgres_url, Path()).close()  # the owner makes the table
+    role = "appender_" + postgres_url.rsplit("/", 1)[1][-8:]
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(f"CREATE ROLE {role} LOGIN")
+        db.execute(f"GRANT SELECT, INSERT ON audit TO {role}")
+    app_url = f"postgresql://{role}@{postgres_url.split('@', 1)[1]}"
+    log = AuditLog(stores.audit(app_url, Path()), MemoryAnchor())
+    try:
+        for i in range(3):
+            log.append(AuditEvent(action="search", actor="key:1", details={"i": i}))
+        assert log.verify().ok and [e.seq for e in log.entries()] == [1, 2, 3]
+    finally:
+        log.close()
+    with psycopg.connect(app_url, autocommit=True) as db:
+        for sql in ("UPDATE audit SET actor = 'x'", "DELETE FROM audit", "TRUNCATE audit"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                db.execute(sql)
+    assert count(postgres_url, "audit") == 3

@@ -53,7 +53,7 @@ def _now() -> str:
 class PostgresAccountStore:
     def __init__(self, url: str, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
-        self.db = Database(url, "accounts store", SCHEMA)
+        self.db = Database(url, "accounts store", SCHEMA, ("api_keys", "users", "sessions"))
 
     def close(self) -> None:
         self.db.close()

@@ -2,7 +2,8 @@
 
 Runs in the background of the app's event loop, but the work itself goes through the
 server's engine lock on a worker thread (the API's gateway), like any API call that
-writes the catalog. A failed run is logged and the schedule goes on.
+writes the catalog. A failed run is logged and the schedule goes on; so is a run skipped
+because another process (another server on the same catalog) was running retention.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 from facesearch.domain import Requester
 from facesearch.engine import FaceSearch
+from facesearch.errors import BackendUnavailable
 from facesearch.governance.erasure import Receipt
 
 T = TypeVar("T")
@@ -66,6 +68,8 @@ class RetentionSchedule:
         while not self._stopping:
             try:
                 await self.tick()
+            except BackendUnavailable as exc:  # busy elsewhere, or a store down: no traceback
+                log.warning("scheduled retention run skipped: %s", exc)
             except Exception:  # a failed run must not end the schedule
                 log.exception("scheduled retention run failed")
             if self._stopping:

@@ -1,9 +1,11 @@
 """PostgresAuditStore: the audit log's rows in the catalog's PostgreSQL database, one
 chain for every process that shares it (API servers, command-line runs, ingest workers).
 
-Appends are serialised across processes by a table lock taken in the append's
-transaction (``SHARE ROW EXCLUSIVE``: it excludes other appends, not readers), so the
-head that the next entry is chained onto is the last committed row, whoever wrote it.
+Appends are serialised across processes by an advisory lock taken in the append's
+transaction (readers do not wait), so the head that the next entry is chained onto is
+the last committed row, whoever wrote it. It needs no privilege on the table beyond
+``SELECT`` and ``INSERT``: a deployment can make the table append-only for facesearch's
+database role (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from facesearch.catalog.ports import AuditRow
+from facesearch.catalog.postgres.catalog import lock_key
 from facesearch.catalog.postgres.database import Database
 
 # ``pos`` is the order rows were stored in (``stored``: verify walks it, so that a row
@@ -37,15 +40,16 @@ COLUMNS = "seq, at, actor, action, purpose, case_ref, details, prev_hash, hash"
 # Rows are read in pages, so that a long log is neither held in memory nor holds the
 # connection while the caller works through it.
 PAGE = 1000
+APPEND_LOCK = lock_key("audit append")
 
 
 class PostgresAuditStore:
     def __init__(self, url: str) -> None:
-        self.db = Database(url, "audit log", SCHEMA)
+        self.db = Database(url, "audit log", SCHEMA, ("audit",))
 
     def append(self, make: Callable[[tuple[int, str] | None], AuditRow]) -> AuditRow:
         with self.db.transaction() as cur:
-            cur.execute("LOCK TABLE audit IN SHARE ROW EXCLUSIVE MODE")
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (APPEND_LOCK,))
             cur.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
             last = cur.fetchone()
             row = make(None if last is None else (int(last[0]), str(last[1])))

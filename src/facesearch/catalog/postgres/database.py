@@ -13,23 +13,37 @@ from typing import Any
 import psycopg
 
 from facesearch.catalog.postgres.catalog import lock_key
-from facesearch.catalog.postgres.connections import Connection, Pool
+from facesearch.catalog.postgres.connections import Connection, Pool, first_line
+from facesearch.errors import ConfigError
 
 POOL_SIZE = 4  # a store's connections in one process (its threads beyond that wait)
 
 
 class Database:
-    """One store's tables: ``schema`` is made when the store opens (``CREATE ... IF NOT
-    EXISTS``, one process at a time)."""
+    """One store's tables: ``schema`` makes them when one of ``tables`` is missing (one
+    process at a time). Where they exist, the store needs no right to create anything:
+    a deployment may make them as another role and grant facesearch's role only what
+    it uses (docs/scaling.md)."""
 
-    def __init__(self, url: str, what: str, schema: str) -> None:
+    def __init__(self, url: str, what: str, schema: str, tables: Sequence[str]) -> None:
         self.url = url
         self.pool = Pool(url, what, POOL_SIZE)
         with self.transaction() as cur:
             # Two processes creating the same tables at once would collide in the system
             # catalogs.
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("stores schema"),))
-            cur.execute(schema)
+            found = cur.execute(
+                "SELECT count(to_regclass(t)) FROM unnest(%s::text[]) AS t", (list(tables),)
+            ).fetchone()
+            if found is None or found[0] != len(tables):
+                try:
+                    cur.execute(schema)
+                except psycopg.errors.InsufficientPrivilege as exc:
+                    raise ConfigError(
+                        f"the database role cannot make the {what}'s tables "
+                        f"({', '.join(tables)}): make them as the database's owner, or "
+                        f"grant the role CREATE ({first_line(exc)})"
+                    ) from exc
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:

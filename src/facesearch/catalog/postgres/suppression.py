@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS suppressions (
 
 class PostgresSuppressionStore:
     def __init__(self, url: str, codec: TemplateCodec) -> None:
-        self.db = Database(url, "suppression list", SCHEMA)
+        self.db = Database(url, "suppression list", SCHEMA, ("suppressions",))
         self.codec = codec
         # One model's templates, with the version of the table they were read at: other
         # processes (the CLI beside a running server, other API servers) add and remove.
