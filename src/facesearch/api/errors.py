@@ -39,6 +39,8 @@ ENGINE_ERRORS: tuple[tuple[type[FacesearchError], int, str], ...] = (
     (ConfigError, 500, "config_error"),
 )
 
+RETRY_AFTER_SECONDS = 10  # what a 503 (BackendUnavailable) tells clients to wait
+
 HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -108,7 +110,9 @@ def install(app: FastAPI) -> None:
         status, code = engine_status(exc)
         if status >= 500:
             log.error("request %s failed: %s", request_id(request), exc)
-        return envelope(request, status, code, str(exc))
+        # A store or index that is down (a server restarting) is worth trying again soon.
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+        return envelope(request, status, code, str(exc), headers)
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
