@@ -18,6 +18,7 @@ that erased vectors leave the storage; see docs/scaling.md for a production serv
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -116,17 +117,20 @@ def start(folder: Path, collection: str = "facesearch", timeout: float = START_T
     return url(folder, collection)
 
 
-def stop(folder: Path, timeout: float = 30.0) -> None:
+def stop(folder: Path, timeout: float = 10.0) -> None:
     """Stop the server of ``folder`` (SIGTERM, then SIGKILL past ``timeout``)."""
     state = _state(Path(folder))
     pid = int(str(state.get("pid") or 0))
     if not pid or not _alive(pid):
         return
-    os.killpg(pid, signal.SIGTERM)
+    signals = [signal.SIGTERM]
     deadline = time.monotonic() + timeout
     while _alive(pid):
+        if signals:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signals.pop())
         if time.monotonic() > deadline:
-            os.killpg(pid, signal.SIGKILL)
+            signals, deadline = [signal.SIGKILL], float("inf")
         time.sleep(0.1)
 
 

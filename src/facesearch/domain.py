@@ -433,6 +433,7 @@ class RemovalEvent(Event):
     face_ids: tuple[int, ...]
     files_deleted: int
     receipt_id: str
+    index_erased_at: str | None = None  # when a server index's compaction finished
 
 
 @dataclass(frozen=True, slots=True)

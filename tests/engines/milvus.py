@@ -94,7 +94,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     global _server
     if _server is not None:
         _server.stop()
-        shutil.rmtree(_server.folder, ignore_errors=True)
+        if exitstatus == 0:
+            shutil.rmtree(_server.folder, ignore_errors=True)
+        else:  # its logs may say why
+            print(f"\nthe Milvus server's data and logs are kept in {_server.folder}")
         _server = None
 
 

@@ -91,6 +91,11 @@ class ReceiptOut(BaseModel):
     image_sha256: list[str]
     face_ids: list[int]
     files_deleted: int
+    index_erased_at: str | None = Field(
+        None,
+        description="When the vector index finished rewriting its storage without the "
+        "removed faces (Milvus's compaction); null when the index erases at once.",
+    )
 
 
 class ErasureIn(BaseModel):

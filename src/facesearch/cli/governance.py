@@ -217,6 +217,11 @@ def _receipt_text(receipt: Receipt) -> str:
         f"{plural(receipt.faces_removed, 'face')} and "
         f"{plural(receipt.provenance_removed, 'provenance row')}"
         + ("" if receipt.dry_run else f" (receipt {receipt.receipt_id})")
+        + (
+            f"; the index's storage was compacted without them at {receipt.index_erased_at}"
+            if receipt.index_erased_at
+            else ""
+        )
     )
 
 

@@ -81,6 +81,8 @@ class Governance:
         updated = validate_source(replace(self.parts.source(name), **changes))
         # Every copy's date is rewritten, changed or not: the policy read above may be stale.
         stored = self.parts.catalog.update_source(updated, expiry_rule(updated.retention_days))
+        if {"jurisdictions", "retention_days"} & set(changes):  # labels an index may keep
+            self.parts.index.relabel(self.parts.catalog.face_ids([name]).tolist())
         self.parts.record(
             SourceUpdated(source=name, changes=sorted(changes), policy=stored.policy()), who
         )

@@ -36,6 +36,9 @@ class Receipt:
     image_sha256: tuple[str, ...]
     face_ids: tuple[int, ...]
     files_deleted: int
+    # When the index that held the faces finished rewriting its storage without them (a
+    # server's compaction, Milvus); None when the index erases at once (local files).
+    index_erased_at: str | None = None
     receipt_id: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -73,12 +76,24 @@ def remove(
             face_ids,
             0,
         )
+    relabel = getattr(index, "relabel", None)
+    touched = (
+        {int(r["image_id"]) for r in catalog.describe_provenance(provenance_ids)}
+        if callable(relabel)
+        else set()
+    )
     removal = catalog.remove_provenance(provenance_ids)
+    erased_at = None
     if removal.face_ids:
         index.remove(removal.face_ids)
         compact = getattr(index, "compact", None)
         if callable(compact):
             compact()
+        erased_at = getattr(index, "erased_at", None)
+    # Images that lost a copy but not all: their faces' sources (an index's labels) change.
+    kept = sorted(touched - {i for i, _ in removal.images})
+    if kept and callable(relabel):
+        relabel([f.id for image in catalog.get_images(kept).values() for f in image.faces])
     deleted = 0
     for path in derived_files(removal):
         if path.exists():
@@ -87,7 +102,15 @@ def remove(
     if removal.provenance:
         catalog.scrub()
     return _receipt(
-        action, scope, at, False, removal.provenance, removal.images, removal.face_ids, deleted
+        action,
+        scope,
+        at,
+        False,
+        removal.provenance,
+        removal.images,
+        removal.face_ids,
+        deleted,
+        erased_at,
     )
 
 
@@ -100,6 +123,7 @@ def _receipt(
     images: tuple[tuple[int, str], ...],
     face_ids: tuple[int, ...],
     files: int,
+    index_erased_at: str | None = None,
 ) -> Receipt:
     receipt = Receipt(
         action=action,
@@ -113,6 +137,7 @@ def _receipt(
         image_sha256=tuple(h for _, h in images),
         face_ids=face_ids,
         files_deleted=files,
+        index_erased_at=index_erased_at,
     )
     digest = hashlib.sha256(json.dumps(receipt.as_dict(), sort_keys=True).encode()).hexdigest()
     return Receipt(**{**receipt.as_dict(), "receipt_id": digest[:16]})

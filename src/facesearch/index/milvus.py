@@ -27,6 +27,7 @@ against the catalog's embeddings, as the local approximate index does.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -405,6 +406,8 @@ class MilvusIndex:
         return out_ids, out_sims
 
     def ids(self) -> Ids:
+        # pymilvus warns that a 2.3 server gives no snapshot time: the client's is used.
+        logging.getLogger("pymilvus.orm.iterator").setLevel(logging.ERROR)
         with self._calling() as client:
             self._ready(client)
             it = client.query_iterator(

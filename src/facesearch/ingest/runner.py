@@ -147,8 +147,11 @@ class IngestRun:
         ):
             self.flush()
 
-    def _write(self, pending: Pending, result: Analysis) -> tuple[list[int], np.ndarray | None]:
-        """Commit one analysed image; its new face ids and embeddings, for the index."""
+    def _write(
+        self, pending: Pending, result: Analysis
+    ) -> tuple[list[int], np.ndarray | None, int | None]:
+        """Commit one analysed image; its new face ids and embeddings, for the index, or
+        the id of the image it turned out to be a copy of."""
         path = str(pending.item.path)
         image = NewImage(
             sha256=result.sha256,
@@ -161,19 +164,19 @@ class IngestRun:
             skipped_faces=result.skipped,
             phash=result.phash,
         )
-        _, face_ids, new = self.catalog.add_image(
+        image_id, face_ids, new = self.catalog.add_image(
             image, self._provenance(pending.item), pending.stamp
         )
         if not new:  # the same content finished in another worker first
             self.report.copies_added += 1
-            return [], None
+            return [], None, image_id
         self.report.images_added += 1
         self.report.faces_indexed += len(face_ids)
         self.report.faces_skipped += len(result.skipped)
         self.report.skipped_faces.extend({"path": path, **s} for s in result.skipped)
         if not result.faces:
             self.report.images_without_faces += 1
-        return face_ids, result.embeddings if face_ids else None
+        return face_ids, result.embeddings if face_ids else None, None
 
     def _drop_suppressed(self, result: Analysis) -> Analysis:
         """Faces of people who objected are never stored: skipped, with the reason."""
@@ -212,20 +215,28 @@ class IngestRun:
                     "copies": [p.sha256 for _, p in copies],
                 }
             )
+        copied: list[int] = []  # images that gained a copy: their faces' labels change
         for image_id, pending in copies:
             if self.catalog.add_provenance(image_id, self._provenance(pending.item), pending.stamp):
                 self.report.copies_added += 1
+                copied.append(image_id)
             else:
                 self.report.unchanged += 1
         ids: list[int] = []
         vectors: list[np.ndarray] = []
         for pending, result in images:
-            face_ids, embeddings = self._write(pending, result)
+            face_ids, embeddings, copy_of = self._write(pending, result)
             if embeddings is not None:
                 ids.extend(face_ids)
                 vectors.append(embeddings)
+            elif copy_of is not None:
+                copied.append(copy_of)
         if ids:
             self.index.add(np.asarray(ids, dtype=np.int64), np.concatenate(vectors))
+        relabel = getattr(self.index, "relabel", None)
+        if copied and callable(relabel):  # an index that filters on sources (Milvus)
+            records = self.catalog.get_images(sorted(set(copied)))
+            relabel([f.id for image in records.values() for f in image.faces])
         if self.progress is not None:  # the counts moved when the batch was written
             self.progress(self.report, self.done)
 
