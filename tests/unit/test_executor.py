@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from facesearch.errors import ConfigError
 from facesearch.execution.local import (
     IN_FLIGHT_PER_WORKER,
     InlineExecutor,
@@ -17,6 +18,7 @@ from facesearch.execution.local import (
     ThreadExecutor,
     local_executor,
 )
+from facesearch.execution.ray import check_address
 
 _SETUP: dict[str, Any] = {}
 
@@ -106,3 +108,18 @@ def test_threads_run_every_job_each_with_its_own_setup() -> None:
     assert {tag: v for tag, (v, _) in done.items()} == {f"job{i}": 5 * i for i in range(30)}
     assert {ident for _, ident in done.values()} <= set(setups)
     assert len(set(setups)) == len(setups) <= 3  # once per thread
+
+
+@pytest.mark.parametrize(
+    "address", ["auto", "ray://head:10001", "ray://10.0.0.7:10001", "ray://[::1]:10001"]
+)
+def test_a_ray_address_is_auto_or_ray_url(address: str) -> None:
+    assert check_address(address) == address
+
+
+@pytest.mark.parametrize(
+    "address", ["", "head:10001", "ray://head", "ray://:10001", "ray://head:0", "local"]
+)
+def test_anything_else_is_refused_saying_what_a_ray_address_is(address: str) -> None:
+    with pytest.raises(ConfigError, match=r"not a Ray address; use auto .* ray://HOST:PORT"):
+        check_address(address)

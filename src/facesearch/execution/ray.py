@@ -73,7 +73,8 @@ class _Worker:
 
 
 class RayExecutor:
-    """Jobs on ``workers`` Ray actors of the cluster at ``address`` (see the module's doc)."""
+    """Jobs on ``workers`` Ray actors of the cluster at ``address`` (see the module's doc),
+    or on as many as the cluster has CPUs, if that is fewer."""
 
     in_process = False
     copies_by_pickle = True  # the function and its setup reach the cluster pickled
@@ -96,10 +97,16 @@ class RayExecutor:
         try:
             import ray
 
+            # An actor that no CPU of the cluster can take would hold its jobs forever.
+            resources: Callable[[], dict[str, float]] = ray.cluster_resources
+            cpus = int(resources().get("CPU", 0))
+            if cpus < 1:
+                raise BackendUnavailable(f"the Ray cluster at {self.address} has no CPU")
             worker = ray.remote(_Worker).options(
                 num_cpus=1, max_restarts=-1, max_task_retries=JOB_RETRIES
             )
-            actors = [worker.remote(fn, initializer, initargs) for _ in range(self.workers)]
+            count = min(self.workers, cpus)
+            actors = [worker.remote(fn, initializer, initargs) for _ in range(count)]
         except BaseException:
             disconnect(started)
             raise
