@@ -48,6 +48,13 @@ COPIES = {
     "face_recognition/tests/test_images/32bit.png": "same photo as obama2.jpg",
     "deepface/img11_reflection.jpg": "img11.jpg with a mirrored copy added",
 }
+# The photo each resized or re-encoded copy is a copy of (manifest.csv's notes: the four
+# letterboxed video frames are all of examples/obama.jpg). img11_reflection is a new
+# picture made from img11, not a copy of it.
+COPIES_OF = {
+    f"face_recognition/examples/obama-{size}.jpg": "face_recognition/examples/obama.jpg"
+    for size in ("240p", "480p", "720p", "1080p")
+} | {"face_recognition/tests/test_images/32bit.png": "face_recognition/examples/obama2.jpg"}
 
 
 def manifest() -> list[dict[str, str]]:
