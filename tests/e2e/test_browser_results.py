@@ -112,3 +112,26 @@ def test_a_photo_without_a_face_asks_for_another(
     assert "no face" in page.locator("#status").inner_text().lower()
     assert page.locator("#probe-help").is_hidden()
     assert page.locator("#probe button.box").count() == 0
+
+
+def test_the_case_page_shows_the_searches_of_the_case(
+    page: Any, server: str, e2e_gallery: Gallery
+) -> None:
+    # The searches of case MP-12 were made by the first test of this module.
+    page.goto(f"{server}/login")
+    page.get_by_label("API key").fill(e2e_gallery.keys["auditor"])
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(f"{server}/audit?action=search&case_ref=MP-12")
+    rows = page.locator("#entries tbody tr")
+    assert rows.count() >= 3
+    assert "results" in rows.first.inner_text() and "faces" in rows.first.inner_text()
+    shot(page, "audit.png")
+    page.locator("#case-link").click()
+    page.wait_for_url(f"{server}/cases/MP-12")
+    assert "Audit log verified: hash chain intact" in page.locator("#verification").inner_text()
+    searches = page.locator("section.case-search")
+    assert searches.count() >= 3
+    assert "missing person" in searches.first.inner_text()
+    assert "strong" in page.locator("table.case-results").first.inner_text()
+    assert page.get_by_role("link", name="PDF").get_attribute("href") == "/cases/MP-12/file.pdf"
+    shot(page, "case.png")

@@ -444,10 +444,12 @@ class Searcher:
         vectors = [p.embeddings[0] for p in probes]
         faces = [p.faces[0] for p in probes]
         ids = list(dict.fromkeys(int(i) for i in face_ids))
+        first_sha = probes[0].sha256 if probes else None
         if ids:
-            stored, stored_faces, _ = self.stored_probes(ids)
+            stored, stored_faces, stored_sha = self.stored_probes(ids)
             vectors += list(stored)
             faces += stored_faces
+            first_sha = first_sha or stored_sha  # stored faces only: their image's hash
         if not vectors:
             raise InvalidInput("give at least one probe photo or face id")
         faces = [replace(f, index=n) for n, f in enumerate(faces)]
@@ -460,7 +462,7 @@ class Searcher:
             sources=sources,
             probe_faces=tuple(faces),
             who=who,
-            probe_sha256=probes[0].sha256 if probes else None,
+            probe_sha256=first_sha,
             probe_face_ids=ids,
             group=True,
         )
