@@ -49,6 +49,27 @@ COPIES = {
     "face_recognition/tests/test_images/32bit.png": "same photo as obama2.jpg",
     "deepface/img11_reflection.jpg": "img11.jpg with a mirrored copy added",
 }
+# The photo each resized or re-encoded copy is a copy of (manifest.csv's notes: the four
+# letterboxed video frames are all of examples/obama.jpg). img11_reflection is a new
+# picture made from img11, not a copy of it.
+COPIES_OF = {
+    f"face_recognition/examples/obama-{size}.jpg": "face_recognition/examples/obama.jpg"
+    for size in ("240p", "480p", "720p", "1080p")
+} | {"face_recognition/tests/test_images/32bit.png": "face_recognition/examples/obama2.jpg"}
+# Pairs of glint360k crops that are one photo twice (re-encoded, colour-shifted), found by
+# the copy bench and confirmed by eye (result_bands.py counts them as copies, not errors).
+COPIES_OF |= {
+    f"glint360k_celebs/{a}": f"glint360k_celebs/{b}"
+    for a, b in (
+        ("James_Spader/3881.png", "James_Spader/3862.png"),
+        ("James_Spader/3863.png", "James_Spader/3859.png"),
+        ("Hugh_Jackman/2818.png", "Hugh_Jackman/2814.png"),
+        ("Hugh_Jackman/2829.png", "Hugh_Jackman/2806.png"),
+        ("Hugh_Jackman/2824.png", "Hugh_Jackman/2812.png"),
+        ("Mark_Ruffalo/6278.png", "Mark_Ruffalo/6271.png"),
+        ("Miley_Cyrus/6773.png", "Miley_Cyrus/6757.png"),
+    )
+}
 
 
 def manifest() -> list[dict[str, str]]:

@@ -9,6 +9,9 @@ are unique only there).
    precision is the share of its results that show the probe's person. Baseline: the
    precision of all results at or above the match threshold (the old "likely match").
    The calibration was measured on these same pairs: the figures are in-sample.
+3. Copies: every pair of labelled photos and known copies (``devset.COPIES``: resized,
+   recompressed), folded together or not by the search's rule (perceptual hash and face
+   similarity). Copies shown twice and different photos merged should both be 0.
 2. Several probes: for every identity with 3+ photos, every pair of its photos (up to
    ``--pairs`` per identity) searches the source's other photos; rank-1 (the best result
    shows the person) for each photo alone (baseline), for ``max`` of similarities and for
@@ -32,28 +35,75 @@ import numpy as np
 import devset
 from facesearch import FaceSearch, Settings
 from facesearch.domain import CHANCE
+from facesearch.engine.search import COPY_FACE_SIMILARITY, COPY_HASH_BITS
+from facesearch.imaging import perceptual_hash
 from facesearch.vision.calibration import BANDS, for_model
 
+Photos = dict[str, tuple[np.ndarray, list[str]]]
 
-def embed() -> tuple[str, float, dict[str, tuple[np.ndarray, list[str]]]]:
+
+def embed() -> tuple[str, float, Photos, dict[str, tuple[str, np.ndarray]]]:
+    """Per source: embeddings and labels of its labelled photos (copies left out); and
+    for every labelled photo and copy, its perceptual hash and embedding."""
     cache = devset.DescriptorCache()
-    out: dict[str, tuple[np.ndarray, list[str]]] = {}
+    out: Photos = {}
+    hashed: dict[str, tuple[str, np.ndarray]] = {}
+    labels = {r["path"]: r["identity"] for r in devset.manifest()}
+    copies = [(rel, labels.get(rel, "")) for rel in devset.COPIES]
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(home=Path(tmp) / "home", workers=1)
         with FaceSearch(settings, **devset.DEFAULT.parts(cache)) as fs:
             model = fs.model.key
             threshold = fs.settings.search.threshold
-            for source, photos in sorted(devset.labelled_photos().items()):
+            for source, photos in [*sorted(devset.labelled_photos().items()), ("", copies)]:
                 vecs, idents = [], []
                 for rel, ident in photos:
                     probe = fs.probe(devset.DEV / rel)
                     if probe.faces:
                         vecs.append(probe.embeddings[0])
                         idents.append(ident)
-                if len(vecs) > 1:
+                        hashed[rel] = (perceptual_hash(probe.pixels), probe.embeddings[0])
+                if source and len(vecs) > 1:
                     out[source] = (np.stack(vecs), idents)
     cache.save()
-    return model, threshold, out
+    return model, threshold, out, hashed
+
+
+def copy_groups(hashed: dict[str, tuple[str, np.ndarray]]) -> dict[str, Any]:
+    """Every pair of photos: would the search fold them into one result? Known copies
+    (devset.COPIES, resized or recompressed) should be; no other pair should."""
+    paths = sorted(hashed)
+    bits = np.array([int(hashed[p][0], 16) for p in paths], dtype=np.uint64)
+    vecs = np.stack([hashed[p][1] for p in paths])
+    copy_of = {p: devset.COPIES_OF.get(p, p) for p in paths}
+    merged_wrong: list[list[str]] = []
+    merged_right = missed = 0
+    for i in range(len(paths)):
+        xor = bits[i] ^ bits[i + 1 :]
+        distance = np.array([int(x).bit_count() for x in xor])
+        sims = vecs[i + 1 :] @ vecs[i]
+        together = (distance <= COPY_HASH_BITS) & (sims >= COPY_FACE_SIMILARITY)
+        for j in range(i + 1, len(paths)):
+            same = copy_of[paths[i]] == copy_of[paths[j]]
+            if together[j - i - 1]:
+                if same:
+                    merged_right += 1
+                else:
+                    merged_wrong.append([paths[i], paths[j]])
+            elif same:
+                missed += 1
+    return {
+        "photos": len(paths),
+        "pairs": len(paths) * (len(paths) - 1) // 2,
+        "known_copy_pairs": merged_right + missed,
+        "copies_shown_twice": missed,
+        "different_photos_merged": len(merged_wrong),
+        "merged_wrongly": merged_wrong[:20],
+        "rule": {
+            "hash_bits_at_most": COPY_HASH_BITS,
+            "face_similarity_at_least": COPY_FACE_SIMILARITY,
+        },
+    }
 
 
 def bands(model: str, data: dict[str, Any], top_k: int, threshold: float) -> dict[str, Any]:
@@ -141,7 +191,7 @@ def main() -> None:
     parser.add_argument("--top-k", type=int, default=10)
     parser.add_argument("--pairs", type=int, default=6, help="probe pairs per identity")
     args = parser.parse_args()
-    model, threshold, data = embed()
+    model, threshold, data, hashed = embed()
     print(
         json.dumps(
             {
@@ -150,6 +200,7 @@ def main() -> None:
                 "photos": sum(len(i) for _, i in data.values()),
                 "bands": bands(model, data, args.top_k, threshold),
                 "several_probes": multi_probe(data, args.pairs),
+                "copies": copy_groups(hashed),
             },
             indent=1,
         )

@@ -488,6 +488,17 @@ class AuditExported(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class CaseExported(Event):
+    """A case file made (read in the web UI, or exported): the case and what it held."""
+
+    action: ClassVar[str] = "case.export"
+    case: str
+    searches: int
+    entries: int
+    format: str  # json, html, pdf or page
+
+
+@dataclass(frozen=True, slots=True)
 class AuditRead(Event):
     action: ClassVar[str] = "audit.read"
     case: str | None

@@ -64,6 +64,10 @@ def test_a_result_is_searched_again_by_its_face_and_audited_under_the_same_case(
     [entry] = list(engine.audit.entries(case_ref="C-AGAIN"))
     assert entry.action == "search" and entry.purpose == PURPOSE["purpose"]
     assert entry.details["probe_face_ids"] == [face_id]
+    image = client.get(
+        f"/v1/images/{first['matches'][0]['image_id']}", headers=bearer(gallery.keys["search"])
+    ).json()
+    assert entry.details["probe_sha256"] == image["sha256"]  # the face's image names it
     assert entry.details["matched"][0][:2] == [
         body["matches"][0]["image_id"],
         body["matches"][0]["face_id"],

@@ -49,6 +49,11 @@ EVENTS: list[tuple[str, Event, dict[str, Any]]] = [
     ),
     ("erasure.review", domain.ErasureReviewed(**SEARCHED), SEARCHED),
     (
+        "case.export",
+        domain.CaseExported(case="C-12", searches=2, entries=5, format="pdf"),
+        {"case": "C-12", "searches": 2, "entries": 5, "format": "pdf"},
+    ),
+    (
         "ingest.batch",
         domain.IngestBatch(source="press", images=["a"], copies=["b", "c"]),
         {"source": "press", "images": ["a"], "copies": ["b", "c"]},

@@ -51,7 +51,7 @@ class SearchForm:
             "with, audited like a photo (repeatable). The face itself is not returned.",
         ),
         combine: str = Form(
-            "max",
+            "mean",
             description="How several probes are combined: max (a face's best similarity "
             "to any probe) or mean (its similarity to the probes' mean embedding).",
         ),

@@ -72,6 +72,19 @@ class ProvenanceOut(BaseModel):
     ingested_at: str | None
 
 
+class CopyOut(BaseModel):
+    """One stored copy of a result's photo (resized, recompressed, cropped a little)."""
+
+    image_id: int
+    face_id: int
+    similarity: float
+    width: int
+    height: int
+    box: Box
+    image_url: str
+    provenance: list[ProvenanceOut]
+
+
 class MatchOut(BaseModel):
     rank: int
     similarity: float = Field(description="Cosine similarity, -1 to 1, higher is closer.")
@@ -105,6 +118,10 @@ class MatchOut(BaseModel):
     thumbnail_url: str
     image_url: str
     provenance: list[ProvenanceOut]
+    copies: list[CopyOut] = Field(
+        description="Every stored copy of this photo folded into this row (the row's own "
+        "image among them), the largest first; empty when the photo has no other copy."
+    )
 
 
 class SearchOut(BaseModel):
@@ -349,6 +366,19 @@ def match(m: Match, rank: int, shown: Provenance | None) -> MatchOut:
         thumbnail_url=f"/v1/faces/{m.face_id}/thumbnail",
         image_url=f"/v1/images/{m.image.id}/file",
         provenance=[provenance(p) for p in m.image.provenance],
+        copies=[
+            CopyOut(
+                image_id=c.image.id,
+                face_id=c.face_id,
+                similarity=round(c.similarity, 4),
+                width=c.image.width,
+                height=c.image.height,
+                box=box(c.box),
+                image_url=f"/v1/images/{c.image.id}/file",
+                provenance=[provenance(p) for p in c.image.provenance],
+            )
+            for c in m.copies
+        ],
     )
 
 

@@ -21,7 +21,8 @@ from facesearch.governance.policy import (
     parse_period,
 )
 
-COMMANDS = ("sources", "retention", "erase", "suppress", "dsar", "audit", "report")
+COMMANDS = ("sources", "retention", "erase", "suppress", "dsar", "audit", "case", "report")
+CASE_FORMATS = ("html", "pdf", "json")
 
 
 def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -137,6 +138,23 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     q.add_argument("--case", help="only this case reference")
     q.add_argument("--output", type=Path, help="write here instead of stdout")
 
+    p = sub.add_parser("case", parents=[common], help="the case file of a case reference")
+    csub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = csub.add_parser(
+        "export",
+        parents=[common],
+        help="every search under a case, its results and audit entries, as HTML or PDF",
+        description="Write the case file of CASE_REF: every search made under it (who, "
+        "when, purpose, probe hashes), its results with scores, bands and source links, "
+        "and the matching audit entries with the log's verification. The export is "
+        "itself recorded under the case.",
+    )
+    q.add_argument("case_ref", metavar="CASE_REF")
+    q.add_argument(
+        "--output", type=Path, help="write here (.html, .pdf or .json; default: a summary)"
+    )
+    q.add_argument("--format", choices=CASE_FORMATS, help="default: from --output's suffix")
+
     p = sub.add_parser("report", parents=[common], help="transparency report")
     p.add_argument("--since", help="ISO date")
     p.add_argument("--until", help="ISO date")
@@ -150,6 +168,7 @@ def run(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> int:
         "suppress": _suppress,
         "dsar": _dsar,
         "audit": _audit,
+        "case": _case,
         "report": _report,
     }[args.command]
     return handler(args, engine, who)
@@ -369,6 +388,34 @@ def _audit(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> int:
     else:
         print(text)
     return 0
+
+
+def _case(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> int:
+    from facesearch.governance import casefile
+
+    fmt = args.format or (args.output.suffix.lstrip(".").lower() if args.output else "json")
+    if fmt not in CASE_FORMATS:
+        raise InvalidInput(f"cannot write a case file as {fmt!r}: use .html, .pdf or .json")
+    case = engine.case_file(args.case_ref, who=who, format=fmt)
+    if args.output:
+        if fmt == "pdf":
+            args.output.write_bytes(casefile.to_pdf(case))
+        elif fmt == "html":
+            args.output.write_text(casefile.to_html(case))
+        else:
+            args.output.write_text(json.dumps(case.as_dict(), indent=2, default=str))
+    searches = plural(len(case.searches), "search", "searches")
+    entries = plural(len(case.entries), "audit entry", "audit entries")
+    lines = [f"Case {case.case_ref}: {searches}, {entries}. {case.verification_line}"]
+    for s in case.searches:
+        lines.append(
+            f"  #{s.seq} {s.at} {s.actor} ({s.purpose or 'no purpose'}): "
+            f"{s.results_count} results, {s.likely_matches} likely"
+        )
+    if args.output:
+        lines.append(f"Wrote {args.output}")
+    emit(args.json and not args.output, case.as_dict(), "\n".join(lines))
+    return 0 if case.verification.ok else 4
 
 
 def _report(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> int:

@@ -36,6 +36,17 @@ def match_json(match: Match) -> dict[str, Any]:
         "expected_false_matches": match.chance.expected_false if match.chance else None,
         "upper_bound": match.chance.upper_bound if match.chance else False,
         "probes_matched": list(match.probes),
+        "copies": [
+            {
+                "image_id": c.image.id,
+                "face_id": c.face_id,
+                "similarity": round(c.similarity, 4),
+                "width": c.image.width,
+                "height": c.image.height,
+                "provenance": [asdict(p) for p in c.image.provenance],
+            }
+            for c in match.copies
+        ],
         "face_id": match.face_id,
         "box": match.box.as_dict(),
         "image_id": image.id,
@@ -135,10 +146,19 @@ def results_text(results: list[SearchResult]) -> str:
                 f"  {m.rank:>3}. {m.similarity:6.3f} {band:<9} {expected_text(m):<24}"
                 f"image {m.image.id} face {m.face_id}  {m.image.path}{matched}"
             )
-            for p in m.image.provenance:
-                urls = " ".join(u for u in (p.source_url, p.page_url) if u)
-                extra = f"  {urls}" if urls else ""
-                lines.append(f"        source {p.source}: {p.path}{extra}")
+            if m.copies:
+                lines.append(f"        {len(m.copies)} copies of this photo, the largest first:")
+            for c in m.copies or [None]:
+                image = c.image if c else m.image
+                if c:
+                    lines.append(
+                        f"        image {image.id} ({image.width}x{image.height}) "
+                        f"similarity {c.similarity:.3f}"
+                    )
+                for p in image.provenance:
+                    urls = " ".join(u for u in (p.source_url, p.page_url) if u)
+                    extra = f"  {urls}" if urls else ""
+                    lines.append(f"        source {p.source}: {p.path}{extra}")
     lines.append("\nA match is an investigative lead, not an identification.")
     return "\n".join(lines)
 

@@ -41,7 +41,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--combine",
         choices=("max", "mean"),
-        default="max",
+        default="mean",
         help="how several probes combine: a face's best similarity to any probe (max), "
         "or its similarity to their mean embedding (mean)",
     )

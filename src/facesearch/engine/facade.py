@@ -39,6 +39,7 @@ from facesearch.engine.maintenance import Maintenance
 from facesearch.engine.people import People
 from facesearch.engine.search import Probe, Searcher
 from facesearch.governance.audit import AuditEntry, AuditLog, Verification
+from facesearch.governance.casefile import CaseFile
 from facesearch.governance.erasure import Receipt
 from facesearch.governance.suppression import SuppressionList
 from facesearch.imaging import DecodeLimits
@@ -249,7 +250,7 @@ class FaceSearch:
         self,
         face_ids: Sequence[int],
         *,
-        combine: str = "max",
+        combine: str = "mean",
         top_k: int | None = None,
         threshold: float | None = None,
         sources: Sequence[str] | None = None,
@@ -266,7 +267,7 @@ class FaceSearch:
         photos: Sequence[bytes | str | Path | Probe],
         *,
         face_ids: Sequence[int] = (),
-        combine: str = "max",
+        combine: str = "mean",
         top_k: int | None = None,
         threshold: float | None = None,
         sources: Sequence[str] | None = None,
@@ -542,6 +543,14 @@ class FaceSearch:
 
     def verify_audit(self) -> Verification:
         return self._governance.verify_audit()
+
+    def case_file(
+        self, case_ref: str, who: Requester | None = None, format: str = "json"
+    ) -> CaseFile:
+        """The case file of ``case_ref``: its searches, their results, the matching audit
+        entries and the log's verification (render with facesearch.governance.casefile's
+        to_html / to_pdf). Recorded as ``case.export``."""
+        return self._governance.case_file(case_ref, who, format)
 
     def export_audit(
         self, case_ref: str | None = None, who: Requester | None = None

@@ -24,6 +24,7 @@ from facesearch.domain import (
     AccessRequestedByUrl,
     AuditExported,
     AuditRead,
+    CaseExported,
     ErasureDone,
     ErasureReviewed,
     KeyCreated,
@@ -45,8 +46,10 @@ from facesearch.engine.home import Home
 from facesearch.engine.maintenance import Maintenance
 from facesearch.engine.search import Probe, Searcher, chosen_face
 from facesearch.errors import InvalidInput, NotFound
+from facesearch.governance import casefile
 from facesearch.governance.access import access_report, access_report_by_url
 from facesearch.governance.audit import AuditEntry, Verification
+from facesearch.governance.casefile import CaseFile
 from facesearch.governance.erasure import Receipt, remove
 from facesearch.governance.policy import parse_time, validate_source
 from facesearch.governance.retention import expiry_rule, subject_to_retention
@@ -343,6 +346,36 @@ class Governance:
     # -- audit and transparency --------------------------------------------------------
     def verify_audit(self) -> Verification:
         return self.parts.audit.verify()
+
+    def case_file(
+        self, case_ref: str, who: Requester | None = None, format: str = "json"
+    ) -> CaseFile:
+        """Every search made under ``case_ref`` with its results and audit entries, and the
+        log's verification; making it is itself recorded (``case.export``)."""
+        ref = case_ref.strip()
+        if not ref:
+            raise InvalidInput("give the case reference whose file to make")
+        who = who or self.parts.default_requester()
+        entries = list(self.parts.audit.entries(case_ref=ref))
+        if not entries:
+            raise NotFound(f"no audit entry has the case reference {ref!r}")
+        verification = self.parts.audit.verify()
+        images = self.parts.catalog.get_images(casefile.result_ids(entries))
+        case = casefile.build(
+            ref,
+            entries,
+            images,
+            verification,
+            made_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            made_by=who.actor,
+        )
+        self.parts.record(
+            CaseExported(
+                case=ref, searches=len(case.searches), entries=len(entries), format=format
+            ),
+            who,
+        )
+        return case
 
     def export_audit(
         self, case_ref: str | None = None, who: Requester | None = None

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
+from facesearch import domain
 from facesearch.accounts.roles import Action
 from facesearch.api.auth import requester
 from facesearch.api.deps import gateway
@@ -23,6 +25,7 @@ from facesearch.governance.policy import (
     ART9_CONDITIONS,
     parse_jurisdictions,
     parse_period,
+    parse_time,
 )
 from facesearch.web.pages import Page
 
@@ -295,19 +298,84 @@ def _no_store(response: Response) -> Response:
 # -- audit -----------------------------------------------------------------------------
 @router.get("/audit", response_class=HTMLResponse)
 async def audit_page(request: Request) -> Response:
+    """The log as a table, filtered by case, action, who and date (newest first)."""
     page = Page(request, Action.AUDIT)
     if page.stop is not None:
         return page.stop
-    case = request.query_params.get("case_ref", "").strip()[:200] or None
+    q = request.query_params
+    filters = {k: q.get(k, "").strip()[:200] for k in ("case_ref", "action", "actor", "from", "to")}
     gw = gateway(request)
     assert page.who is not None
     who = requester(page.who)
+    try:
+        since = parse_time(filters["from"]).isoformat() if filters["from"] else None
+        until = (
+            (parse_time(filters["to"]) + timedelta(days=1)).isoformat() if filters["to"] else None
+        )
+    except InvalidInput as exc:
+        return page.render("message.html", {"title": "Bad date", "message": str(exc)}, 400)
 
     def read() -> tuple[Any, list[Any]]:
-        entries = gw.engine.read_audit(who, case_ref=case, last=500)[::-1]
-        return gw.engine.verify_audit(), entries
+        entries = gw.engine.read_audit(
+            who,
+            case_ref=filters["case_ref"] or None,
+            action=filters["action"] or None,
+            since=since,
+            until=until,
+            last=None if filters["actor"] else AUDIT_PAGE_ROWS,
+        )
+        if filters["actor"]:  # who: a part of the actor's name (the store has no index on it)
+            entries = [e for e in entries if filters["actor"].lower() in e.actor.lower()]
+        return gw.engine.verify_audit(), entries[-AUDIT_PAGE_ROWS:][::-1]
 
     verification, entries = await gw.locked(read)
     return page.render(
-        "audit.html", {"entries": entries, "case": case or "", "verification": verification}
+        "audit.html",
+        {
+            "entries": entries,
+            "filters": filters,
+            "case": filters["case_ref"],
+            "actions": AUDIT_ACTIONS,
+            "verification": verification,
+            "summary": audit_summary,
+        },
     )
+
+
+AUDIT_PAGE_ROWS = 500
+AUDIT_ACTIONS = sorted(
+    {
+        cls.action
+        for cls in vars(domain).values()
+        if isinstance(cls, type) and issubclass(cls, domain.Event) and "action" in vars(cls)
+    }
+)
+
+
+def audit_summary(action: str, details: dict[str, Any]) -> str:
+    """An entry's details in words (the raw values stay in the export and the API)."""
+    d = details
+    if action in ("search", "erasure.review"):
+        text = f"{d.get('results', 0)} results, {d.get('likely_matches', 0)} likely"
+        if d.get("faces_searched") is not None:
+            text += f" among {d['faces_searched']} faces"
+        if d.get("probes", 1) > 1:
+            text += f"; {d['probes']} probes"
+        if d.get("probe_face_ids"):
+            text += f"; from stored face(s) {', '.join(map(str, d['probe_face_ids']))}"
+        if d.get("sources"):
+            text += f"; sources {', '.join(d['sources'])}"
+        return text
+    if action == "ingest":
+        return (
+            f"{d.get('source')}: {d.get('images_added', 0)} images, "
+            f"{d.get('faces_indexed', 0)} faces, {d.get('failures', 0)} failed"
+        )
+    if action == "case.export":
+        return f"case file of {d.get('case')} ({d.get('format')}): {d.get('searches')} searches"
+    shown = [
+        f"{k.replace('_', ' ')}: {v}"
+        for k, v in d.items()
+        if not isinstance(v, (list, dict, tuple)) and "sha" not in k and "hash" not in k
+    ]
+    return "; ".join(shown[:6])

@@ -255,6 +255,7 @@
       m.band ? el("p", { class: "chance muted", text: others(m) }) : null,
       probes > 1 ? el("p", { class: "probes-matched", text: `Matched probe(s): ${m.probes_matched.map((p) => p + 1).join(", ") || "none"} of ${probes}` }) : null,
       el("p", { class: "source", text: `${m.source} · ${m.file_name}` }),
+      m.copies.length ? el("p", { class: "copies", text: `${m.copies.length} copies of this photo, ${new Set(m.copies.flatMap((c) => c.provenance.map((p) => p.page_url || p.path))).size} source page(s)` }) : null,
       el("p", { class: "captured muted", text: m.captured_at ? `Captured ${m.captured_at.slice(0, 10)}` : "Capture date unknown" }),
       el("p", {}, link),
       el("p", {}, again)
@@ -299,14 +300,20 @@
     ].forEach(([k, v]) => facts.append(el("dt", { text: k }), el("dd", { text: v })));
     const prov = $("detail-prov");
     prov.replaceChildren();
-    m.provenance.forEach((p) => {
-      const item = el("li", { text: `[${p.source}] ${p.path}` + (p.captured_at ? ` · captured ${p.captured_at}` : "") + " " });
-      if (isWeb(p.source_url)) item.append(el("a", { href: p.source_url, target: "_blank", rel: "noopener noreferrer", text: "image URL" }), " ");
-      if (isWeb(p.page_url)) item.append(el("a", { href: p.page_url, target: "_blank", rel: "noopener noreferrer", text: "source page" }));
-      prov.append(item);
+    const copies = m.copies.length ? m.copies : [{ image_id: m.image_id, width: 0, height: 0, provenance: m.provenance }];
+    copies.forEach((c) => {
+      if (m.copies.length) prov.append(el("li", { class: "copy-head", text: `Copy: image ${c.image_id}, ${c.width}x${c.height} px, similarity ${c.similarity.toFixed(3)}` }));
+      c.provenance.forEach((p) => provItem(prov, p));
     });
     $("detail-page").href = `/images/${m.image_id}?face=${m.face_id}`;
     dialog.showModal();
+  }
+
+  function provItem(prov, p) {
+    const item = el("li", { text: `[${p.source}] ${p.path}` + (p.captured_at ? ` · captured ${p.captured_at}` : "") + " " });
+    if (isWeb(p.source_url)) item.append(el("a", { href: p.source_url, target: "_blank", rel: "noopener noreferrer", text: "image URL" }), " ");
+    if (isWeb(p.page_url)) item.append(el("a", { href: p.page_url, target: "_blank", rel: "noopener noreferrer", text: "source page" }));
+    prov.append(item);
   }
 
   $("detail-close").addEventListener("click", () => $("detail").close());
