@@ -127,7 +127,9 @@ class Catalog(Protocol):
     ) -> tuple[int, list[int], bool]:
         """Store an image with its faces, or only the provenance when the content is known.
 
-        The provenance carries its ``ingested_at`` and ``expires_at`` (``retention.stamp``);
+        The provenance carries its ``ingested_at`` and ``expires_at`` (``retention.stamp``),
+        and for a frame of a video the video's path and the moment (``video``,
+        ``video_time``), stored and returned with it;
         a copy already stored keeps its dates. Returns (image id, new face ids, whether the
         image was new).
         """

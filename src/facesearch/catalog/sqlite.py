@@ -153,12 +153,19 @@ class SqliteCatalog:
 
     def _migrate(self) -> None:
         """Columns added since a home was made (additive: old homes open as they were)."""
-        columns = {r[1] for r in self.db.execute("PRAGMA table_info(sources)")}
-        if "group_people" not in columns:
-            with self.writes.transaction():
-                self.db.execute(
-                    "ALTER TABLE sources ADD COLUMN group_people INTEGER NOT NULL DEFAULT 0"
-                )
+        for table, column, kind in (
+            ("sources", "group_people", "INTEGER NOT NULL DEFAULT 0"),
+            ("provenance", "video", "TEXT"),
+            ("provenance", "video_time", "REAL"),
+        ):
+            if column in {r[1] for r in self.db.execute(f"PRAGMA table_info({table})")}:
+                continue
+            try:
+                with self.writes.transaction():
+                    self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            except sqlite3.OperationalError as exc:  # another process added it first
+                if "duplicate column" not in str(exc):
+                    raise
 
     def _init_counters(self) -> None:
         self.db.executescript(COUNTERS)
@@ -376,8 +383,8 @@ class SqliteCatalog:
             )
         self.db.execute(
             """INSERT INTO provenance (image_id, source_id, path, source_url, page_url, captured_at,
-               file_size, file_mtime_ns, ingested_at, expires_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               file_size, file_mtime_ns, ingested_at, expires_at, video, video_time)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 image_id,
                 source_id,
@@ -389,6 +396,8 @@ class SqliteCatalog:
                 mtime,
                 provenance.ingested_at,
                 provenance.expires_at,
+                provenance.video,
+                provenance.video_time,
             ),
         )
         return True
@@ -481,7 +490,7 @@ class SqliteCatalog:
                 )
             for r in self.db.execute(
                 f"""SELECT p.image_id, s.name, p.path, p.source_url, p.page_url, p.captured_at,
-                           p.ingested_at, p.expires_at
+                           p.ingested_at, p.expires_at, p.video, p.video_time
                     FROM provenance p JOIN sources s ON s.id = p.source_id
                     WHERE p.image_id IN ({marks}) ORDER BY p.image_id, p.id""",
                 chunk,

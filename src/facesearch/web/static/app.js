@@ -177,7 +177,8 @@
       open,
       el("p", { class: "score" }, el("strong", { text: m.similarity.toFixed(3) }), " ", el("span", { class: "badge", text: verdict })),
       el("p", { class: "source", text: `${m.source} · ${m.file_name}` }),
-      el("p", {}, link)
+      el("p", {}, link),
+      m.moment_url ? el("p", {}, el("a", { href: m.moment_url, class: "moment", text: "Video at this moment" })) : null
     );
   }
 
