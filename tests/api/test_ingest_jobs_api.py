@@ -197,3 +197,23 @@ def test_a_video_upload_is_searchable_and_a_result_opens_it_at_the_moment(
     part = client.get(url, headers={**bearer(keys["search"]), "Range": "bytes=0-99"})
     assert part.status_code == 206 and part.headers["content-type"] == "video/mp4"
     assert part.content == clip.read_bytes()[:100]
+
+    # Erasing one appearance keeps the video (the other still names it); erasing the
+    # last one takes the uploaded video too.
+    def videos() -> list[str]:
+        return [n for n in stored_uploads(app[2]) if n.endswith("-door.mp4")]
+
+    frames = [m["image_id"] for m in found["matches"] if m["moment_url"]]
+    frames += [
+        i["id"]
+        for i in client.get(
+            "/v1/images?source=case-9&limit=200", headers=bearer(keys["search"])
+        ).json()["items"]
+        if any(p["video"] for p in i["provenance"]) and i["id"] not in frames
+    ]
+    admin = bearer(keys["admin"])
+    assert len(frames) == 2 and len(videos()) == 1
+    client.post("/v1/erasures", json={"image_ids": frames[:1], "reason": "t"}, headers=admin)
+    assert len(videos()) == 1
+    client.post("/v1/erasures", json={"image_ids": frames[1:], "reason": "t"}, headers=admin)
+    assert videos() == []

@@ -224,7 +224,14 @@ class Catalog(Protocol):
         self, sources: Sequence[str] | None = None, image_ids: Sequence[int] | None = None
     ) -> list[int]: ...
 
-    def describe_provenance(self, provenance_ids: Sequence[int]) -> list[dict[str, Any]]: ...
+    def describe_provenance(self, provenance_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """provenance_id, image_id, source, path, expires_at, sha256 and video (the video
+        a frame was taken from, or None) of each copy."""
+        ...
+
+    def video_in_use(self, video: str) -> bool:
+        """Whether any stored copy is a frame of the video at this path."""
+        ...
 
     def remove_provenance(self, provenance_ids: Sequence[int]) -> Removal:
         """Delete copies, every image left with none, its faces, and persons left with

@@ -812,9 +812,10 @@ class SqliteCatalog:
                     "path": r[3],
                     "expires_at": r[4],
                     "sha256": r[5],
+                    "video": r[6],
                 }
                 for r in self.db.execute(
-                    f"""SELECT p.id, p.image_id, s.name, p.path, p.expires_at, i.sha256
+                    f"""SELECT p.id, p.image_id, s.name, p.path, p.expires_at, i.sha256, p.video
                         FROM provenance p JOIN sources s ON s.id = p.source_id
                         JOIN images i ON i.id = p.image_id WHERE p.id IN ({marks})
                         ORDER BY p.id""",
@@ -822,6 +823,10 @@ class SqliteCatalog:
                 )
             ]
         return rows
+
+    def video_in_use(self, video: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM provenance WHERE video = ? LIMIT 1", (video,))
+        return row.fetchone() is not None
 
     def remove_provenance(self, provenance_ids: Sequence[int]) -> Removal:
         """Delete provenance rows, and every image left with none, with its faces."""
