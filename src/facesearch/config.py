@@ -219,6 +219,26 @@ class IndexSettings(BaseModel):
     )
 
 
+class Video(BaseModel):
+    """Video files: how often frames are sampled, and what one video may cost."""
+
+    sample_fps: float = Field(2.0, gt=0, le=60, description="Frames analysed per second.")
+    max_seconds: float = Field(4 * 3600, gt=0, description="Longest video accepted (seconds).")
+    max_frames: int = Field(20_000, gt=0, description="Most frames analysed in one video.")
+    max_decode_seconds: float = Field(
+        1800, gt=0, description="Longest time spent decoding one video before it is refused."
+    )
+    seconds_per_face: float = Field(
+        10.0, gt=0, description="A face on screen longer than this is indexed once per period."
+    )
+    track_similarity: float = Field(
+        0.9,
+        ge=-1,
+        le=1,
+        description="Similarity a face needs to the last face of a track to continue it.",
+    )
+
+
 class People(BaseModel):
     """Grouping faces into persons (only sources whose policy declares it: group_people)."""
 
@@ -261,6 +281,7 @@ class Settings(BaseSettings):
     search: Search = Field(default_factory=Search)
     governance: Governance = Field(default_factory=Governance)
     people: People = Field(default_factory=People)
+    video: Video = Field(default_factory=Video)
     encryption_key: SecretStr | None = Field(
         None,
         description="Base64 32-byte key for encryption at rest of templates and crops. "

@@ -153,6 +153,9 @@ class Provenance:
     captured_at: str | None = None
     ingested_at: str | None = None
     expires_at: str | None = None
+    # A frame taken from a video: the video's path and the moment, in seconds.
+    video: str | None = None
+    video_time: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

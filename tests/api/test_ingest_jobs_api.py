@@ -139,7 +139,7 @@ def test_a_manifest_gives_provenance_and_may_not_reach_outside_the_upload(
         ([("evil.zip", zipped({"../../evil.jpg": b"x"}))], "path traversal"),
         ([("abs.zip", zipped({"/etc/cron.d/evil.jpg": b"x"}))], "path traversal"),
         ([("bomb.zip", zipped({"zeros.jpg": bytes(16 * 1024 * 1024)}))], "zip bomb"),
-        ([("notes.txt", b"meeting notes")], "not an image, a zip or a manifest"),
+        ([("notes.txt", b"meeting notes")], "not an image, a video, a zip or a manifest"),
         ([("half.zip", zipped({"a.jpg": b"x" * 4000})[:100])], "cannot be read as a zip"),
     ],
 )
@@ -169,3 +169,51 @@ def test_only_ingest_roles_send_and_only_the_sender_reads_a_job(app: Client, dev
         headers=bearer(keys["ingest"]),
     )
     assert missing.status_code == 404
+
+
+def test_a_video_upload_is_searchable_and_a_result_opens_it_at_the_moment(
+    app: Client, dev: Path, tmp_path: Path
+) -> None:
+    from tests.integration.test_video import make_clip, still
+
+    client, keys, _ = app
+    clip = make_clip(tmp_path / "door.mp4", [(still(dev / BIDEN), 2.0), (still(dev / OBAMA), 2.0)])
+    response = send(client, keys["ingest"], [("door.mp4", clip.read_bytes())])
+    assert response.status_code == 202, response.text
+    job = finished(client, keys["ingest"], response.headers["Location"])
+    assert job["state"] == "done" and job["failed"] == [] and job["faces_indexed"] == 2
+    with open(dev / OBAMA_PROBE, "rb") as fh:
+        found = client.post(
+            "/v1/search",
+            files={"image": ("probe.jpg", fh, "image/jpeg")},
+            data={**PURPOSE, "source": "case-9"},
+            headers=bearer(keys["search"]),
+        ).json()
+    from_video = [m for m in found["matches"] if m["moment_url"]]
+    best = from_video[0]
+    assert best["is_match"]
+    url, moment = best["moment_url"].split("#t=")
+    assert url == f"/v1/images/{best['image_id']}/video" and 2.0 <= float(moment) < 4.0
+    part = client.get(url, headers={**bearer(keys["search"]), "Range": "bytes=0-99"})
+    assert part.status_code == 206 and part.headers["content-type"] == "video/mp4"
+    assert part.content == clip.read_bytes()[:100]
+
+    # Erasing one appearance keeps the video (the other still names it); erasing the
+    # last one takes the uploaded video too.
+    def videos() -> list[str]:
+        return [n for n in stored_uploads(app[2]) if n.endswith("-door.mp4")]
+
+    frames = [m["image_id"] for m in found["matches"] if m["moment_url"]]
+    frames += [
+        i["id"]
+        for i in client.get(
+            "/v1/images?source=case-9&limit=200", headers=bearer(keys["search"])
+        ).json()["items"]
+        if any(p["video"] for p in i["provenance"]) and i["id"] not in frames
+    ]
+    admin = bearer(keys["admin"])
+    assert len(frames) == 2 and len(videos()) == 1
+    client.post("/v1/erasures", json={"image_ids": frames[:1], "reason": "t"}, headers=admin)
+    assert len(videos()) == 1
+    client.post("/v1/erasures", json={"image_ids": frames[1:], "reason": "t"}, headers=admin)
+    assert videos() == []

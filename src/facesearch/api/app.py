@@ -95,6 +95,7 @@ def create_app(
         routes_audit,
         routes_images,
         routes_jobs,
+        routes_people,
         routes_removal,
         routes_requests,
         routes_search,
@@ -104,6 +105,7 @@ def create_app(
     app.include_router(routes_search.router)
     app.include_router(routes_images.router)
     app.include_router(routes_jobs.router)
+    app.include_router(routes_people.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_sources.router)
     app.include_router(routes_removal.router)

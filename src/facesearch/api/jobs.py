@@ -27,7 +27,12 @@ from facesearch.domain import Requester
 from facesearch.errors import InvalidInput
 from facesearch.ingest.analyse import sha256_of
 from facesearch.ingest.archive import ArchiveLimits, Member, is_zip, unpack_zip
-from facesearch.ingest.items import IMAGE_SUFFIXES, MANIFEST_SUFFIXES, IngestItem, read_manifest
+from facesearch.ingest.items import (
+    MANIFEST_SUFFIXES,
+    MEDIA_SUFFIXES,
+    IngestItem,
+    read_manifest,
+)
 from facesearch.ingest.report import IngestReport
 
 # Files ingested per hold of the engine's lock: searches wait at most this many files.
@@ -220,13 +225,13 @@ def _stage(
             target = _unique(loose / name)
             target.write_bytes(data)
             manifests.append(target)
-        elif suffix in IMAGE_SUFFIXES:
+        elif suffix in MEDIA_SUFFIXES:
             target = _unique(loose / name)
             target.write_bytes(data)
             images.append(IngestItem(path=target, origin=raw_name))
         else:
             raise InvalidInput(
-                f"{raw_name!r} is not an image, a zip or a manifest (.csv, .jsonl); "
+                f"{raw_name!r} is not an image, a video, a zip or a manifest (.csv, .jsonl); "
                 "nothing was stored"
             )
     named: list[IngestItem] = []
@@ -247,7 +252,7 @@ def _zip_items(zip_name: str, members: list[Member], manifests: list[Path]) -> l
         suffix = Path(m.name).suffix.lower()
         if m.path is not None and suffix in MANIFEST_SUFFIXES:
             manifests.append(m.path)
-        elif m.path is None or suffix not in IMAGE_SUFFIXES:
+        elif m.path is None or suffix not in MEDIA_SUFFIXES:
             why = m.problem or f"not an image file ({suffix or 'no suffix'})"
             if m.path is not None:
                 m.path.unlink()

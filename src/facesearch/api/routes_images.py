@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi import Path as PathParam
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from facesearch.accounts.roles import Action, Principal
@@ -21,7 +21,7 @@ from facesearch.api.deps import AUTH_ERRORS, MAX_ID, PLAIN_ID, errors, gateway
 from facesearch.api.gateway import image_bytes
 from facesearch.api.thumbnails import crop_face
 from facesearch.api.uploads import read_upload
-from facesearch.errors import InvalidInput
+from facesearch.errors import InvalidInput, NotFound
 from facesearch.imaging import decode_image
 from facesearch.ingest.analyse import sha256_of
 from facesearch.ingest.items import IngestItem, http_url
@@ -110,7 +110,12 @@ async def ingest_image(
     # Flat, named by content first (uploads/<sha256>-<name>): erasure finds it by hash.
     path = Path(gw.engine.home) / "uploads" / f"{sha}-{_safe_name(image.filename)}"
     created = await run_in_threadpool(_store, path, data)
-    item = IngestItem(path=path, **item_fields)
+    item = IngestItem(
+        path=path,
+        source_url=item_fields["source_url"],
+        page_url=item_fields["page_url"],
+        captured_at=item_fields["captured_at"],
+    )
     try:
         report, image_id = await run_in_threadpool(gw.ingest_file, item, name, sha)
     except Exception:
@@ -204,6 +209,44 @@ async def get_image_file(
         media_type=MEDIA_TYPES.get(record.format, "application/octet-stream"),
         headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"},
     )
+
+
+VIDEO_TYPES = {
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".mov": "video/quicktime",
+    ".webm": "video/webm",
+    ".mkv": "video/x-matroska",
+    ".avi": "video/x-msvideo",
+}
+
+
+@router.get(
+    "/images/{image_id}/video",
+    response_class=Response,
+    summary="The video a frame was taken from",
+    responses=errors(404, *AUTH_ERRORS, extra={200: {"content": {"video/*": BINARY}}}),
+)
+async def get_image_video(
+    request: Request, image_id: ImageId, who: Principal = Depends(allow(Action.VIEW_IMAGES))
+) -> Response:
+    """For an image that is a frame of a video: the video, with range requests, so that
+    a link ending in `#t=SECONDS` (a result's `moment_url`) opens it at the moment."""
+    gw = gateway(request)
+    record = await run_in_threadpool(gw.image, image_id)
+    for prov in record.provenance:
+        if prov.video is None:
+            continue
+        video = Path(prov.video)
+        if video.is_file() and not video.is_symlink():
+            kind = VIDEO_TYPES.get(video.suffix.lower(), "application/octet-stream")
+            return FileResponse(
+                video,
+                media_type=kind,
+                headers={"Cache-Control": "private, max-age=3600"},
+                content_disposition_type="inline",
+            )
+    raise NotFound(f"image {image_id} is not a frame of a video still on disk")
 
 
 @router.get(

@@ -70,6 +70,11 @@ class ProvenanceOut(BaseModel):
     page_url: str | None
     captured_at: str | None
     ingested_at: str | None
+    video: str | None = Field(None, description="A frame of this video (its path) ...")
+    video_time: float | None = Field(None, description="... at this moment (seconds).")
+    moment_url: str | None = Field(
+        None, description="The video at that moment (a media fragment, #t=seconds)."
+    )
 
 
 class CopyOut(BaseModel):
@@ -121,6 +126,9 @@ class MatchOut(BaseModel):
     copies: list[CopyOut] = Field(
         description="Every stored copy of this photo folded into this row (the row's own "
         "image among them), the largest first; empty when the photo has no other copy."
+    )
+    moment_url: str | None = Field(
+        None, description="For a frame of a video: the video at the moment (#t=seconds)."
     )
 
 
@@ -273,8 +281,17 @@ def box(b: BoundingBox) -> Box:
     return Box(x1=b.x1, y1=b.y1, x2=b.x2, y2=b.y2)
 
 
-def provenance(p: Provenance) -> ProvenanceOut:
+def moment_url(image_id: int, p: Provenance | None) -> str | None:
+    if p is None or p.video is None or p.video_time is None:
+        return None
+    return f"/v1/images/{image_id}/video#t={p.video_time:g}"
+
+
+def provenance(p: Provenance, image_id: int = 0) -> ProvenanceOut:
     return ProvenanceOut(
+        video=p.video,
+        video_time=p.video_time,
+        moment_url=moment_url(image_id, p) if image_id else None,
         source=p.source,
         path=p.path,
         file_name=file_name(p.path),
@@ -310,7 +327,7 @@ def image(record: ImageRecord) -> ImageOut:
         file_name=file_name(record.path),
         file_url=f"/v1/images/{record.id}/file",
         faces=[face(f) for f in record.faces],
-        provenance=[provenance(p) for p in record.provenance],
+        provenance=[provenance(p, record.id) for p in record.provenance],
         skipped_faces=list(record.skipped_faces),
     )
 
@@ -365,7 +382,8 @@ def match(m: Match, rank: int, shown: Provenance | None) -> MatchOut:
         captured_at=first.captured_at if first else None,
         thumbnail_url=f"/v1/faces/{m.face_id}/thumbnail",
         image_url=f"/v1/images/{m.image.id}/file",
-        provenance=[provenance(p) for p in m.image.provenance],
+        provenance=[provenance(p, m.image.id) for p in m.image.provenance],
+        moment_url=moment_url(m.image.id, first),
         copies=[
             CopyOut(
                 image_id=c.image.id,
@@ -375,7 +393,7 @@ def match(m: Match, rank: int, shown: Provenance | None) -> MatchOut:
                 height=c.image.height,
                 box=box(c.box),
                 image_url=f"/v1/images/{c.image.id}/file",
-                provenance=[provenance(p) for p in c.image.provenance],
+                provenance=[provenance(p, c.image.id) for p in c.image.provenance],
             )
             for c in m.copies
         ],

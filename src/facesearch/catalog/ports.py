@@ -132,7 +132,9 @@ class Catalog(Protocol):
     ) -> tuple[int, list[int], bool]:
         """Store an image with its faces, or only the provenance when the content is known.
 
-        The provenance carries its ``ingested_at`` and ``expires_at`` (``retention.stamp``);
+        The provenance carries its ``ingested_at`` and ``expires_at`` (``retention.stamp``),
+        and for a frame of a video the video's path and the moment (``video``,
+        ``video_time``), stored and returned with it;
         a copy already stored keeps its dates. Returns (image id, new face ids, whether the
         image was new).
         """
@@ -242,7 +244,14 @@ class Catalog(Protocol):
         self, sources: Sequence[str] | None = None, image_ids: Sequence[int] | None = None
     ) -> list[int]: ...
 
-    def describe_provenance(self, provenance_ids: Sequence[int]) -> list[dict[str, Any]]: ...
+    def describe_provenance(self, provenance_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """provenance_id, image_id, source, path, expires_at, sha256 and video (the video
+        a frame was taken from, or None) of each copy."""
+        ...
+
+    def video_in_use(self, video: str) -> bool:
+        """Whether any stored copy is a frame of the video at this path."""
+        ...
 
     def remove_provenance(self, provenance_ids: Sequence[int]) -> Removal:
         """Delete copies, every image left with none, its faces, and persons left with

@@ -34,6 +34,9 @@ MIGRATIONS: list[str] = [
     "ALTER TABLE images ADD COLUMN phash TEXT;",
     # 4: whether a source declares grouping its faces into persons (off by default).
     "ALTER TABLE sources ADD COLUMN group_people INTEGER NOT NULL DEFAULT 0;",
+    # 5: a copy that is a frame of a video: the video's path and the frame's moment (s).
+    "ALTER TABLE provenance ADD COLUMN video TEXT;"
+    "ALTER TABLE provenance ADD COLUMN video_time REAL;",
 ]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
@@ -412,8 +415,8 @@ class SqliteCatalog:
             )
         self.db.execute(
             """INSERT INTO provenance (image_id, source_id, path, source_url, page_url, captured_at,
-               file_size, file_mtime_ns, ingested_at, expires_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+               file_size, file_mtime_ns, ingested_at, expires_at, video, video_time)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (
                 image_id,
                 source_id,
@@ -425,6 +428,8 @@ class SqliteCatalog:
                 mtime,
                 provenance.ingested_at,
                 provenance.expires_at,
+                provenance.video,
+                provenance.video_time,
             ),
         )
         return True
@@ -558,7 +563,7 @@ class SqliteCatalog:
                 )
             for r in self.db.execute(
                 f"""SELECT p.image_id, s.name, p.path, p.source_url, p.page_url, p.captured_at,
-                           p.ingested_at, p.expires_at
+                           p.ingested_at, p.expires_at, p.video, p.video_time
                     FROM provenance p JOIN sources s ON s.id = p.source_id
                     WHERE p.image_id IN ({marks}) ORDER BY p.image_id, p.id""",
                 chunk,
@@ -882,9 +887,10 @@ class SqliteCatalog:
                     "path": r[3],
                     "expires_at": r[4],
                     "sha256": r[5],
+                    "video": r[6],
                 }
                 for r in self.db.execute(
-                    f"""SELECT p.id, p.image_id, s.name, p.path, p.expires_at, i.sha256
+                    f"""SELECT p.id, p.image_id, s.name, p.path, p.expires_at, i.sha256, p.video
                         FROM provenance p JOIN sources s ON s.id = p.source_id
                         JOIN images i ON i.id = p.image_id WHERE p.id IN ({marks})
                         ORDER BY p.id""",
@@ -892,6 +898,10 @@ class SqliteCatalog:
                 )
             ]
         return rows
+
+    def video_in_use(self, video: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM provenance WHERE video = ? LIMIT 1", (video,))
+        return row.fetchone() is not None
 
     def remove_provenance(self, provenance_ids: Sequence[int]) -> Removal:
         """Delete provenance rows, and every image left with none, with its faces."""

@@ -177,14 +177,27 @@ class Governance:
         who: Requester | None,
     ) -> Receipt:
         """Remove these copies (and what only they held) and record the receipt."""
+        catalog = self.parts.catalog
+        uploads = self.parts.home / "uploads"
+        # A video uploaded to the server goes with the last frame that names it.
+        videos = {
+            row["video"]
+            for row in catalog.describe_provenance(provenance)
+            if row.get("video") and Path(row["video"]).parent == uploads
+        }
+
+        def derived(removal: Removal) -> list[Path]:
+            unused = [Path(v) for v in sorted(videos) if not catalog.video_in_use(v)]
+            return self.derived_files(removal) + unused
+
         receipt = remove(
-            self.parts.catalog,
+            catalog,
             self.parts.index,
             provenance,
             action=event.action,
             scope=scope,
             dry_run=dry_run,
-            derived_files=self.derived_files,
+            derived_files=derived,
         )
         self.parts.record(event(**receipt_details(receipt)), who)
         return receipt

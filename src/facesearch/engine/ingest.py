@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,12 @@ import numpy as np
 from facesearch.domain import IngestBatch, IngestDone, Requester
 from facesearch.engine.home import Home
 from facesearch.engine.maintenance import Maintenance
-from facesearch.errors import ModelMismatch
-from facesearch.ingest.analyse import analyse_or_reason
-from facesearch.ingest.items import IngestItem, iter_items
+from facesearch.errors import InvalidInput, ModelMismatch
+from facesearch.ingest.analyse import analyse_or_reason, sha256_of
+from facesearch.ingest.items import VIDEO_SUFFIXES, IngestItem, iter_items
 from facesearch.ingest.report import IngestReport
 from facesearch.ingest.runner import IngestRun, Progress, run_ingest
+from facesearch.ingest.video import VideoRules, frame_jpeg, scan_video
 from facesearch.parts import home_detector
 from facesearch.vision.registry import DETECTOR_META
 
@@ -52,6 +54,8 @@ class Ingester:
         items = [p for p in paths if isinstance(p, IngestItem)]
         items += iter_items([p for p in paths if not isinstance(p, IngestItem)])
         self.check_model()
+        videos = [i for i in items if i.problem is None and i.path.suffix.lower() in VIDEO_SUFFIXES]
+        items = [i for i in items if i not in videos]
         run = IngestRun(
             parts.catalog,
             parts.index,
@@ -64,6 +68,8 @@ class Ingester:
                 IngestBatch(source=source, images=batch["images"], copies=batch["copies"]), who
             ),
         )
+        for video in videos:  # frames of appearances: then ingested like photos
+            items += self._video_frames(video, run)
         n_workers = workers or parts.settings.workers
         report = run_ingest(
             run,
@@ -86,6 +92,58 @@ class Ingester:
         parts.record(done, who)
         self.maintenance.switch_index()
         return report
+
+    def _video_frames(self, item: IngestItem, run: IngestRun) -> list[IngestItem]:
+        """Scan a video (``ingest.video``) and write the frame of each appearance into
+        ``uploads/`` (named by content: erasure finds it by hash); a video that cannot be
+        used is a failure with its reason, like a bad photo."""
+        parts, report = self.parts, run.report
+        report.files += 1
+        settings = parts.settings
+        rules = VideoRules(
+            sample_fps=settings.video.sample_fps,
+            max_seconds=settings.video.max_seconds,
+            max_frames=settings.video.max_frames,
+            max_decode_seconds=settings.video.max_decode_seconds,
+            seconds_per_face=settings.video.seconds_per_face,
+            track_similarity=settings.video.track_similarity,
+            max_pixels=parts.limits.max_pixels,
+            min_face=settings.faces.min_size,
+        )
+        try:
+            scan = scan_video(item.path, rules, parts.detector, parts.embedder)
+        except InvalidInput as exc:
+            run.fail(item, str(exc))
+            return []
+        except Exception as exc:  # a decoder can trip over anything: one file, one failure
+            run.fail(item, f"cannot analyse video: {type(exc).__name__}: {exc}")
+            return []
+        report.videos += 1
+        report.video_seconds += scan.duration
+        report.video_frames_decoded += scan.frames_decoded
+        report.video_frames_analysed += scan.frames_sampled
+        report.video_faces_detected += scan.faces_detected
+        report.video_faces_kept += len(scan.appearances)
+        uploads = parts.home / "uploads"
+        uploads.mkdir(parents=True, exist_ok=True)
+        frames: list[IngestItem] = []
+        for moment in sorted({a.time for a in scan.appearances}):
+            frame = next(a.frame for a in scan.appearances if a.time == moment)
+            data = frame_jpeg(frame)
+            name = f"{sha256_of(data)}-{item.path.stem[:60]}-t{int(moment * 1000)}ms.jpg"
+            path = uploads / name
+            if not path.exists():
+                path.write_bytes(data)
+            frames.append(
+                replace(
+                    item,
+                    path=path,
+                    origin=f"{item.path.name} at {moment:.1f} s",
+                    video=str(item.path),
+                    video_time=round(moment, 3),
+                )
+            )
+        return frames
 
     def check_model(self) -> None:
         """Record the configured model and detector in a new home; refuse another model's

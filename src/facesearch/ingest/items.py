@@ -16,6 +16,10 @@ IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".dib", ".tif", ".tiff"}
 )
 MANIFEST_SUFFIXES = frozenset({".csv", ".jsonl", ".ndjson"})
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".3gp", ".ts"}
+)
+MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 MANIFEST_FIELDS = ("path", "source_url", "page_url", "captured_at")
 URL_FIELDS = ("source_url", "page_url")
 
@@ -36,6 +40,8 @@ class IngestItem:
     captured_at: str | None = None
     origin: str | None = None
     problem: str | None = None
+    video: str | None = None  # a frame taken from this video ...
+    video_time: float | None = None  # ... at this moment (seconds)
 
 
 def http_url(value: str | None, field: str) -> str | None:
@@ -73,7 +79,7 @@ def iter_items(paths: Sequence[str | Path]) -> Iterator[IngestItem]:
 
 
 def image_files(folder: Path) -> list[Path]:
-    """The image files under ``folder``, sorted, following symlinked folders.
+    """The image (and video) files under ``folder``, sorted, following symlinked folders.
 
     A folder reached twice (two links to it, or a link back up the tree: a loop) is
     walked once.
@@ -93,7 +99,7 @@ def image_files(folder: Path) -> list[Path]:
         found += (
             p
             for name in files
-            if (p := Path(where) / name).suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+            if (p := Path(where) / name).suffix.lower() in MEDIA_SUFFIXES and p.is_file()
         )
     return sorted(found)
 
@@ -151,7 +157,13 @@ def _item(base: Path, row: dict[str, object], where: str) -> IngestItem:
             values[field] = http_url(values[field], field)
     except InvalidInput as exc:
         return IngestItem(path=file, origin=where, problem=f"{exc}, not {values[field]!r:.80}")
-    return IngestItem(path=file, origin=where, **values)
+    return IngestItem(
+        path=file,
+        origin=where,
+        source_url=values["source_url"],
+        page_url=values["page_url"],
+        captured_at=values["captured_at"],
+    )
 
 
 def _bad(where: str, problem: str) -> IngestItem:

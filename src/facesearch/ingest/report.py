@@ -21,6 +21,12 @@ class IngestReport:
     skipped_faces: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False
+    videos: int = 0
+    video_seconds: float = 0.0  # of footage
+    video_frames_decoded: int = 0
+    video_frames_analysed: int = 0
+    video_faces_detected: int = 0  # in every analysed frame
+    video_faces_kept: int = 0  # one per appearance (per seconds_per_face): indexed
 
     @property
     def images_per_second(self) -> float:

@@ -249,8 +249,14 @@ class IngestRun:
             source_url=item.source_url,
             page_url=item.page_url,
             captured_at=item.captured_at,
+            video=item.video,
+            video_time=item.video_time,
         )
         return copy if self.retention_days is None else stamp(copy, self.retention_days)
+
+    def fail(self, item: IngestItem, reason: str) -> None:
+        """Record that ``item`` cannot be used (a video the engine scanned first)."""
+        self._fail(item, reason)
 
     def _fail(self, item: IngestItem, reason: str) -> None:
         path = str(item.path)
@@ -278,7 +284,7 @@ def run_ingest(
     caller's loaded models) when the executor runs jobs here, else in its workers, each
     building its models from ``models``."""
     started = time.monotonic()
-    run.report.files = len(items)
+    run.report.files += len(items)  # videos scanned before count themselves
     jobs = (
         (pending, (pending.data, pending.sha256))
         for item in items

@@ -25,7 +25,7 @@ from facesearch.api.auth import SESSION_COOKIE, auth_state
 from facesearch.api.deps import MAX_ID, PLAIN_ID, gateway
 from facesearch.api.routes_admin import new_key, revoked_key
 from facesearch.errors import FacesearchError
-from facesearch.web import routes_cases, routes_collections, routes_governance
+from facesearch.web import routes_cases, routes_collections, routes_governance, routes_people
 from facesearch.web.pages import HERE, Page, render
 
 LOGIN_CSRF_COOKIE = "fs_login_csrf"
@@ -50,6 +50,7 @@ def mount(app: FastAPI, clock: Callable[[], float] = time.monotonic) -> None:
     app.include_router(routes_governance.router)
     app.include_router(routes_collections.router)
     app.include_router(routes_cases.router)
+    app.include_router(routes_people.router)
 
 
 def _cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:

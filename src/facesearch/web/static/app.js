@@ -258,7 +258,8 @@
       m.copies.length ? el("p", { class: "copies", text: `${m.copies.length} copies of this photo, ${new Set(m.copies.flatMap((c) => c.provenance.map((p) => p.page_url || p.path))).size} source page(s)` }) : null,
       el("p", { class: "captured muted", text: m.captured_at ? `Captured ${m.captured_at.slice(0, 10)}` : "Capture date unknown" }),
       el("p", {}, link),
-      el("p", {}, again)
+      el("p", {}, again),
+      m.moment_url ? el("p", {}, el("a", { href: m.moment_url, class: "moment", text: "Video at this moment" })) : null
     );
   }
 
