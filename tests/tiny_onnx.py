@@ -15,7 +15,10 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 
-def write_tiny_net(path: Path, *, size: int = 112, dim: int = 512, seed: int = 7) -> Path:
+def write_tiny_net(
+    path: Path, *, size: int = 112, dim: int = 512, seed: int = 7, batch: int | str = "n"
+) -> Path:
+    """Write the network to ``path``; ``batch`` 1 makes an export that takes one chip."""
     pool = size // 16
     features = 3 * (size // pool) ** 2
     rng = np.random.default_rng(seed)
@@ -33,8 +36,8 @@ def write_tiny_net(path: Path, *, size: int = 112, dim: int = 512, seed: int = 7
             helper.make_node("MatMul", ["flat", "projection"], ["vectors"]),
         ],
         "tiny-test-net",
-        [helper.make_tensor_value_info("chips", TensorProto.FLOAT, ["n", 3, size, size])],
-        [helper.make_tensor_value_info("vectors", TensorProto.FLOAT, ["n", dim])],
+        [helper.make_tensor_value_info("chips", TensorProto.FLOAT, [batch, 3, size, size])],
+        [helper.make_tensor_value_info("vectors", TensorProto.FLOAT, [batch, dim])],
         [numpy_helper.from_array(projection, "projection")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])

@@ -212,3 +212,22 @@ def test_re_embedding_moves_a_home_to_the_own_model_and_resumes(
     # The old model is now the other one: the home refuses it.
     with FaceSearch(Settings(home=home, workers=1)) as fs, pytest.raises(ModelMismatch):
         fs.search(photos / "obama.jpg")
+
+
+def test_an_export_that_takes_one_chip_gives_the_same_vectors(
+    net: Path, tmp_path: Path, dev: Path
+) -> None:
+    from facesearch.imaging import DecodeLimits, decode_image
+    from facesearch.vision.dlib_models import DlibFaceDetector
+    from facesearch.vision.onnx.arcface import OnnxFaceEmbedder
+    from facesearch.vision.onnx.model_file import OnnxModelFile
+
+    single = write_tiny_net(tmp_path / "single.onnx", batch=1)
+    image = decode_image((dev / PHOTOS[2]).read_bytes(), DecodeLimits()).pixels
+    faces = DlibFaceDetector().detect_faces(image)
+    assert len(faces) == 2
+    vectors = [
+        OnnxFaceEmbedder(OnnxModelFile(path=p, name="t", version="1")).embed_faces(image, faces)
+        for p in (net, single)
+    ]
+    np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-5)

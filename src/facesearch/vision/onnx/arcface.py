@@ -48,6 +48,8 @@ class OnnxFaceEmbedder:
         feed = self._session.get_inputs()[0]
         self._input = feed.name
         shape = list(feed.shape)
+        # Some exports fix the batch at one chip: they are fed one chip per call.
+        self._one_at_a_time = len(shape) == 4 and shape[0] == 1
         # Channels last when the last axis is 3 and the second is not.
         self._channels_last = len(shape) == 4 and shape[3] == 3 and shape[1] != 3
         sides = shape[1:3] if self._channels_last else shape[2:4]
@@ -74,8 +76,9 @@ class OnnxFaceEmbedder:
         batch = (chips.astype(np.float32) - self._mean) / self._std
         if not self._channels_last:
             batch = np.ascontiguousarray(batch.transpose(0, 3, 1, 2))
-        out = np.asarray(self._session.run(None, {self._input: batch})[0], dtype=np.float32)
-        return out.reshape(len(chips), -1)
+        calls = [batch[i : i + 1] for i in range(len(batch))] if self._one_at_a_time else [batch]
+        outs = [self._session.run(None, {self._input: call})[0] for call in calls]
+        return np.concatenate(outs).astype(np.float32).reshape(len(chips), -1)
 
     def chips(self, image: RGBImage, faces: Sequence[DetectedFace]) -> list[RGBImage]:
         size = self.spec.input_size
