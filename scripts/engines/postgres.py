@@ -133,7 +133,10 @@ def free_port() -> int:
 
 
 def is_free(port: int) -> bool:
+    """Whether the server could listen on ``port`` (it sets SO_REUSEADDR: connections
+    of a server that just stopped, left in TIME_WAIT, do not keep it from the port)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
