@@ -93,6 +93,7 @@ class StoreFactories:
     suppressions: Callable[[str, Path, TemplateCodec], SuppressionStore]
     accounts: Callable[[str, Path], AccountStore]
     locks: Callable[[str, Path], Locks]
+    in_home: bool  # kept in files of the home (else the home holds only caches)
 
 
 # The catalog's scheme -> its stores. A SQLite catalog keeps them in files of their own
@@ -105,12 +106,14 @@ STORES: dict[str, StoreFactories] = {
         ),
         accounts=lambda url, home: SqliteAccountStore(home / "accounts.sqlite"),
         locks=lambda url, home: FileLocks(Path(location(url)).parent),
+        in_home=True,
     ),
     "postgresql": StoreFactories(
         audit=lambda url, home: PostgresAuditStore(url),
         suppressions=lambda url, home, codec: PostgresSuppressionStore(url, codec),
         accounts=lambda url, home: PostgresAccountStore(url),
         locks=lambda url, home: AdvisoryLocks(url),
+        in_home=False,
     ),
 }
 
@@ -144,6 +147,13 @@ def location(url: str) -> str:
 def store_factories(settings: Settings) -> StoreFactories:
     """The stores that go with the configured catalog."""
     return STORES[scheme(catalog_url(settings), "catalog.url", STORES)]
+
+
+def home_holds_stores(settings: Settings) -> bool:
+    """Whether the home's folder holds stores that cannot be rebuilt (the audit log, the
+    suppression list, the accounts), so that a missing folder is a mistyped home; with a
+    PostgreSQL catalog it holds only caches and a fresh one is as good."""
+    return store_factories(settings).in_home
 
 
 def executor_factory(settings: Settings) -> ExecutorFactory:

@@ -190,3 +190,35 @@ def test_an_append_only_database_role_writes_the_audit_log_and_cannot_rewrite_it
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 db.execute(sql)
     assert count(postgres_url, "audit") == 3
+
+
+@pytest.mark.postgres
+def test_a_key_made_and_revoked_from_the_command_line_of_other_homes_holds_for_every_server(
+    postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from facesearch.app import create_app
+    from facesearch.cli.main import main
+
+    def cli(home: str, *args: str) -> Any:
+        assert (
+            main([*args, "--json", "--home", str(tmp_path / home), "--catalog", postgres_url]) == 0
+        )
+        return json.loads(capsys.readouterr().out)
+
+    made = cli("admin-desk", "keys", "create", "--name", "partner", "--role", "search")
+    with (
+        FaceSearch(settings(tmp_path / "server", postgres_url)) as fs,
+        TestClient(create_app(fs), base_url="https://testserver") as client,
+    ):
+        bearer = {"Authorization": f"Bearer {made['key']}"}
+        me = client.get("/v1/me", headers=bearer)
+        assert me.status_code == 200 and me.json()["name"] == "partner", me.text
+        assert [k["key_id"] for k in cli("laptop", "keys", "list")] == [made["key_id"]]
+        cli("laptop", "keys", "revoke", made["key_id"])
+        assert client.get("/v1/me", headers=bearer).status_code == 401  # at once
+        actions = [e.action for e in fs.audit.entries()]
+        assert actions.count("key.create") == 1 and actions.count("key.revoke") == 1
