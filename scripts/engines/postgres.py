@@ -133,7 +133,10 @@ def free_port() -> int:
 
 
 def is_free(port: int) -> bool:
+    """Whether the server could listen on ``port`` (it sets SO_REUSEADDR: connections
+    of a server that just stopped, left in TIME_WAIT, do not keep it from the port)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -141,9 +144,12 @@ def is_free(port: int) -> bool:
     return True
 
 
-def start(folder: Path, template: Path | None = None) -> Server:
+def start(
+    folder: Path, template: Path | None = None, settings: dict[str, str] | None = None
+) -> Server:
     """Start a server on ``folder`` (its cluster made by initdb, or copied from the data
-    folder ``template``; an existing ``folder/data`` is started as it is)."""
+    folder ``template``; an existing ``folder/data`` is started as it is); ``settings``
+    override ``SETTINGS`` (a benchmark turns fsync back on)."""
     folder = folder.resolve()
     user = server_user()
     data = folder / "data"
@@ -157,7 +163,7 @@ def start(folder: Path, template: Path | None = None) -> Server:
                 subprocess.run(["chown", "-R", f"{user}:{user}", str(data)], check=True)
             data.chmod(0o700)
     _own(folder, user)
-    options = " ".join(f"-c {k}={v}" for k, v in SETTINGS.items())
+    options = " ".join(f"-c {k}={v}" for k, v in {**SETTINGS, **(settings or {})}.items())
     last: Unavailable | None = None
     # A server started again keeps its port (its URL stays valid) when that is free.
     before = int((folder / "port").read_text()) if (folder / "port").exists() else None

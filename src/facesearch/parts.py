@@ -25,10 +25,11 @@ from facesearch.accounts.postgres import PostgresAccountStore
 from facesearch.accounts.sqlite import SqliteAccountStore
 from facesearch.catalog.ports import AuditStore, Catalog, Locks, SuppressionStore
 from facesearch.catalog.postgres.audit import PostgresAuditStore
-from facesearch.catalog.postgres.catalog import PostgresCatalog
+from facesearch.catalog.postgres.catalog import PostgresCatalog, upgrade_database
+from facesearch.catalog.postgres.connections import redacted
 from facesearch.catalog.postgres.locks import AdvisoryLocks
 from facesearch.catalog.postgres.suppression import PostgresSuppressionStore
-from facesearch.catalog.sqlite import SqliteCatalog
+from facesearch.catalog.sqlite import SqliteCatalog, upgrade_file
 from facesearch.catalog.sqlite_audit import SqliteAuditStore
 from facesearch.catalog.sqlite_locks import FileLocks
 from facesearch.catalog.sqlite_suppression import SqliteSuppressionStore
@@ -80,6 +81,11 @@ def _postgres_catalog(url: str, sealer: Sealer) -> tuple[Catalog, AnchorStore]:
 CATALOGS: dict[str, CatalogFactory] = {
     "sqlite": _sqlite_catalog,
     "postgresql": _postgres_catalog,
+}
+# url -> (schema version before, after): ``facesearch db upgrade``.
+CATALOG_UPGRADES: dict[str, Callable[[str], tuple[int, int]]] = {
+    "sqlite": lambda url: upgrade_file(Path(location(url))),
+    "postgresql": upgrade_database,
 }
 INDEXES: dict[str, IndexFactory] = {"local": _local_index}
 EXECUTORS: dict[str, ExecutorFactory] = {"local": local_executor, "threads": thread_executor}
@@ -154,6 +160,14 @@ def home_holds_stores(settings: Settings) -> bool:
     suppression list, the accounts), so that a missing folder is a mistyped home; with a
     PostgreSQL catalog it holds only caches and a fresh one is as good."""
     return store_factories(settings).in_home
+
+
+def upgrade_catalog(settings: Settings) -> tuple[str, int, int]:
+    """Bring the catalog's schema to this release's: (its URL without a password, version
+    before, after)."""
+    url = catalog_url(settings)
+    before, after = CATALOG_UPGRADES[scheme(url, "catalog.url", CATALOG_UPGRADES)](url)
+    return redacted(url), before, after
 
 
 def executor_factory(settings: Settings) -> ExecutorFactory:

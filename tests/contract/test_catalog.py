@@ -414,15 +414,18 @@ def test_scrub_leaves_no_erased_template_in_the_store(
 ) -> None:
     erased = image(1)
     kept = image(2)
+    later = image(3)  # stored after the kept one: where a compaction would not write
     catalog.add_image(erased, copy("news", 1), None)
     catalog.add_image(kept, copy("archive", 2), None)
+    catalog.add_image(later, copy("news", 3), None)
     catalog.remove_provenance(catalog.provenance_of(sources=["news"]))
     catalog.scrub()
     stored = CATALOGS[adapter].stored(folder)
-    for vector in erased.embeddings:
-        assert vector.tobytes() not in stored
-        assert vector[:8].tobytes() not in stored  # nor a part of one
-    assert erased.sha256.encode() not in stored
+    for gone in (erased, later):
+        for vector in gone.embeddings:
+            assert vector.tobytes() not in stored
+            assert vector[:8].tobytes() not in stored  # nor a part of one
+        assert gone.sha256.encode() not in stored
     if not CATALOGS[adapter].sealed:  # the check can see a template that is there
         assert kept.embeddings[0].tobytes() in stored
     assert np.array_equal(catalog.embeddings(catalog.face_ids().tolist()), kept.embeddings)

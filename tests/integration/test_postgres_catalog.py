@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -114,3 +115,42 @@ def test_a_catalog_server_that_goes_away_is_a_clear_error_and_answers_again_when
         stats = fs.stats()
     assert stats["images"] == 3 and stats["index"]["consistent"]
     assert rows(url, "SELECT count(*) FROM provenance") == [(3,)]
+
+
+def test_a_server_stopped_during_an_ingest_leaves_nothing_lost_duplicated_or_unaudited(
+    dev: Path, manifest: list[dict[str, str]], tmp_path: Path
+) -> None:
+    server = pg.cluster(tmp_path / "pg")
+    url, home = server.url(), tmp_path / "home"
+    photos = [str(dev / r["path"]) for r in manifest if r["path"].startswith("lfw/")][:16]
+    common = ["--home", str(home), "--catalog", url]
+    assert main(["sources", "add", "news", *REGISTER_ARGS, *common]) == 0
+    ingest = [sys.executable, "-m", "facesearch.cli", "ingest", *photos, "--source", "news"]
+    ingest += [*common, "--workers", "1", "--no-progress"]
+    first = subprocess.Popen(ingest, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        stored = 0
+        while first.poll() is None and stored < 3:  # stopped once some images are in
+            time.sleep(0.05)
+            stored = int(str(rows(url, "SELECT count(*) FROM images")[0][0]))
+        engine.stop(server.folder)
+        _, err = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.communicate()
+    assert first.returncode == 1, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    engine.start(server.folder)
+    again = subprocess.run(ingest, text=True, capture_output=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    images = rows(url, "SELECT sha256 FROM images")
+    assert len(images) == len({r[0] for r in images}) == len(photos)
+    assert rows(url, "SELECT count(*) FROM provenance") == [(len(photos),)]
+    faces = rows(url, "SELECT count(*), count(DISTINCT (image_id, idx)) FROM faces")
+    assert faces[0][0] == faces[0][1] == rows(url, "SELECT sum(face_count) FROM images")[0][0]
+    with FaceSearch(settings(home, url)) as fs:
+        audited = {sha for e in fs.read_audit(action="ingest.batch") for sha in e.details["images"]}
+        assert {r[0] for r in images} <= audited
+        assert fs.verify_audit().ok
+        assert fs.stats()["index"]["consistent"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,18 @@ import numpy.typing as npt
 
 from facesearch.catalog.ports import ExpiryRule, FileStamp, NewImage, Removal, UrlQuery
 from facesearch.domain import BoundingBox, FaceRecord, ImageRecord, Provenance, Source
-from facesearch.errors import BackendUnavailable, InvalidInput, NotFound
+from facesearch.errors import BackendUnavailable, ConfigError, InvalidInput, NotFound
 from facesearch.security.templates import TemplateCodec
 from facesearch.sqlitedb import Writes, open_connection
 
-SCHEMA_VERSION = 1
+# MIGRATIONS[n] takes a catalog from schema version n + 1 to n + 2 (version 1 is SCHEMA as
+# first released). An embedded catalog is upgraded when it is opened: one file, whose
+# processes all run this release; a shared server's is not (catalog/postgres).
+MIGRATIONS: list[str] = [
+    # 2: a face is one row per image and index, whoever writes it (as on PostgreSQL).
+    "CREATE UNIQUE INDEX IF NOT EXISTS faces_image_idx ON faces(image_id, idx);",
+]
+SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -131,11 +139,37 @@ class SqliteCatalog:
         self._ids_by_sources: dict[tuple[str, ...], tuple[tuple[int, int], Ids]] = {}
         try:
             self._init_counters()
-            self.db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
+            stored = self.db.execute("SELECT 1 FROM meta WHERE key = 'schema_version'")
+            if stored.fetchone() is None or self.schema_version() != SCHEMA_VERSION:
+                self.upgrade()
         except sqlite3.DatabaseError as exc:
             raise BackendUnavailable(f"cannot open catalog {path}: {exc}") from exc
+
+    def schema_version(self) -> int:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return 1 if row is None else int(row[0])  # homes made before versions were kept: 1
+
+    def upgrade(self) -> tuple[int, int]:
+        """Apply the migrations this catalog lacks, in one transaction; refuse a catalog
+        made by a newer release. Returns (version before, version after)."""
+        with self.writes.transaction() as db:
+            fresh = db.execute("SELECT 1 FROM meta WHERE key = 'schema_version'").fetchone()
+            before = self.schema_version()
+            if before > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"the catalog {self.path} is at schema version {before}, made by a newer "
+                    f"facesearch (this one knows up to {SCHEMA_VERSION}): upgrade facesearch"
+                )
+            for step in MIGRATIONS[before - 1 :]:
+                for statement in step.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            if fresh is None or before < SCHEMA_VERSION:
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+        return before, SCHEMA_VERSION
 
     def _init_counters(self) -> None:
         self.db.executescript(COUNTERS)
@@ -734,6 +768,21 @@ class SqliteCatalog:
 
     def close(self) -> None:
         self.db.close()
+
+
+def upgrade_file(path: Path) -> tuple[int, int]:
+    """``facesearch db upgrade`` on the catalog file ``path``: (version before, after).
+    Opening a catalog upgrades it; this says from which version."""
+    if not path.is_file():
+        raise NotFound(f"there is no catalog at {path}")
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise BackendUnavailable(f"cannot open catalog {path}: {exc}") from exc
+    before = 1 if row is None else int(row[0])
+    SqliteCatalog(path).close()
+    return before, SCHEMA_VERSION
 
 
 def _chunks(items: Sequence[int], size: int) -> Iterator[list[int]]:

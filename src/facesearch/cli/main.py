@@ -1,7 +1,7 @@
 """The ``facesearch`` command: parse arguments, call the engine, render the answer.
 
 This module holds the parser and the dispatch; each group of commands has its module
-(ingest, search, index, governance, serve, accounts) with its parsers and its ``run``.
+(ingest, search, index, governance, serve, accounts, db) with its parsers and its ``run``.
 Every command takes ``--home``, ``--catalog`` and ``--index`` (the stores' URLs),
 ``--json`` for machine-readable output and ``--debug``.
 Errors print one line to stderr and exit non-zero (``--debug`` shows the traceback);
@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from facesearch.cli import accounts, governance, index, ingest, search, serve
+from facesearch.cli import accounts, db, governance, index, ingest, search, serve
 from facesearch.errors import FacesearchError, InvalidInput, NoFaceFound, NotFound
 
 EXIT_ERROR = 1
@@ -41,6 +41,8 @@ COMMON_DEFAULTS: dict[str, Any] = {
 CREATES_HOME = frozenset(
     {"ingest", "eval", "serve", "sources add", "suppress add", "keys create", "users add"}
 )
+# Commands that need no home: the catalog they work on may be on a server.
+NO_HOME = frozenset({"db upgrade"})
 
 
 def version() -> str:
@@ -87,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     governance.add_parsers(sub, common)
     serve.add_parsers(sub, common)
     accounts.add_parsers(sub, common)
+    db.add_parsers(sub, common)
     return parser
 
 
@@ -174,7 +177,7 @@ def settings_for(args: argparse.Namespace) -> Any:
     from facesearch.parts import home_holds_stores
 
     if (
-        command_name(args) not in CREATES_HOME
+        command_name(args) not in CREATES_HOME | NO_HOME
         and not Path(settings.home).is_dir()
         and home_holds_stores(settings)
     ):
@@ -197,6 +200,8 @@ def run(args: argparse.Namespace) -> int:
         return serve.run(args, settings_for(args))
     if args.command in accounts.COMMANDS:
         return accounts.run(args, settings_for(args))
+    if args.command in db.COMMANDS:
+        return db.run(args, settings_for(args))
 
     with open_engine(args) as engine:
         place = getattr(args, "requester_jurisdiction", None)

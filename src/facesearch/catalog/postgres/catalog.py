@@ -75,7 +75,11 @@ class PostgresCatalog:
         self.pool = Pool(url, "catalog")
         self.writes = _Writes(self.pool)
         self._ids_by_sources: dict[tuple[str, ...], tuple[tuple[int, int], Ids]] = {}
-        self._open_schema()
+        try:
+            self._open_schema()
+        except BaseException:
+            self.pool.close()
+            raise
 
     # -- plumbing ----------------------------------------------------------------------
     def _open_schema(self) -> None:
@@ -83,7 +87,7 @@ class PostgresCatalog:
         version = self.schema_version()
         if version == SCHEMA_VERSION:
             return
-        if version is None or version == 0:
+        if version == 0:  # a new database: made now
             self.upgrade()
             return
         if version > SCHEMA_VERSION:
@@ -96,38 +100,17 @@ class PostgresCatalog:
             f"{SCHEMA_VERSION}: run facesearch db upgrade"
         )
 
-    def schema_version(self) -> int | None:
+    def schema_version(self) -> int:
         """The schema version stored in the database; 0 when it holds no catalog."""
         with self.pool.connection() as db:
-            if db.execute("SELECT to_regclass('meta')").fetchone() in (None, (None,)):
-                return 0
-            row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        return int(row[0]) if row else 0
+            return _version(db)
 
     def upgrade(self) -> tuple[int, int]:
-        """Apply the migrations the database lacks, one transaction, one process at a
-        time. Returns (version before, version after)."""
-        with self.pool.connection() as db, db.transaction():
-            db.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("catalog schema"),))
-            exists = db.execute("SELECT to_regclass('meta')").fetchone()
-            before = 0
-            if exists and exists[0] is not None:
-                row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-                before = int(row[0]) if row else 0
-            if before > SCHEMA_VERSION:
-                raise ConfigError(
-                    f"the catalog at schema version {before} was made by a newer facesearch "
-                    f"(this one knows up to {SCHEMA_VERSION}): upgrade facesearch"
-                )
-            for step in MIGRATIONS[before:]:
-                db.execute(step.encode())
-            db.execute(
-                """INSERT INTO meta VALUES ('schema_version', %s)
-                   ON CONFLICT (key) DO UPDATE SET value = excluded.value""",
-                (str(SCHEMA_VERSION),),
-            )
+        """Apply the migrations the database lacks (``facesearch db upgrade``). Returns
+        (version before, version after)."""
+        out = upgrade(self.pool)
         self.writes.generation += 1
-        return before, SCHEMA_VERSION
+        return out
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -816,6 +799,44 @@ class PostgresCatalog:
 
     def close(self) -> None:
         self.pool.close()
+
+
+def _version(db: Connection) -> int:
+    if db.execute("SELECT to_regclass('meta')").fetchone() in (None, (None,)):
+        return 0
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def upgrade(pool: Pool) -> tuple[int, int]:
+    """Apply the migrations the database lacks, in one transaction, one process at a
+    time; refuse a database made by a newer release. Returns (before, after)."""
+    with pool.connection() as db, db.transaction():
+        db.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("catalog schema"),))
+        before = _version(db)
+        if before > SCHEMA_VERSION:
+            raise ConfigError(
+                f"the catalog is at schema version {before}, made by a newer facesearch "
+                f"(this one knows up to {SCHEMA_VERSION}): upgrade facesearch"
+            )
+        for step in MIGRATIONS[before:]:
+            db.execute(step.encode())
+        db.execute(
+            """INSERT INTO meta VALUES ('schema_version', %s)
+               ON CONFLICT (key) DO UPDATE SET value = excluded.value""",
+            (str(SCHEMA_VERSION),),
+        )
+    return before, SCHEMA_VERSION
+
+
+def upgrade_database(url: str) -> tuple[int, int]:
+    """``facesearch db upgrade`` on the catalog at ``url`` (which may be at any older
+    version, where opening it is refused)."""
+    pool = Pool(url, "catalog")
+    try:
+        return upgrade(pool)
+    finally:
+        pool.close()
 
 
 def _ids(db: Connection, sql: str, args: Sequence[Any]) -> Ids:
