@@ -120,6 +120,7 @@ class StoreFactories:
     suppressions: Callable[[str, Path, TemplateCodec], SuppressionStore]
     accounts: Callable[[str, Path], AccountStore]
     locks: Callable[[str, Path], Locks]
+    in_home: bool  # kept in files of the home (else the home holds only caches)
 
 
 # The catalog's scheme -> its stores. A SQLite catalog keeps them in files of their own
@@ -132,12 +133,14 @@ STORES: dict[str, StoreFactories] = {
         ),
         accounts=lambda url, home: SqliteAccountStore(home / "accounts.sqlite"),
         locks=lambda url, home: FileLocks(Path(location(url)).parent),
+        in_home=True,
     ),
     "postgresql": StoreFactories(
         audit=lambda url, home: PostgresAuditStore(url),
         suppressions=lambda url, home, codec: PostgresSuppressionStore(url, codec),
         accounts=lambda url, home: PostgresAccountStore(url),
         locks=lambda url, home: AdvisoryLocks(url),
+        in_home=False,
     ),
 }
 
@@ -168,17 +171,24 @@ def location(url: str) -> str:
     return url.partition("://")[2]
 
 
+def store_factories(settings: Settings) -> StoreFactories:
+    """The stores that go with the configured catalog."""
+    return STORES[scheme(catalog_url(settings), "catalog.url", STORES)]
+
+
+def home_holds_stores(settings: Settings) -> bool:
+    """Whether the home's folder holds stores that cannot be rebuilt (the audit log, the
+    suppression list, the accounts), so that a missing folder is a mistyped home; with a
+    PostgreSQL catalog it holds only caches and a fresh one is as good."""
+    return store_factories(settings).in_home
+
+
 def upgrade_catalog(settings: Settings) -> tuple[str, int, int]:
     """Bring the catalog's schema to this release's: (its URL without a password, version
     before, after)."""
     url = catalog_url(settings)
     before, after = CATALOG_UPGRADES[scheme(url, "catalog.url", CATALOG_UPGRADES)](url)
     return redacted(url), before, after
-
-
-def store_factories(settings: Settings) -> StoreFactories:
-    """The stores that go with the configured catalog."""
-    return STORES[scheme(catalog_url(settings), "catalog.url", STORES)]
 
 
 def executor_factory(settings: Settings) -> ExecutorFactory:

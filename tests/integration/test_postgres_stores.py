@@ -190,3 +190,87 @@ def test_an_append_only_database_role_writes_the_audit_log_and_cannot_rewrite_it
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 db.execute(sql)
     assert count(postgres_url, "audit") == 3
+
+
+@pytest.mark.postgres
+def test_a_key_made_and_revoked_from_the_command_line_of_other_homes_holds_for_every_server(
+    postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from facesearch.app import create_app
+    from facesearch.cli.main import main
+
+    def cli(home: str, *args: str) -> Any:
+        assert (
+            main([*args, "--json", "--home", str(tmp_path / home), "--catalog", postgres_url]) == 0
+        )
+        return json.loads(capsys.readouterr().out)
+
+    made = cli("admin-desk", "keys", "create", "--name", "partner", "--role", "search")
+    with (
+        FaceSearch(settings(tmp_path / "server", postgres_url)) as fs,
+        TestClient(create_app(fs), base_url="https://testserver") as client,
+    ):
+        bearer = {"Authorization": f"Bearer {made['key']}"}
+        me = client.get("/v1/me", headers=bearer)
+        assert me.status_code == 200 and me.json()["name"] == "partner", me.text
+        assert [k["key_id"] for k in cli("laptop", "keys", "list")] == [made["key_id"]]
+        cli("laptop", "keys", "revoke", made["key_id"])
+        assert client.get("/v1/me", headers=bearer).status_code == 401  # at once
+        actions = [e.action for e in fs.audit.entries()]
+        assert actions.count("key.create") == 1 and actions.count("key.revoke") == 1
+
+
+@pytest.mark.postgres
+def test_the_stores_answer_a_server_that_went_away_with_a_clear_error_then_work_again(
+    tmp_path: Path,
+) -> None:
+    """Stopped: BackendUnavailable naming PostgreSQL (the CLI's one line, the API's 503).
+    Back on the same port: the very next call works, also after a restart the stores did
+    not see (no stale connection kept)."""
+    import numpy as np
+    from scripts.engines import postgres as engine
+
+    from facesearch.governance.audit import AuditEvent, AuditLog
+    from facesearch.parts import STORES
+    from facesearch.security.templates import TemplateCodec
+
+    from ..engines import postgres as pg
+
+    server = pg.cluster(tmp_path / "pg")
+    url, stores = server.url(), STORES["postgresql"]
+    log = AuditLog(stores.audit(url, Path()), MemoryAnchor())
+    suppressions = stores.suppressions(url, Path(), TemplateCodec())
+    accounts = stores.accounts(url, Path())
+    template = np.full(128, 128**-0.5, dtype=np.float32)
+    try:
+        log.append(AuditEvent(action="search", actor="key:1", details={}))
+        suppressions.add(template, "dlib-resnet-v1:128", "consent-17", "")
+        _, key = accounts.create_key("partner", "search")
+        calls = {
+            "audit": lambda: log.append(AuditEvent(action="search", actor="key:1", details={})),
+            "suppressions": lambda: suppressions.templates("dlib-resnet-v1:128"),
+            "accounts": lambda: accounts.check_key(key),
+        }
+        engine.stop(server.folder)  # restarted while the stores sat idle
+        engine.start(server.folder)
+        for call in calls.values():
+            call()
+        engine.stop(server.folder)
+        for name, call in calls.items():
+            with pytest.raises(BackendUnavailable, match="PostgreSQL") as failed:
+                call()
+            assert "\n" not in str(failed.value), name
+        engine.start(server.folder)
+        for call in calls.values():
+            call()
+        assert accounts.check_key(key) is not None
+        assert len(suppressions.templates("dlib-resnet-v1:128")[0]) == 1
+        assert [e.seq for e in log.entries()] == [1, 2, 3] and log.verify().ok
+    finally:
+        log.close()
+        suppressions.close()
+        accounts.close()

@@ -61,6 +61,8 @@ def create_app(
         yield
         await schedule.stop()
         gateway.close()
+        if accounts is None:  # made here (a PostgreSQL store holds connections)
+            store.close()
 
     app = FastAPI(
         title="facesearch",

@@ -178,7 +178,13 @@ def settings_for(args: argparse.Namespace) -> Any:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"invalid setting {where}: {first['msg']}") from None
-    if command_name(args) not in CREATES_HOME | NO_HOME and not Path(settings.home).is_dir():
+    from facesearch.parts import home_holds_stores
+
+    if (
+        command_name(args) not in CREATES_HOME | NO_HOME
+        and not Path(settings.home).is_dir()
+        and home_holds_stores(settings)
+    ):
         raise NotFound(
             f"there is no facesearch home at {settings.home}: check --home (or "
             "FACESEARCH_HOME); `facesearch sources add` or `ingest` starts a new one"

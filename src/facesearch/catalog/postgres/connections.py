@@ -8,6 +8,7 @@ away is a ``BackendUnavailable``: the CLI prints one line, the API answers 503.
 
 from __future__ import annotations
 
+import select
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +38,20 @@ def first_line(exc: BaseException) -> str:
 
 
 Connection = psycopg.Connection[tuple[Any, ...]]
+
+
+def alive(conn: Connection) -> bool:
+    """Whether an idle connection is still open at the server's end. A server that
+    restarted or ended the session (an administrator, an idle timeout) has left its
+    goodbye or an end of file on the socket: anything to read on an idle connection (no
+    LISTEN here) means it is gone, found without a round trip."""
+    if conn.closed or conn.broken:
+        return False
+    try:
+        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    except (OSError, ValueError, psycopg.Error):
+        return False
+    return not readable
 
 
 class Pool:
@@ -73,6 +88,8 @@ class Pool:
         try:
             with self._lock:
                 conn = self._idle.pop() if self._idle else None
+            if conn is not None and not alive(conn):
+                conn.close()
             if conn is None or conn.closed:
                 conn = self._connect()
             try:
