@@ -129,3 +129,35 @@ def test_a_zip_reaching_outside_its_folder_is_refused_on_the_page(
     assert "path traversal" in alert.inner_text()
     assert stored(home) == before
     screenshot(page, "ingest-refused-zip")
+
+
+def test_a_video_is_uploaded_and_a_result_opens_it_at_the_moment(
+    page: Any, site: tuple[str, dict[str, str], Path], dev: Path, tmp_path: Path
+) -> None:
+    from tests.integration.test_video import make_clip, still
+
+    url, keys, _ = site
+    clip = make_clip(
+        tmp_path / "lobby.mp4",
+        [(still(dev / PHOTOS[1]), 2.0), (still(dev / PHOTOS[0]), 2.0)],
+    )
+    sign_in(page, url, keys["ingest"])
+    page.goto(f"{url}/ingest")
+    page.set_input_files("#ingest-files", str(clip))
+    page.get_by_role("button", name="Upload and ingest").click()
+    page.wait_for_function(
+        "() => document.getElementById('ingest-status').textContent.startsWith('Done.')",
+        timeout=120_000,
+    )
+    assert "2 face(s) indexed" in page.locator("#ingest-status").inner_text()
+
+    sign_in(page, url, keys["search"])
+    page.goto(f"{url}/")
+    page.get_by_label("Purpose").fill("video check")
+    page.get_by_label("Case reference").fill("E2E-VIDEO-1")
+    page.set_input_files("#probe-file", str(dev / "face_recognition/examples/obama2.jpg"))
+    moment = page.locator("#results li.result a.moment").first
+    moment.wait_for()
+    href = moment.get_attribute("href")
+    assert href is not None and "/video#t=" in href and 2.0 <= float(href.split("#t=")[1]) < 4.0
+    screenshot(page, "video-result-moment")

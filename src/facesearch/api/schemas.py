@@ -375,7 +375,11 @@ def match(m: Match, rank: int, shown: Provenance | None) -> MatchOut:
         box=box(m.box),
         image_id=m.image.id,
         path=path,
-        file_name=file_name(path),
+        file_name=(
+            f"{file_name(first.video)} at {first.video_time:g} s"
+            if first and first.video and first.video_time is not None
+            else file_name(path)
+        ),
         source=first.source if first else "",
         source_url=first.source_url if first else None,
         page_url=first.page_url if first else None,

@@ -13,7 +13,7 @@ from facesearch.cli.args import whole
 from facesearch.domain import Requester
 from facesearch.engine import FaceSearch
 from facesearch.errors import InvalidInput
-from facesearch.ingest.items import IMAGE_SUFFIXES, iter_items
+from facesearch.ingest.items import MEDIA_SUFFIXES, iter_items
 
 COMMANDS = ("ingest",)
 EXIT_ERROR = 1
@@ -25,10 +25,12 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="add folders, files or manifests",
         description="Detect and index every face in folders (recursive, following "
-        "symlinked folders), image files and manifests (CSV or JSON Lines with path, "
-        "source_url, page_url, captured_at; the URLs must be http(s)). A manifest row "
-        "that cannot be used is reported with its line as a failure, and the other rows "
-        "go on. Idempotent and resumable. Exits 1 when no file could be ingested.",
+        "symlinked folders), image files, video files (frames sampled at video.sample_fps, "
+        "faces tracked so each appearance is indexed once with its moment) and manifests "
+        "(CSV or JSON Lines with path, source_url, page_url, captured_at; the URLs must "
+        "be http(s)). A manifest row that cannot be used is reported with its line as a "
+        "failure, and the other rows go on. Idempotent and resumable. Exits 1 when no "
+        "file could be ingested.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument(
@@ -58,7 +60,7 @@ def run(args: argparse.Namespace, engine: FaceSearch, who: Requester) -> int:
     if not items:
         raise InvalidInput(
             f"nothing to ingest in {', '.join(args.paths)}: no image files "
-            f"({' '.join(sorted(IMAGE_SUFFIXES))}) and no manifest rows"
+            f"({' '.join(sorted(MEDIA_SUFFIXES))}, videos included) and no manifest rows"
         )
     show_bar = not (args.json or args.no_progress) and sys.stderr.isatty()
     with render.ingest_progress(enabled=show_bar) as progress:

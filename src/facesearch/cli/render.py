@@ -91,6 +91,15 @@ def ingest_summary(report: IngestReport) -> str:
         plural(report.faces_skipped, "face") + " skipped",
         *([f"{report.faces_suppressed} suppressed"] if report.faces_suppressed else []),
         f"{len(report.failed)} failed",
+        *(
+            [
+                f"{plural(report.videos, 'video')} ({report.video_seconds:.0f} s: "
+                f"{report.video_frames_analysed} frames analysed, "
+                f"{report.video_faces_detected} faces seen, {report.video_faces_kept} kept)"
+            ]
+            if report.videos
+            else []
+        ),
     ]
     head = "Interrupted after " if report.interrupted else "Ingested "
     return (

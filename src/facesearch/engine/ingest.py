@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -130,7 +131,9 @@ class Ingester:
         for moment in sorted({a.time for a in scan.appearances}):
             frame = next(a.frame for a in scan.appearances if a.time == moment)
             data = frame_jpeg(frame)
-            name = f"{sha256_of(data)}-{item.path.stem[:60]}-t{int(moment * 1000)}ms.jpg"
+            # Named by content first (erasure finds it by hash), then as people know it.
+            stem = re.sub(r"^[0-9a-f]{64}-", "", item.path.stem)[:60]
+            name = f"{sha256_of(data)}-{stem}-t{int(moment * 1000)}ms.jpg"
             path = uploads / name
             if not path.exists():
                 path.write_bytes(data)
