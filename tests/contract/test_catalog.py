@@ -566,6 +566,39 @@ def test_processes_lose_and_duplicate_nothing(adapter: str, folder: Path, catalo
     check_nothing_lost_or_duplicated(catalog, 2, 20)
 
 
+def test_a_copy_added_while_its_image_is_erased_is_never_lost(
+    adapter: str, folder: Path, catalog: Catalog
+) -> None:
+    """One writer erases an image's only copy while another adds a new copy of the same
+    content: afterwards the new copy is there, with its image and faces, exactly once."""
+    other = CATALOGS[adapter].open(folder)
+    content = image(7)
+    try:
+        for n in range(30):
+            catalog.add_image(content, copy("news", n), None)
+            added: list[bool] = []
+
+            def erase() -> None:
+                catalog.remove_provenance(catalog.provenance_of(sources=["news"]))
+
+            def add(n: int = n, added: list[bool] = added) -> None:
+                copy_of = dated(Provenance("archive", f"again/{n}.jpg"))
+                added.append(other.add_image(content, copy_of, None) is not None)
+
+            run_threads(lambda job: job(), [(erase,), (add,)])
+            image_id = catalog.image_id_by_sha(content.sha256)
+            assert added == [True] and image_id is not None, f"round {n}: the copy was lost"
+            record = catalog.get_images([image_id])[image_id]
+            assert [(p.source, p.path) for p in record.provenance] == [
+                ("archive", f"again/{n}.jpg")
+            ], f"round {n}"
+            assert len(record.faces) == FACES_PER_IMAGE
+            assert catalog.face_state()[0] == FACES_PER_IMAGE
+            catalog.remove_provenance(catalog.provenance_of(sources=["archive"]))
+    finally:
+        other.close()
+
+
 # -- persons ------------------------------------------------------------------------------
 def test_a_grouping_run_creates_persons_and_keeps_confirmed_faces(catalog: Catalog) -> None:
     _, faces_a, _ = catalog.add_image(image(1), copy("news", 1), None)

@@ -45,6 +45,7 @@ def _base() -> Path:
     known = os.environ.get(ENV)
     if known:
         return Path(known)
+    base: Path | None = None
     try:
         # In memory where there is /dev/shm: a server per test is copied and started in a
         # fraction of a second there, seconds on a busy disk.
@@ -56,6 +57,8 @@ def _base() -> Path:
             shutil.chown(base, user, user)
         engine.initdb(base / "template", wal_segment_mb=1)
     except (engine.Unavailable, OSError) as exc:
+        if base is not None:
+            shutil.rmtree(base, ignore_errors=True)
         _state["error"] = str(exc)
         unavailable(str(exc))
     os.environ[ENV] = str(base)

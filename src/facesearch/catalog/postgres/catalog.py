@@ -40,6 +40,10 @@ Ids = npt.NDArray[np.int64]
 T = TypeVar("T")
 
 
+class _LostRace(Exception):
+    """Another writer changed what this transaction read: roll back and try again."""
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -128,7 +132,7 @@ class PostgresCatalog:
                         out = work(db)
                     self.writes.generation += 1
                     return out
-            except (pgerrors.DeadlockDetected, pgerrors.SerializationFailure):
+            except (pgerrors.TransactionRollback, _LostRace):
                 if attempt == RETRIES - 1:
                     raise BackendUnavailable("the catalog is too busy: try again") from None
             except pgerrors.ForeignKeyViolation as exc:
@@ -317,7 +321,7 @@ class PostgresCatalog:
                     "SELECT id FROM images WHERE sha256 = %s", (image.sha256,)
                 ).fetchone()
                 if found is None:  # removed between the two statements: start again
-                    raise pgerrors.SerializationFailure("image removed meanwhile")
+                    raise _LostRace("image removed meanwhile")
                 self._insert_provenance(db, int(found[0]), source_id, provenance, stamp)
                 return int(found[0]), [], False
             image_id = int(row[0])

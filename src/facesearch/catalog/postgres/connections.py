@@ -94,6 +94,8 @@ class Pool:
                 conn = self._connect()
             try:
                 yield conn
+            except psycopg.errors.TransactionRollback:
+                raise  # a deadlock or serialization failure: the caller may try again
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 if not isinstance(exc, psycopg.errors.QueryCanceled):
                     conn.close()
