@@ -33,6 +33,7 @@ from facesearch.vision.dlib_models import (
     DlibFaceDetector,
     DlibFaceEmbedder,
 )
+from facesearch.vision.onnx.retinaface import RetinaFaceDetector
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = Path(os.environ.get("FACESEARCH_DEV", ROOT.parent / "shared" / "data" / "faces-dev"))
@@ -173,21 +174,28 @@ class Variant:
     tight_crop_fallback: bool = True
     flip_average: bool = True
     plain: bool = False
+    detector: str = "dlib-hog"
 
     def parts(self, cache: DescriptorCache) -> dict[str, Any]:
-        detector: Any = (
-            PlainDlibDetector()
-            if self.plain
-            else DlibFaceDetector(
+        detector: Any
+        if self.plain:
+            detector = PlainDlibDetector()
+        elif self.detector == "retinaface":
+            detector = RetinaFaceDetector(tight_crop_fallback=self.tight_crop_fallback)
+        else:
+            detector = DlibFaceDetector(
                 upsample=self.upsample, tight_crop_fallback=self.tight_crop_fallback
             )
-        )
         return {"detector": detector, "embedder": CachedDlibEmbedder(cache, self.flip_average)}
 
 
-DEFAULT = Variant("engine default (HOG upsample 1, tight-crop fallback, flip average)")
+DEFAULT = Variant(
+    "engine default (RetinaFace, dlib landmarks in its box, tight-crop fallback, flip average)",
+    detector="retinaface",
+)
 VARIANTS = {
     "default": DEFAULT,
+    "hog": Variant("the default before RetinaFace (HOG upsample 1, tight-crop fallback, flip)"),
     "no-flip": Variant("no flip averaging", flip_average=False),
     "no-fallback": Variant("no tight-crop fallback", tight_crop_fallback=False),
     "upsample0": Variant("HOG upsample 0", upsample=0),

@@ -39,7 +39,7 @@ from facesearch.index.ports import ManagedIndex
 from facesearch.security.sealing import Sealer
 from facesearch.security.templates import TemplateCodec
 from facesearch.vision.ports import FaceDetector, FaceEmbedder
-from facesearch.vision.registry import ModelSpec
+from facesearch.vision.registry import DETECTOR_META, FIRST_DETECTOR, ModelSpec
 
 # url -> the catalog, and where it keeps the audit log's anchor (the latest entry).
 CatalogFactory = Callable[[str, Sealer], tuple[Catalog, AnchorStore]]
@@ -139,6 +139,9 @@ def build_parts(
     sealer = Sealer.from_secret(secret.get_secret_value() if secret else None)
     catalog, anchor = catalogs(catalog_url(settings), sealer)
     check_encryption(catalog, sealer)
+    model_spec = model_spec.for_home(
+        home_detector(catalog), configured="detector" in settings.faces.model_fields_set
+    )
     index = indexes(index_url(settings), settings.index, catalog, sealer.enabled)
     audit = AuditLog(SqliteAuditStore(home / "audit.sqlite"), anchor)
     check_audit_key(settings, catalog, audit)
@@ -154,6 +157,15 @@ def build_parts(
         suppressions=suppressions,
         executor=executor,
     )
+
+
+def home_detector(catalog: Catalog) -> str | None:
+    """The detector whose faces a home holds: recorded at its first ingest; a home made
+    before detectors were recorded used the only one there was. None: a new home."""
+    recorded = catalog.meta(DETECTOR_META)
+    if recorded is None and catalog.model_key() is not None:
+        return FIRST_DETECTOR
+    return recorded
 
 
 def build_accounts(settings: Settings) -> AccountStore:

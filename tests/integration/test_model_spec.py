@@ -140,12 +140,12 @@ def test_the_cli_names_an_unknown_detector_in_one_line(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "FACESEARCH_FACES__DETECTOR": "retinaface"},
+        env={**os.environ, "FACESEARCH_FACES__DETECTOR": "yolo"},
     )
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     [line] = done.stderr.strip().splitlines()
-    assert "unknown face detector 'retinaface'" in line and "dlib-hog" in line
+    assert "unknown face detector 'yolo'" in line and "dlib-hog, retinaface" in line
 
 
 def test_ingest_on_threads_stores_what_this_process_would(dev: Path, tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ from facesearch.ingest.analyse import analyse_or_reason
 from facesearch.ingest.items import IngestItem, iter_items
 from facesearch.ingest.report import IngestReport
 from facesearch.ingest.runner import IngestRun, Progress, run_ingest
+from facesearch.parts import home_detector
+from facesearch.vision.registry import DETECTOR_META
 
 
 class Ingester:
@@ -86,18 +88,30 @@ class Ingester:
         return report
 
     def check_model(self) -> None:
-        """Record the configured model in a new home; refuse another model's home."""
+        """Record the configured model and detector in a new home; refuse another model's
+        home, or faces found by another detector than the home's (one home, one way of
+        finding faces: counts, sizes and false faces stay comparable across its images)."""
         parts = self.parts
         stored = parts.catalog.model_key()
+        detector = parts.model_spec.detector_name
         if stored is None:
             parts.catalog.set_model_key(parts.model.key)
+            parts.catalog.set_meta(DETECTOR_META, detector)
             if parts.index.state().count == 0:
                 parts.index.reset(parts.model.key)
-        elif stored != parts.model.key:
+            return
+        if stored != parts.model.key:
             raise ModelMismatch(
                 f"this home holds embeddings of model {stored}, but the configured model is "
                 f"{parts.model.key}; use the same model, a new --home, or move this home to it "
                 "with `facesearch reindex --re-embed`"
+            )
+        recorded = home_detector(parts.catalog)
+        if recorded != detector:
+            raise ModelMismatch(
+                f"this home's faces were found by the {recorded} detector, but the configured "
+                f"detector is {detector}; set faces.detector = {recorded!r} for this home "
+                "(or leave it unset: a home keeps its own), or use a new --home"
             )
 
     def _suppressor(self) -> Callable[[np.ndarray], np.ndarray] | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
@@ -27,14 +27,28 @@ from facesearch.vision.ports import FaceDetector, FaceEmbedder
 if TYPE_CHECKING:
     from facesearch.config import Faces
 
-DEFAULT_DETECTOR = "dlib-hog"
+DEFAULT_DETECTOR = "retinaface"
 DEFAULT_EMBEDDER = "dlib-resnet-onnx"
+# The detector of homes made before homes recorded theirs: the only one there was.
+FIRST_DETECTOR = "dlib-hog"
+# The catalog's meta key under which a home records its detector.
+DETECTOR_META = "detector"
+# Other names a configuration may use for a detector (older configs, shorter names).
+DETECTOR_ALIASES: Mapping[str, str] = MappingProxyType({"hog": "dlib-hog"})
 
 
 def _dlib_hog(spec: ModelSpec) -> FaceDetector:
     from facesearch.vision.dlib_models import DlibFaceDetector
 
     return DlibFaceDetector(upsample=spec.upsample)
+
+
+def _retinaface(spec: ModelSpec) -> FaceDetector:
+    from facesearch.vision.onnx.retinaface import RetinaFaceDetector
+
+    return RetinaFaceDetector(
+        min_score=spec.min_score, max_side=spec.detect_max_side, threads=spec.threads
+    )
 
 
 def _dlib_resnet(spec: ModelSpec) -> FaceEmbedder:
@@ -59,7 +73,7 @@ def _onnx(spec: ModelSpec) -> FaceEmbedder:
 # Configured name -> factory. Factories import their runtime when called, so that reading
 # the catalog (stats, show) never loads a model.
 DETECTORS: Mapping[str, Callable[[ModelSpec], FaceDetector]] = MappingProxyType(
-    {"dlib-hog": _dlib_hog}
+    {"dlib-hog": _dlib_hog, "retinaface": _retinaface}
 )
 EMBEDDERS: Mapping[str, Callable[[ModelSpec], FaceEmbedder]] = MappingProxyType(
     {"dlib-resnet": _dlib_resnet, "dlib-resnet-onnx": _dlib_resnet_onnx, "onnx": _onnx}
@@ -117,6 +131,8 @@ class ModelSpec:
     embedder: str = DEFAULT_EMBEDDER
     upsample: int = 1
     flip_average: bool = True
+    min_score: float = 0.85
+    detect_max_side: int = 1280
     threads: int = 1
     cache: Path | None = None
     onnx_model: OnnxModelFile | None = None
@@ -124,6 +140,8 @@ class ModelSpec:
     given_embedder: FaceEmbedder | None = None
 
     def __post_init__(self) -> None:
+        # A frozen dataclass: the alias is resolved once, here.
+        object.__setattr__(self, "detector", DETECTOR_ALIASES.get(self.detector, self.detector))
         if self.given_detector is None:
             _known("detector", self.detector, DETECTORS)
         if self.given_embedder is None:
@@ -146,6 +164,8 @@ class ModelSpec:
             embedder=faces.embedder,
             upsample=faces.upsample,
             flip_average=faces.flip_average,
+            min_score=faces.min_score,
+            detect_max_side=faces.detect_max_side,
             threads=faces.threads,
             cache=cache,
             onnx_model=onnx_model_file(faces)
@@ -154,6 +174,27 @@ class ModelSpec:
             given_detector=detector,
             given_embedder=embedder,
         )
+
+    @property
+    def detector_name(self) -> str:
+        """The name of the detector this spec builds (a given one's own name)."""
+        if self.given_detector is not None:
+            return str(self.given_detector.name)
+        return self.detector
+
+    def for_home(self, recorded: str | None, configured: bool) -> ModelSpec:
+        """This spec with the detector a home was made with, unless one was configured.
+
+        A home keeps finding faces the way it always has: when ``faces.detector`` is not
+        set (``configured`` false), the home's ``recorded`` detector is used, so a home
+        made with HOG stays with HOG when the default changes. A configured detector that
+        differs from the home's is kept here; ingest refuses it (``check_model``).
+        """
+        if recorded is None or configured or self.given_detector is not None:
+            return self
+        if recorded not in DETECTORS or recorded == self.detector:
+            return self
+        return replace(self, detector=recorded)
 
     @property
     def shared(self) -> bool:
