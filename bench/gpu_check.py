@@ -111,7 +111,7 @@ def main() -> int:
 
     import onnxruntime as ort
 
-    from facesearch.vision.onnx.session import make_session
+    from facesearch.vision.onnx.session import open_session
 
     report: dict[str, Any] = {
         "onnxruntime": ort.__version__,
@@ -122,8 +122,8 @@ def main() -> int:
         print(json.dumps(report, indent=1))
         return 2
     data = model_bytes(args.model)
-    cpu = make_session(data, threads=4, device="cpu")
-    gpu = make_session(data, device=device)
+    cpu = open_session(data, intra_threads=4, prefer_gpu=False)
+    gpu = open_session(data, prefer_gpu=device != "cpu")
     report["gpu_session_providers"] = gpu.get_providers()
     chips = dev_chips(args.chips)
     feed = chips.astype(np.float32)

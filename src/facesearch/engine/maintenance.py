@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from facesearch.domain import DetectedFace, ImageRecord, ModelChanged, Requester
+from facesearch.domain import BoundingBox, DetectedFace, ImageRecord, ModelChanged, Requester
 from facesearch.engine.home import Home
 from facesearch.errors import InvalidInput
 from facesearch.imaging import decode_image
@@ -105,12 +105,7 @@ class Maintenance:
             if record is not None and pixels is None:
                 unreadable.append({"image_id": image_id, "path": record.path})
             elif record is not None and pixels is not None:
-                found = [
-                    DetectedFace(
-                        box=f.box, score=f.score, landmarks=f.landmarks, sharpness=f.sharpness
-                    )
-                    for f in record.faces
-                ]
+                found = self._as_detected(pixels, record)
                 vectors = self.parts.embedder.embed_faces(pixels, found)
                 catalog.restage(target, [f.id for f in record.faces], vectors)
                 faces += len(found)
@@ -134,6 +129,31 @@ class Maintenance:
         )
         return {**report, "switched": True}
 
+    def _as_detected(self, pixels: RGBImage, record: ImageRecord) -> list[DetectedFace]:
+        """The stored faces as the home's detector finds them again in the same pixels:
+        its landmarks and five points (the catalog keeps neither exactly: landmarks are
+        rounded, five points not kept), so a re-embedded face is aligned as a newly
+        ingested one would be. A stored face the detector no longer finds keeps its
+        stored landmarks."""
+        fresh = self.parts.detector.detect_faces(pixels)
+        out = []
+        for face in record.faces:
+            match = max(fresh, key=lambda d: _overlap(d.box, face.box), default=None)
+            if match is not None and _overlap(match.box, face.box) >= 0.5:
+                landmarks, five = match.landmarks, match.five_points
+            else:
+                landmarks, five = face.landmarks, None
+            out.append(
+                DetectedFace(
+                    box=face.box,
+                    score=face.score,
+                    landmarks=landmarks,
+                    sharpness=face.sharpness,
+                    five_points=five,
+                )
+            )
+        return out
+
     def _original(self, record: ImageRecord) -> RGBImage | None:
         """The pixels of the image's original file, from the first copy still as stored."""
         for copy in record.provenance:
@@ -151,3 +171,13 @@ class Maintenance:
 
     def _summary(self) -> dict[str, Any]:
         return {"kind": self.parts.index.kind, "faces": self.parts.index.state().count}
+
+
+def _overlap(a: BoundingBox, b: BoundingBox) -> float:
+    """Intersection over union of two boxes."""
+    width = min(a.x2, b.x2) - max(a.x1, b.x1)
+    height = min(a.y2, b.y2) - max(a.y1, b.y1)
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    return inter / (a.area + b.area - inter)

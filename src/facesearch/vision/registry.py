@@ -46,7 +46,9 @@ def _dlib_hog(spec: ModelSpec) -> FaceDetector:
 def _retinaface(spec: ModelSpec) -> FaceDetector:
     from facesearch.vision.onnx.retinaface import RetinaFaceDetector
 
-    return RetinaFaceDetector(min_score=spec.min_score, max_side=spec.detect_max_side)
+    return RetinaFaceDetector(
+        min_score=spec.min_score, max_side=spec.detect_max_side, threads=spec.threads
+    )
 
 
 def _dlib_resnet(spec: ModelSpec) -> FaceEmbedder:
@@ -129,11 +131,11 @@ class ModelSpec:
     embedder: str = DEFAULT_EMBEDDER
     upsample: int = 1
     flip_average: bool = True
+    min_score: float = 0.85
+    detect_max_side: int = 1280
     threads: int = 1
     cache: Path | None = None
     onnx_model: OnnxModelFile | None = None
-    min_score: float = 0.85
-    detect_max_side: int = 1280
     given_detector: FaceDetector | None = None
     given_embedder: FaceEmbedder | None = None
 
@@ -162,13 +164,13 @@ class ModelSpec:
             embedder=faces.embedder,
             upsample=faces.upsample,
             flip_average=faces.flip_average,
+            min_score=faces.min_score,
+            detect_max_side=faces.detect_max_side,
             threads=faces.threads,
             cache=cache,
             onnx_model=onnx_model_file(faces)
             if faces.embedder == "onnx" and embedder is None
             else None,
-            min_score=faces.min_score,
-            detect_max_side=faces.detect_max_side,
             given_detector=detector,
             given_embedder=embedder,
         )

@@ -1,1 +1,2 @@
-"""Models run by ONNX Runtime: the session, dlib's network converted, operators' own models."""
+"""Models run on ONNX Runtime: the session they share, RetinaFace, dlib's network converted,
+operators' own models."""

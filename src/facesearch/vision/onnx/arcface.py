@@ -16,7 +16,7 @@ from facesearch.domain import DetectedFace, ModelId
 from facesearch.errors import ConfigError, InvalidInput
 from facesearch.vision.align import arcface_chip, eye_centres, flip, normalize
 from facesearch.vision.onnx.model_file import OnnxModelFile
-from facesearch.vision.onnx.session import make_session
+from facesearch.vision.onnx.session import open_session
 from facesearch.vision.ports import Embeddings, RGBImage
 
 
@@ -38,7 +38,7 @@ class OnnxFaceEmbedder:
         except OSError as exc:
             raise ConfigError(f"faces.onnx.path: cannot read {spec.path}: {exc.strerror}") from None
         try:
-            self._session = make_session(data, threads=threads)
+            self._session = open_session(data, intra_threads=threads)
         except Exception as exc:  # onnxruntime raises its own kinds for a bad file
             raise ConfigError(
                 f"faces.onnx.path: {spec.path} is not a usable ONNX model: {exc}"

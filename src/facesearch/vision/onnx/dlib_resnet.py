@@ -18,7 +18,7 @@ from facesearch.domain import DetectedFace
 from facesearch.vision.align import flip
 from facesearch.vision.dlib_models import dlib_resnet_model, face_chips, flip_averaged
 from facesearch.vision.onnx.dlib_convert import INPUT_NAME, cached_conversion, convert
-from facesearch.vision.onnx.session import make_session
+from facesearch.vision.onnx.session import open_session
 from facesearch.vision.ports import Embeddings, RGBImage
 
 
@@ -46,7 +46,9 @@ class OnnxDlibEmbedder:
         threads: int = 1,
         device: str = "auto",
     ) -> None:
-        self._session = make_session(dlib_resnet_onnx(cache), threads=threads, device=device)
+        self._session = open_session(
+            dlib_resnet_onnx(cache), intra_threads=threads, prefer_gpu=device != "cpu"
+        )
         self.flip_average = flip_average
         self.model = dlib_resnet_model(flip_average)
 

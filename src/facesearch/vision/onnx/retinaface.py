@@ -29,7 +29,7 @@ from facesearch.domain import BoundingBox, DetectedFace, FivePoints
 from facesearch.errors import ConfigError
 from facesearch.vision.align import sharpness
 from facesearch.vision.dlib_models import CHIP_PADDING, CHIP_SIZE, TIGHT_CROP_MAX_SIDE
-from facesearch.vision.onnx.session import make_session
+from facesearch.vision.onnx.session import open_session
 from facesearch.vision.ports import RGBImage
 
 FloatArray = npt.NDArray[np.float32]
@@ -172,7 +172,7 @@ class RetinaFaceDetector:
         self.min_score = min_score
         self.iou = iou
         self.tight_crop_fallback = tight_crop_fallback
-        self._session = make_session(model_bytes(), threads=threads)
+        self._session = open_session(model_bytes(), intra_threads=threads)
         self._predictor = dlib.shape_predictor(
             face_recognition_models.pose_predictor_five_point_model_location()
         )
