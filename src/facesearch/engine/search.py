@@ -23,6 +23,7 @@ from facesearch.engine.home import Home
 from facesearch.errors import InvalidInput, ModelMismatch, NoFaceFound, NotFound, PermissionDenied
 from facesearch.imaging import decode_image, read_limited
 from facesearch.ingest.analyse import sha256_of
+from facesearch.parts import home_detector
 from facesearch.vision.ports import Embeddings, RGBImage
 
 # Search asks the index for this many candidates per requested row, because several
@@ -217,6 +218,7 @@ class Searcher:
         state = self.parts.index.state()
         count, id_sum = catalog.face_state()
         stats["model"] = catalog.model_key()
+        stats["detector"] = home_detector(catalog)
         stats["index"] = {
             "kind": state.kind,
             "faces": state.count,
