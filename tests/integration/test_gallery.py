@@ -66,7 +66,8 @@ def test_similarity_is_ranked_and_thresholded(gallery: Gallery) -> None:
 def test_group_photos_yield_their_known_face_counts(gallery: Gallery) -> None:
     groups = [r for r in gallery.rows if r["kind"] == "group" and r["expected_faces"]]
     assert len(groups) >= 10
-    exact = 0
+    # RetinaFace, the default detector, finds every face on every one (dlib's HOG missed
+    # some and found a false one: this test allowed one off then).
     for r in groups:
         found = next(
             len(img.faces)
@@ -78,9 +79,7 @@ def test_group_photos_yield_their_known_face_counts(gallery: Gallery) -> None:
             for img in img.values()
         )
         expected = int(r["expected_faces"])
-        assert abs(found - expected) <= 1, f"{r['path']}: {found} faces, expected {expected}"
-        exact += found == expected
-    assert exact >= 0.75 * len(groups)
+        assert found == expected, f"{r['path']}: {found} faces, expected {expected}"
 
 
 def test_photos_without_faces_index_nothing_and_cannot_be_probes(gallery: Gallery) -> None:

@@ -159,7 +159,7 @@ def test_a_new_home_records_retinaface_and_an_old_hog_home_stays_hog(
         register(fs, "t")
         assert _ingest(fs, dev, "obama.jpg") == 1
         assert fs.detector.name == "retinaface"
-        assert fs.catalog.meta("detector") == "retinaface"
+        assert fs.stats()["detector"] == "retinaface"
 
     old = tmp_path / "old"
     with FaceSearch(Settings(home=old, workers=1, faces=Faces(detector="hog"))) as fs:
@@ -186,6 +186,7 @@ def test_a_home_from_before_detectors_were_recorded_is_a_hog_home(
         db.execute("DELETE FROM meta WHERE key = 'detector'")
     with FaceSearch(Settings(home=home, workers=1)) as fs:
         assert fs.detector.name == "dlib-hog"
+        assert fs.stats()["detector"] == "dlib-hog"
 
 
 @pytest.mark.slow

@@ -233,6 +233,7 @@ class StatsOut(BaseModel):
     failures: int
     images_without_faces: int
     model: str | None
+    detector: str | None = None  # the detector that found the home's faces
     index: IndexStateOut
 
 

@@ -212,6 +212,7 @@ def stats_text(stats: dict[str, Any]) -> str:
             f"Sources:  {stats['sources']}",
             f"Failures: {stats['failures']}",
             f"Model:    {stats['model'] or '(none yet)'}",
+            f"Detector: {stats.get('detector') or '(none yet)'}",
             f"Index:    {index['kind']}, {index['faces']} faces, {state}",
         ]
     )

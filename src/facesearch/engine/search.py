@@ -27,6 +27,7 @@ from facesearch.imaging import decode_image, hash_distance, read_limited
 from facesearch.index.ports import FaceFilter
 from facesearch.ingest.analyse import sha256_of
 from facesearch.vision.calibration import Calibration, for_model
+from facesearch.parts import home_detector
 from facesearch.vision.ports import Embeddings, RGBImage
 
 # Search asks the index for this many candidates per requested row, because several
@@ -498,6 +499,7 @@ class Searcher:
         state = self.parts.index.state()
         count, id_sum = catalog.face_state()
         stats["model"] = catalog.model_key()
+        stats["detector"] = home_detector(catalog)
         stats["index"] = {
             "kind": state.kind,
             "faces": state.count,
