@@ -75,6 +75,7 @@ class PostgresCatalog:
         self.pool = Pool(url, "catalog")
         self.writes = _Writes(self.pool)
         self._ids_by_sources: dict[tuple[str, ...], tuple[tuple[int, int], Ids]] = {}
+        self._source_ids: dict[str, int] = {}
         try:
             self._open_schema()
         except BaseException:
@@ -261,13 +262,18 @@ class PostgresCatalog:
             return [_source_from(r, self._source_counts(db, r[0]) if counts else {}) for r in rows]
 
     def _source_id(self, db: Connection, name: str) -> int:
-        """The id of a registered source; refuses an unregistered one."""
+        """The id of a registered source; refuses an unregistered one. Kept once known:
+        a source is never deleted, so its id never changes."""
+        known = self._source_ids.get(name)
+        if known is not None:
+            return known
         row = db.execute("SELECT id FROM sources WHERE name = %s", (name,)).fetchone()
         if row is None:
             raise NotFound(
                 f"source {name!r} is not registered: register it with its lawful basis and "
                 "retention period first (facesearch sources add)"
             )
+        self._source_ids[name] = int(row[0])
         return int(row[0])
 
     # -- ingest ------------------------------------------------------------------------
@@ -375,6 +381,8 @@ class PostgresCatalog:
             (source_id, provenance.path),
         )
         size, mtime = (stamp.size, stamp.mtime_ns) if stamp else (None, None)
+        if provenance.ingested_at is not None and provenance.expires_at is not None:
+            return self._upsert_provenance(db, image_id, source_id, provenance, size, mtime)
         # Same copy seen again: refresh what a manifest may have added, keep the rest.
         refreshed = db.execute(
             """UPDATE provenance SET source_url = COALESCE(%s, source_url),
@@ -394,10 +402,21 @@ class PostgresCatalog:
         ).rowcount
         if refreshed:
             return False
-        if provenance.ingested_at is None or provenance.expires_at is None:
-            raise InvalidInput(
-                "a new copy needs its ingest and expiry dates (governance.retention.stamp)"
-            )
+        raise InvalidInput(
+            "a new copy needs its ingest and expiry dates (governance.retention.stamp)"
+        )
+
+    def _upsert_provenance(
+        self,
+        db: Connection,
+        image_id: int,
+        source_id: int,
+        provenance: Provenance,
+        size: int | None,
+        mtime: int | None,
+    ) -> bool:
+        """A new copy, or the same copy seen again (its dates kept, what a manifest may
+        have added refreshed): whether it was new."""
         row = db.execute(
             """INSERT INTO provenance (image_id, source_id, path, source_url, page_url,
                captured_at, file_size, file_mtime_ns, ingested_at, expires_at)
