@@ -117,3 +117,25 @@ def test_the_cli_refuses_an_unknown_scheme_in_one_line(
 def test_an_unknown_executor_is_refused_naming_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="known: local"):
         FaceSearch(Settings(home=tmp_path / "home", workers=1, executor="spark"))
+
+
+def test_every_catalog_scheme_has_its_audit_suppression_account_stores_and_locks() -> None:
+    """A catalog backend added without them would be refused only when a home is opened."""
+    from facesearch.parts import CATALOGS, STORES
+
+    assert set(STORES) == set(CATALOGS)
+
+
+def test_a_sqlite_home_keeps_its_stores_in_files_and_a_missing_one_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    with FaceSearch(Settings(home=home, workers=1)) as fs:
+        register(fs, "news")
+    assert {p.name for p in home.glob("*.sqlite")} == {
+        "catalog.sqlite",
+        "audit.sqlite",
+        "suppression.sqlite",
+    }
+    assert main(["keys", "list", "--home", str(tmp_path / "typo")]) != 0
+    assert "there is no facesearch home" in capsys.readouterr().err
