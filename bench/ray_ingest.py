@@ -20,6 +20,7 @@ own share (reading, hashing, writing the catalog and index, talking to Ray): doc
 sizes ingest machines from them.
 
     .venv/bin/python bench/ray_ingest.py [--photos 60] [--workers 1,2] [--rounds 3]
+        [--folder DIR]   # your own photos: the per-image cost depends on their size
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import resource
 import statistics
 import tempfile
@@ -38,8 +40,9 @@ import ray
 
 import devset
 from facesearch import FaceSearch, Settings
+from facesearch.ingest.items import IMAGE_SUFFIXES
 from facesearch.ingest.report import IngestReport
-from ingest_throughput import sample
+from ingest_throughput import SEED, sample
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -115,8 +118,15 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=60, help="sample size (0: all)")
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each path, alternated")
+    parser.add_argument(
+        "--folder", type=Path, help="sample your own photos from here instead of the dev set"
+    )
     args = parser.parse_args()
-    paths = sample(args.photos or 10**9)
+    if args.folder is None:
+        paths = sample(args.photos or 10**9)
+    else:
+        found = sorted(p for p in args.folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        paths = random.Random(SEED).sample(found, min(args.photos or 10**9, len(found)))
     counts = [int(w) for w in args.workers.split(",")]
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fs-ray-", dir="/tmp") as ray_dir:

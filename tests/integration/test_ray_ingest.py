@@ -122,10 +122,13 @@ def ray_client(ray_address: str) -> Iterator[str]:
         server.wait(timeout=30)
 
 
+@pytest.mark.timeout(300)
 def test_ray_workers_store_what_this_process_would(
     ray_address: str, dev: Path, tmp_path: Path
 ) -> None:
-    settings = Settings(home=tmp_path / "home", workers=2, executor="ray")
+    # More workers than the cluster's two CPUs: as many as it has (an actor no CPU can
+    # take would hold its jobs forever).
+    settings = Settings(home=tmp_path / "home", workers=5, executor="ray")
     with FaceSearch(settings) as engine:
         register(engine, "dev")
         report = engine.ingest([dev / p for p in MIXED], source="dev")
