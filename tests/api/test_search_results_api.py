@@ -3,10 +3,12 @@ result, several probes of one person."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from tests.app_gallery import OBAMA_PROBE, PURPOSE, Gallery, bearer
 
@@ -37,6 +39,15 @@ def test_every_result_says_how_many_other_people_would_score_as_high(
     # A different person ranks second at best: in a gallery this small that is chance.
     assert rest[-1]["band"] == "chance"
     assert best["probes_matched"] == [0] and rest[-1]["probes_matched"] == []
+    # The tile's picture: the whole image, small, in the proportions the box is given in.
+    thumb = client.get(best["image_thumbnail_url"], headers=bearer(gallery.keys["search"]))
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    with Image.open(io.BytesIO(thumb.content)) as small:
+        image = client.get(
+            f"/v1/images/{best['image_id']}", headers=bearer(gallery.keys["search"])
+        ).json()
+        assert max(small.size) == 320
+        assert abs(small.width / small.height - image["width"] / image["height"]) < 0.02
 
 
 def test_a_filtered_search_counts_only_the_faces_it_searched(

@@ -230,7 +230,7 @@
   function resultCard(m) {
     const verdict = bandText(m);
     // The whole image, its matched face boxed (placed once the image's size is known).
-    const img = el("img", { src: m.image_url, alt: "", loading: "lazy" });
+    const img = el("img", { src: m.image_thumbnail_url, alt: "", loading: "lazy" });
     const fig = el("span", { class: "figure tile-figure" }, img,
       el("span", { class: "box selected", "data-box": `${m.box.x1},${m.box.y1},${m.box.x2},${m.box.y2}` }));
     img.addEventListener("load", () => placeBoxes(fig, img.naturalWidth, img.naturalHeight));
