@@ -113,3 +113,13 @@ def test_a_photo_and_a_stored_face_search_together(client: TestClient, gallery: 
     body = post(client, gallery, [gallery.dev / OTHER_OBAMA], face_id=face_id).json()
     assert body["face_ids"] == [face_id] and len(body["probes"]) == 1
     assert face_id not in [m["face_id"] for m in body["matches"]]
+
+
+def test_a_stranger_gets_no_reliable_match_first(client: TestClient, gallery: Gallery) -> None:
+    # Angelina Jolie is not in the gallery: her best result is another woman, at a
+    # similarity that about two of the 21 faces would reach by chance.
+    body = post(client, gallery, [gallery.dev / "deepface/img11.jpg"]).json()
+    assert body["reliable"] is False
+    assert body["verdict"].startswith("No reliable match")
+    assert all(m["band"] == "chance" for m in body["matches"])
+    assert body["matches"][0]["expected_false_matches"] >= 1
