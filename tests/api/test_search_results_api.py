@@ -3,10 +3,12 @@ result, several probes of one person."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from tests.app_gallery import OBAMA_PROBE, PURPOSE, Gallery, bearer
 
@@ -37,6 +39,15 @@ def test_every_result_says_how_many_other_people_would_score_as_high(
     # A different person ranks second at best: in a gallery this small that is chance.
     assert rest[-1]["band"] == "chance"
     assert best["probes_matched"] == [0] and rest[-1]["probes_matched"] == []
+    # The tile's picture: the whole image, small, in the proportions the box is given in.
+    thumb = client.get(best["image_thumbnail_url"], headers=bearer(gallery.keys["search"]))
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    with Image.open(io.BytesIO(thumb.content)) as small:
+        image = client.get(
+            f"/v1/images/{best['image_id']}", headers=bearer(gallery.keys["search"])
+        ).json()
+        assert max(small.size) == 320
+        assert abs(small.width / small.height - image["width"] / image["height"]) < 0.02
 
 
 def test_a_filtered_search_counts_only_the_faces_it_searched(
@@ -102,3 +113,13 @@ def test_a_photo_and_a_stored_face_search_together(client: TestClient, gallery: 
     body = post(client, gallery, [gallery.dev / OTHER_OBAMA], face_id=face_id).json()
     assert body["face_ids"] == [face_id] and len(body["probes"]) == 1
     assert face_id not in [m["face_id"] for m in body["matches"]]
+
+
+def test_a_stranger_gets_no_reliable_match_first(client: TestClient, gallery: Gallery) -> None:
+    # Angelina Jolie is not in the gallery: her best result is another woman, at a
+    # similarity that about two of the 21 faces would reach by chance.
+    body = post(client, gallery, [gallery.dev / "deepface/img11.jpg"]).json()
+    assert body["reliable"] is False
+    assert body["verdict"].startswith("No reliable match")
+    assert all(m["band"] == "chance" for m in body["matches"])
+    assert body["matches"][0]["expected_false_matches"] >= 1

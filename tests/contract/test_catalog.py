@@ -13,6 +13,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,16 @@ def test_an_image_is_stored_with_its_faces_and_provenance(catalog: Catalog) -> N
         "2026-03-01T12:00:00+00:00",
     )
     assert prov.ingested_at and prov.expires_at == "2026-03-31T12:00:00+00:00"
+
+
+def test_the_perceptual_hash_is_kept_and_may_be_absent(catalog: Catalog) -> None:
+    """Search folds copies of one photo by the hash ingest computed (None: not computed)."""
+    hashed, _, _ = catalog.add_image(
+        replace(image(1), phash="c3a51e0f0f1e5ac3"), copy("news", 1), None
+    )
+    bare, _, _ = catalog.add_image(image(2), copy("news", 2), None)
+    got = catalog.get_images([hashed, bare])
+    assert (got[hashed].phash, got[bare].phash) == ("c3a51e0f0f1e5ac3", None)
 
 
 def test_the_same_content_twice_is_one_image_with_two_provenance_rows(catalog: Catalog) -> None:

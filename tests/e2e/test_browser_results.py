@@ -90,7 +90,7 @@ def test_verdict_bands_search_again_and_add_a_photo(
     page.wait_for_selector("#results li.result")
     shown = page.locator("#results li.result").evaluate_all("els => els.map(e => e.dataset.faceId)")
     assert face_id not in shown  # the probe face is not its own result
-    assert page.locator("#probe-list").inner_text().strip() == f"Stored face {face_id}"
+    assert page.locator("#probe-list").inner_text().strip() == f"Probe 1: stored face {face_id}"
     shot(page, "search-again.png")
 
     # Add a second photo of the same person: each result says which probes it matched.
@@ -98,6 +98,8 @@ def test_verdict_bands_search_again_and_add_a_photo(
     page.wait_for_selector("#status:has-text('2 probes of one person')")
     page.wait_for_selector("#results li.result .probes-matched")
     assert "Matched probe(s): 1, 2 of 2" in page.locator("#results li.result").first.inner_text()
+    listed = page.locator("#probe-list").inner_text()
+    assert "Probe 1: obama3.jpg" in listed and f"Probe 2: stored face {face_id}" in listed
     shot(page, "two-probes.png")
 
 

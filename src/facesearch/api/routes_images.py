@@ -19,7 +19,7 @@ from facesearch.api import cursors, schemas
 from facesearch.api.auth import allow, rate_limit_ingest
 from facesearch.api.deps import AUTH_ERRORS, MAX_ID, PLAIN_ID, errors, gateway
 from facesearch.api.gateway import image_bytes
-from facesearch.api.thumbnails import crop_face
+from facesearch.api.thumbnails import crop_face, shrink_image
 from facesearch.api.uploads import read_upload
 from facesearch.errors import InvalidInput, NotFound
 from facesearch.imaging import decode_image
@@ -247,6 +247,26 @@ async def get_image_video(
                 content_disposition_type="inline",
             )
     raise NotFound(f"image {image_id} is not a frame of a video still on disk")
+
+
+@router.get(
+    "/images/{image_id}/thumbnail",
+    response_class=Response,
+    summary="The whole image, small",
+    responses=errors(400, 404, *AUTH_ERRORS, extra={200: JPEG_CONTENT}),
+)
+async def image_thumbnail(
+    request: Request, image_id: ImageId, who: Principal = Depends(allow(Action.VIEW_IMAGES))
+) -> Response:
+    """The whole image at most 320 px on its longer side (a result tile), made on request
+    and not kept (face boxes scale onto it)."""
+    gw = gateway(request)
+    record = await run_in_threadpool(gw.image, image_id)
+    stored = await run_in_threadpool(image_bytes, record)
+    data = await gw.infer(shrink_image, stored, gw.engine.limits)
+    return Response(
+        data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"}
+    )
 
 
 @router.get(

@@ -121,6 +121,9 @@ class MatchOut(BaseModel):
     page_url: str | None
     captured_at: str | None
     thumbnail_url: str
+    image_thumbnail_url: str = Field(
+        description="The whole image, at most 320 px (the box scales onto it)."
+    )
     image_url: str
     provenance: list[ProvenanceOut]
     copies: list[CopyOut] = Field(
@@ -386,6 +389,7 @@ def match(m: Match, rank: int, shown: Provenance | None) -> MatchOut:
         page_url=first.page_url if first else None,
         captured_at=first.captured_at if first else None,
         thumbnail_url=f"/v1/faces/{m.face_id}/thumbnail",
+        image_thumbnail_url=f"/v1/images/{m.image.id}/thumbnail",
         image_url=f"/v1/images/{m.image.id}/file",
         provenance=[provenance(p, m.image.id) for p in m.image.provenance],
         moment_url=moment_url(m.image.id, first),

@@ -13,6 +13,7 @@ from facesearch.domain import BoundingBox
 from facesearch.imaging import DecodeLimits, decode_image
 
 THUMB_SIZE = 160
+IMAGE_THUMB_SIZE = 320  # a whole image on a result tile
 MARGIN = 0.3  # of the face box on each side: a little context around the face
 
 
@@ -26,6 +27,16 @@ def crop_face(data: bytes, box: BoundingBox, limits: DecodeLimits) -> bytes:
     crop.thumbnail((THUMB_SIZE, THUMB_SIZE))
     out = io.BytesIO()
     crop.save(out, format="JPEG", quality=85)
+    return out.getvalue()
+
+
+def shrink_image(data: bytes, limits: DecodeLimits) -> bytes:
+    """The whole image (EXIF orientation applied, so face boxes fit it once scaled), at
+    most IMAGE_THUMB_SIZE px on its longer side, as JPEG."""
+    image = Image.fromarray(decode_image(data, limits).pixels)
+    image.thumbnail((IMAGE_THUMB_SIZE, IMAGE_THUMB_SIZE))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=80)
     return out.getvalue()
 
 

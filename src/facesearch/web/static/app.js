@@ -168,9 +168,11 @@
   function renderProbes() {
     const list = $("probe-list");
     list.replaceChildren();
-    state.extra.forEach((f, i) => list.append(el("li", { text: `Photo ${i + 2}: ${f.name}` })));
-    state.faceIds.forEach((id) =>
-      list.append(el("li", {}, el("img", { src: `/v1/faces/${id}/thumbnail`, alt: "", width: "48", height: "48" }), ` Stored face ${id}`))
+    // Numbered as the answer's probes_matched counts them: photos first, then stored faces.
+    const first = state.file ? 2 : 1;
+    state.extra.forEach((f, i) => list.append(el("li", { text: `Probe ${first + i}: ${f.name}` })));
+    state.faceIds.forEach((id, j) =>
+      list.append(el("li", {}, el("img", { src: `/v1/faces/${id}/thumbnail`, alt: "", width: "48", height: "48" }), ` Probe ${first + state.extra.length + j}: stored face ${id}`))
     );
     $("add-photo").hidden = !state.file && !state.faceIds.length;
   }
@@ -230,7 +232,7 @@
   function resultCard(m) {
     const verdict = bandText(m);
     // The whole image, its matched face boxed (placed once the image's size is known).
-    const img = el("img", { src: m.image_url, alt: "", loading: "lazy" });
+    const img = el("img", { src: m.image_thumbnail_url, alt: "", loading: "lazy" });
     const fig = el("span", { class: "figure tile-figure" }, img,
       el("span", { class: "box selected", "data-box": `${m.box.x1},${m.box.y1},${m.box.x2},${m.box.y2}` }));
     img.addEventListener("load", () => placeBoxes(fig, img.naturalWidth, img.naturalHeight));
