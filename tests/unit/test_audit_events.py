@@ -117,6 +117,31 @@ EVENTS: list[tuple[str, Event, dict[str, Any]]] = [
         domain.UserAdded(username="ada", role="auditor"),
         {"username": "ada", "role": "auditor"},
     ),
+    # People (new with grouping into persons: no entries before them).
+    (
+        "search.person",
+        domain.PersonSearched(**SEARCHED, person=3, probes=5),
+        {**SEARCHED, "person": 3, "probes": 5},
+    ),
+    (
+        "people.group",
+        domain.PeopleGrouped(
+            sources=["album"], faces=9, grouped=6, new_persons=2, ungrouped=0, full=False
+        ),
+        {
+            "sources": ["album"],
+            "faces": 9,
+            "grouped": 6,
+            "new_persons": 2,
+            "ungrouped": 0,
+            "full": False,
+        },
+    ),
+    (
+        "person.edit",
+        domain.PersonEdited(person=3, change="merge", faces=[7, 8], merged=[4]),
+        {"person": 3, "change": "merge", "faces": [7, 8], "merged": [4]},
+    ),
 ]
 
 
