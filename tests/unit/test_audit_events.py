@@ -137,6 +137,31 @@ EVENTS: list[tuple[str, Event, dict[str, Any]]] = [
         ),
         {"previous_model": "a@1/128/cosine", "model": "b@2/512/cosine", "images": 3, "faces": 4},
     ),
+    # People (new with grouping into persons: no entries before them).
+    (
+        "search.person",
+        domain.PersonSearched(**SEARCHED, person=3, probes=5),
+        {**SEARCHED, "person": 3, "probes": 5},
+    ),
+    (
+        "people.group",
+        domain.PeopleGrouped(
+            sources=["album"], faces=9, grouped=6, new_persons=2, ungrouped=0, full=False
+        ),
+        {
+            "sources": ["album"],
+            "faces": 9,
+            "grouped": 6,
+            "new_persons": 2,
+            "ungrouped": 0,
+            "full": False,
+        },
+    ),
+    (
+        "person.edit",
+        domain.PersonEdited(person=3, change="merge", faces=[7, 8], merged=[4]),
+        {"person": 3, "change": "merge", "faces": [7, 8], "merged": [4]},
+    ),
 ]
 
 
