@@ -17,8 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from demo import DEMO, FACESEARCH, PROBE, fetch_photos, write_manifest  # noqa: E402
-from engines import milvus, postgres  # noqa: E402
+from demo import DEMO, FACESEARCH, PROBE, fetch_photos, write_manifest
+
+from engines import milvus, postgres
 
 CLUSTER = DEMO / "cluster"
 

@@ -26,8 +26,8 @@ from facesearch.errors import InvalidInput, ModelMismatch, NoFaceFound, NotFound
 from facesearch.imaging import decode_image, hash_distance, read_limited
 from facesearch.index.ports import FaceFilter
 from facesearch.ingest.analyse import sha256_of
-from facesearch.vision.calibration import Calibration, for_model
 from facesearch.parts import home_detector
+from facesearch.vision.calibration import Calibration, for_model
 from facesearch.vision.ports import Embeddings, RGBImage
 
 # Search asks the index for this many candidates per requested row, because several
