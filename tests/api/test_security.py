@@ -25,6 +25,7 @@ ENDPOINTS: list[tuple[str, str, Action | None]] = [
     ("GET", "/v1/images", Action.VIEW_IMAGES),
     ("GET", "/v1/images/1", Action.VIEW_IMAGES),
     ("GET", "/v1/images/1/file", Action.VIEW_IMAGES),
+    ("GET", "/v1/images/1/thumbnail", Action.VIEW_IMAGES),
     ("GET", "/v1/faces/1/thumbnail", Action.VIEW_IMAGES),
     ("GET", "/v1/sources", Action.LIST_SOURCES),
     ("GET", "/v1/stats", Action.STATS),
