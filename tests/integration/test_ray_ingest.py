@@ -156,7 +156,7 @@ def test_ray_workers_store_what_this_process_would(
 
 
 def test_a_ray_worker_killed_mid_ingest_loses_and_duplicates_nothing(
-    ray_address: str, dev: Path, tmp_path: Path
+    ray_address: str, dev: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     photos = sorted((dev / "lfw").rglob("*.jpg"))[:16]
     home = tmp_path / "home"
@@ -174,6 +174,9 @@ def test_a_ray_worker_killed_mid_ingest_loses_and_duplicates_nothing(
         assert killed, "a worker was killed while the ingest ran"
         assert not report.failed and not report.interrupted
         assert report.images_added + report.copies_added == len(photos)
+    # Ray's notice of the death is for the operator, on stderr: stdout carries --json.
+    out, err = capsys.readouterr()
+    assert "A worker died" in err and "raylet" not in out
     stored, hashes = check_home(home)
     assert stored == len({p.read_bytes() for p in photos}) == len(hashes)
     with FaceSearch(Settings(home=home, workers=1)) as engine:

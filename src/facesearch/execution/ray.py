@@ -121,7 +121,9 @@ def connect(address: str) -> bool:
     if address != AUTO:
         probe(address)
     if ray.is_initialized():  # the caller's own connection (a test's local Ray)
+        _notices_to_stderr()
         return False
+    _notices_to_stderr()
     quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
     if address == AUTO:
         try:
@@ -135,6 +137,29 @@ def connect(address: str) -> bool:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise BackendUnavailable(f"the Ray cluster at {address} refused us: {first}") from None
     return True
+
+
+def _notices_to_stderr() -> None:
+    """Send Ray's notices to the driver (a worker died, a task is retried) to stderr.
+
+    Ray prints them on stdout from a thread of its own, where they would break the
+    output of ``--json``; they are for the operator, as our warnings are. Ray has no
+    setting for it: this wraps the private function that thread calls (Ray is pinned in
+    the ``cluster`` extra; if the function moves, the notices stay where Ray puts them).
+    """
+    try:
+        from ray._private import worker as ray_worker
+    except ImportError:  # pragma: no cover - another Ray layout
+        return
+    printer = getattr(ray_worker, "print_to_stdstream", None)
+    if printer is None or getattr(printer, "to_stderr", False):
+        return
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        printer({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr.to_stderr = True  # type: ignore[attr-defined]
+    ray_worker.print_to_stdstream = to_stderr
 
 
 def probe(address: str) -> None:
@@ -201,6 +226,10 @@ def _bounded(
                     raise error.as_instanceof_cause() from None
                 yield tag, result
     finally:
+        # Jobs still out (Ctrl-C, an error) are cancelled first: killed with the actor,
+        # Ray would announce each as failed and about to be retried.
+        for ref in in_flight:
+            ray.cancel(ref)
         for actor in actors:
             ray.kill(actor, no_restart=True)
         disconnect(started)
