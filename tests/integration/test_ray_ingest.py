@@ -245,23 +245,30 @@ def test_the_cli_ingests_through_a_ray_client_address(
 
 
 @pytest.mark.parametrize(
-    ("address", "expected"),
+    ("address", "env", "expected"),
     [
-        ("ray://127.0.0.1:{port}", "cannot be reached"),
-        ("spark://host:7077", "is not a Ray address"),
+        ("ray://127.0.0.1:{port}", None, "cannot be reached"),
+        ("auto", "127.0.0.1:{port}", "(RAY_ADDRESS) cannot be reached"),
+        ("spark://host:7077", None, "is not a Ray address"),
     ],
 )
 def test_an_unusable_ray_address_is_one_line_and_a_non_zero_exit(
     address: str,
+    env: str | None,
     expected: str,
     dev: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ray_module()
     home = str(tmp_path / "home")
     assert main(["sources", "add", "dev", *REGISTER_ARGS, "--home", home]) == 0
-    address = address.format(port=free_port())
+    port = free_port()
+    address = address.format(port=port)
+    if env is not None:
+        env = env.format(port=port)
+        monkeypatch.setenv("RAY_ADDRESS", env)
     photo = str(dev / MIXED[0])
     argv = ["ingest", photo, "--source", "dev", "--cluster", address, "--home", home]
     started = time.monotonic()
@@ -269,5 +276,5 @@ def test_an_unusable_ray_address_is_one_line_and_a_non_zero_exit(
     assert time.monotonic() - started < 30
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    assert expected in err and address in err
+    assert expected in err and (env or address) in err
     assert images_in(Path(home) / "catalog.sqlite") == 0

@@ -22,6 +22,7 @@ The cluster's nodes need facesearch installed, with the same Python and Ray vers
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, TypeVar
@@ -120,6 +121,8 @@ def connect(address: str) -> bool:
 
     if address != AUTO:
         probe(address)
+    elif os.environ.get("RAY_ADDRESS"):  # where auto goes first: Ray would wait a minute
+        probe(os.environ["RAY_ADDRESS"], " (RAY_ADDRESS)")
     if ray.is_initialized():  # the caller's own connection (a test's local Ray)
         _notices_to_stderr()
         return False
@@ -162,16 +165,20 @@ def _notices_to_stderr() -> None:
     ray_worker.print_to_stdstream = to_stderr
 
 
-def probe(address: str) -> None:
-    """BackendUnavailable at once when nothing answers at a ray:// address."""
-    host, _, port = address[len(SCHEME) :].rpartition(":")
+def probe(address: str, via: str = "") -> None:
+    """BackendUnavailable at once when nothing answers at a ray:// (or a Ray head's
+    HOST:PORT) address; ``via`` says where the address came from."""
+    host, sep, port = address.removeprefix(SCHEME).rpartition(":")
+    if not (sep and host and port.isdigit()):
+        return  # not an address to knock at (RAY_ADDRESS=auto, local): Ray decides
     try:
         socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT_SECONDS).close()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
+        what = "the Ray Client server" if address.startswith(SCHEME) else "its head"
         raise BackendUnavailable(
-            f"the Ray cluster at {address} cannot be reached ({reason}); is its head "
-            "running with the Ray Client server (ray start --head)?"
+            f"the Ray cluster at {address}{via} cannot be reached ({reason}); is {what} "
+            "running (ray start --head)?"
         ) from None
 
 
