@@ -111,7 +111,7 @@ class RayExecutor:
         except BaseException:
             disconnect(started)
             raise
-        return _bounded(actors, fn, jobs, started)
+        return _bounded(actors, jobs, started)
 
 
 def connect(address: str) -> bool:
@@ -123,10 +123,9 @@ def connect(address: str) -> bool:
         probe(address)
     elif os.environ.get("RAY_ADDRESS"):  # where auto goes first: Ray would wait a minute
         probe(os.environ["RAY_ADDRESS"], " (RAY_ADDRESS)")
-    if ray.is_initialized():  # the caller's own connection (a test's local Ray)
-        _notices_to_stderr()
-        return False
     _notices_to_stderr()
+    if ray.is_initialized():  # the caller's own connection (a test's local Ray)
+        return False
     quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
     if address == AUTO:
         try:
@@ -190,11 +189,8 @@ def disconnect(started: bool) -> None:
 
 
 def _bounded(
-    actors: list[Any],
-    fn: Callable[..., R],
-    jobs: Iterable[tuple[K, tuple[Any, ...]]],
-    started: bool,
-) -> Generator[tuple[K, R], None, None]:
+    actors: list[Any], jobs: Iterable[tuple[K, tuple[Any, ...]]], started: bool
+) -> Generator[tuple[K, Any], None, None]:
     """Results as they finish, at most IN_FLIGHT_PER_WORKER jobs per actor out at once,
     each job given to the actor with the fewest; closing the generator stops the actors."""
     import ray
@@ -222,7 +218,7 @@ def _bounded(
                 tag, i = in_flight.pop(ref)
                 load[i] -= 1
                 try:
-                    result: R = ray.get(ref)
+                    result = ray.get(ref)
                 except RayActorError as exc:
                     raise BackendUnavailable(
                         f"a Ray worker died {JOB_RETRIES + 1} times on one job; "
