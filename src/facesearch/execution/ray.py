@@ -22,6 +22,7 @@ The cluster's nodes need facesearch installed, with the same Python and Ray vers
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from collections.abc import Callable, Generator, Iterable
 from typing import Any, TypeVar
@@ -110,7 +111,7 @@ class RayExecutor:
         except BaseException:
             disconnect(started)
             raise
-        return _bounded(actors, fn, jobs, started)
+        return _bounded(actors, jobs, started)
 
 
 def connect(address: str) -> bool:
@@ -120,6 +121,9 @@ def connect(address: str) -> bool:
 
     if address != AUTO:
         probe(address)
+    elif os.environ.get("RAY_ADDRESS"):  # where auto goes first: Ray would wait a minute
+        probe(os.environ["RAY_ADDRESS"], " (RAY_ADDRESS)")
+    _notices_to_stderr()
     if ray.is_initialized():  # the caller's own connection (a test's local Ray)
         return False
     quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
@@ -137,16 +141,43 @@ def connect(address: str) -> bool:
     return True
 
 
-def probe(address: str) -> None:
-    """BackendUnavailable at once when nothing answers at a ray:// address."""
-    host, _, port = address[len(SCHEME) :].rpartition(":")
+def _notices_to_stderr() -> None:
+    """Send Ray's notices to the driver (a worker died, a task is retried) to stderr.
+
+    Ray prints them on stdout from a thread of its own, where they would break the
+    output of ``--json``; they are for the operator, as our warnings are. Ray has no
+    setting for it: this wraps the private function that thread calls (Ray is pinned in
+    the ``cluster`` extra; if the function moves, the notices stay where Ray puts them).
+    """
+    try:
+        from ray._private import worker as ray_worker
+    except ImportError:  # pragma: no cover - another Ray layout
+        return
+    printer = getattr(ray_worker, "print_to_stdstream", None)
+    if printer is None or getattr(printer, "to_stderr", False):
+        return
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        printer({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr.to_stderr = True  # type: ignore[attr-defined]
+    ray_worker.print_to_stdstream = to_stderr
+
+
+def probe(address: str, via: str = "") -> None:
+    """BackendUnavailable at once when nothing answers at a ray:// (or a Ray head's
+    HOST:PORT) address; ``via`` says where the address came from."""
+    host, sep, port = address.removeprefix(SCHEME).rpartition(":")
+    if not (sep and host and port.isdigit()):
+        return  # not an address to knock at (RAY_ADDRESS=auto, local): Ray decides
     try:
         socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT_SECONDS).close()
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
+        what = "the Ray Client server" if address.startswith(SCHEME) else "its head"
         raise BackendUnavailable(
-            f"the Ray cluster at {address} cannot be reached ({reason}); is its head "
-            "running with the Ray Client server (ray start --head)?"
+            f"the Ray cluster at {address}{via} cannot be reached ({reason}); is {what} "
+            "running (ray start --head)?"
         ) from None
 
 
@@ -158,11 +189,8 @@ def disconnect(started: bool) -> None:
 
 
 def _bounded(
-    actors: list[Any],
-    fn: Callable[..., R],
-    jobs: Iterable[tuple[K, tuple[Any, ...]]],
-    started: bool,
-) -> Generator[tuple[K, R], None, None]:
+    actors: list[Any], jobs: Iterable[tuple[K, tuple[Any, ...]]], started: bool
+) -> Generator[tuple[K, Any], None, None]:
     """Results as they finish, at most IN_FLIGHT_PER_WORKER jobs per actor out at once,
     each job given to the actor with the fewest; closing the generator stops the actors."""
     import ray
@@ -190,7 +218,7 @@ def _bounded(
                 tag, i = in_flight.pop(ref)
                 load[i] -= 1
                 try:
-                    result: R = ray.get(ref)
+                    result = ray.get(ref)
                 except RayActorError as exc:
                     raise BackendUnavailable(
                         f"a Ray worker died {JOB_RETRIES + 1} times on one job; "
@@ -201,6 +229,10 @@ def _bounded(
                     raise error.as_instanceof_cause() from None
                 yield tag, result
     finally:
+        # Jobs still out (Ctrl-C, an error) are cancelled first: killed with the actor,
+        # Ray would announce each as failed and about to be retried.
+        for ref in in_flight:
+            ray.cancel(ref)
         for actor in actors:
             ray.kill(actor, no_restart=True)
         disconnect(started)
