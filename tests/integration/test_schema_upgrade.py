@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from facesearch.catalog.postgres import schema
+from facesearch.catalog.sqlite import SCHEMA_VERSION
 from facesearch.cli.main import main
 
 from ..conftest import REGISTER_ARGS
@@ -39,19 +40,25 @@ def sqlite_sql(home: Path, *statements: str) -> list[tuple[object, ...]]:
         return out
 
 
+# What schema version 1 lacked: the unique face index (2) and the columns added since.
+VERSION_1 = (
+    "DROP INDEX faces_image_idx",
+    "ALTER TABLE images DROP COLUMN phash",
+    "ALTER TABLE sources DROP COLUMN group_people",
+    "ALTER TABLE provenance DROP COLUMN video",
+    "ALTER TABLE provenance DROP COLUMN video_time",
+)
+
+
 def test_a_sqlite_catalog_at_version_1_is_upgraded_keeping_its_sources(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     home = sqlite_home(tmp_path)
-    # As a home made before version 2: no unique face index, version 1.
-    sqlite_sql(
-        home,
-        "DROP INDEX faces_image_idx",
-        "UPDATE meta SET value = '1' WHERE key = 'schema_version'",
-    )
+    # As a home made at version 1.
+    sqlite_sql(home, *VERSION_1, "UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     capsys.readouterr()
     assert main(["db", "upgrade", "--home", str(home)]) == 0
-    assert "from schema version 1 to 2" in capsys.readouterr().out
+    assert f"from schema version 1 to {SCHEMA_VERSION}" in capsys.readouterr().out
     indexes = sqlite_sql(home, "SELECT name FROM sqlite_master WHERE type = 'index'")
     assert ("faces_image_idx",) in indexes
     assert main(["db", "upgrade", "--home", str(home)]) == 0
@@ -64,9 +71,10 @@ def test_a_sqlite_catalog_opened_by_an_older_release_upgrades_itself(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     home = sqlite_home(tmp_path)
-    sqlite_sql(home, "DROP INDEX faces_image_idx", "DELETE FROM meta WHERE key = 'schema_version'")
+    sqlite_sql(home, *VERSION_1, "DELETE FROM meta WHERE key = 'schema_version'")
     assert main(["sources", "list", "--home", str(home)]) == 0
-    assert sqlite_sql(home, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    version = sqlite_sql(home, "SELECT value FROM meta WHERE key = 'schema_version'")
+    assert version == [(str(SCHEMA_VERSION),)]
 
 
 def test_a_sqlite_catalog_from_a_newer_release_is_refused(
