@@ -148,6 +148,8 @@ def test_a_source_losing_its_jurisdiction_is_relabelled(built: Home) -> None:
 def test_erasure_compacts_milvus_and_the_receipt_says_when(
     built: Home, tmp_path: Path, milvus_url: Callable[[str], str]
 ) -> None:
+    """The erased faces are out of Milvus at once, and the receipt says when the
+    compaction that rewrote its segments without them finished."""
     url = milvus_url(f"erase_{time.time_ns()}")
     settings = Settings(home=tmp_path / "home", workers=1, index={"url": url})  # type: ignore[arg-type]
     with FaceSearch(settings) as fs:
@@ -161,11 +163,9 @@ def test_erasure_compacts_milvus_and_the_receipt_says_when(
         assert face not in fs.index.ids()
         found, _ = fs.index.search(vector[None, :], 10)
         assert face not in found
-        collection = url.rsplit("/", 1)[1]
-    deadline = time.monotonic() + 60
-    while vector.tobytes() in engine_plugin.stored(engine_plugin.server(), collection):
-        assert time.monotonic() < deadline, "the erased vector is still in Milvus's storage"
-        time.sleep(1)
+    # That the compacted-away files then leave Milvus's storage (its garbage collector,
+    # about 50 s later on the test server) is checked on the adapter itself:
+    # tests/contract/test_vector_index.py::test_remove_takes_effect_at_once_and_compaction_erases
 
 
 @pytest.fixture
