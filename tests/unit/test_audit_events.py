@@ -36,11 +36,24 @@ SEARCHED: dict[str, Any] = {
     "results": 4,
     "likely_matches": 1,
 }
+MATCHED: list[list[Any]] = [[7, 11, 0.9712, "strong"], [8, 12, 0.88, "chance"]]
 # Every event, with the action and details entries had before events were typed (user.add
 # is new: users were not audited before).
 EVENTS: list[tuple[str, Event, dict[str, Any]]] = [
-    ("search", domain.SearchMade(**SEARCHED), SEARCHED),
+    # Searches record more since results carry chance figures (added keys, none renamed).
+    (
+        "search",
+        domain.SearchMade(
+            **SEARCHED, probes=2, probe_face_ids=[5], faces_searched=300, matched=MATCHED
+        ),
+        SEARCHED | {"probes": 2, "probe_face_ids": [5], "faces_searched": 300, "matched": MATCHED},
+    ),
     ("erasure.review", domain.ErasureReviewed(**SEARCHED), SEARCHED),
+    (
+        "case.export",
+        domain.CaseExported(case="C-12", searches=2, entries=5, format="pdf"),
+        {"case": "C-12", "searches": 2, "entries": 5, "format": "pdf"},
+    ),
     (
         "ingest.batch",
         domain.IngestBatch(source="press", images=["a"], copies=["b", "c"]),
@@ -117,6 +130,38 @@ EVENTS: list[tuple[str, Event, dict[str, Any]]] = [
         "user.add",
         domain.UserAdded(username="ada", role="auditor"),
         {"username": "ada", "role": "auditor"},
+    ),
+    (
+        "model.change",
+        domain.ModelChanged(
+            previous_model="a@1/128/cosine", model="b@2/512/cosine", images=3, faces=4
+        ),
+        {"previous_model": "a@1/128/cosine", "model": "b@2/512/cosine", "images": 3, "faces": 4},
+    ),
+    # People (new with grouping into persons: no entries before them).
+    (
+        "search.person",
+        domain.PersonSearched(**SEARCHED, person=3, probes=5),
+        {**SEARCHED, "person": 3, "probes": 5},
+    ),
+    (
+        "people.group",
+        domain.PeopleGrouped(
+            sources=["album"], faces=9, grouped=6, new_persons=2, ungrouped=0, full=False
+        ),
+        {
+            "sources": ["album"],
+            "faces": 9,
+            "grouped": 6,
+            "new_persons": 2,
+            "ungrouped": 0,
+            "full": False,
+        },
+    ),
+    (
+        "person.edit",
+        domain.PersonEdited(person=3, change="merge", faces=[7, 8], merged=[4]),
+        {"person": 3, "change": "merge", "faces": [7, 8], "merged": [4]},
     ),
 ]
 
