@@ -142,7 +142,8 @@ def _launch(folder: Path) -> None:
     import milvus  # type: ignore[import-not-found]
 
     previous = _state(folder)
-    ports = {k: v for k, v in previous.items() if k.endswith("_port") and k != "metrics_port"}
+    ours = ("metrics_port", "etcd_peer_port")  # chosen here, not the package's settings
+    ports = {k: v for k, v in previous.items() if k.endswith("_port") and k not in ours}
     config = milvus.MilvusServerConfig(data_dir=str(folder))
     for key, value in EXTRA.items():
         config.set(key, value)
@@ -159,6 +160,12 @@ def _launch(folder: Path) -> None:
     if not metrics:
         metrics, sock = config.resolve_port(9091)
         sock.close()
+    client = int(str(config.get("etcd_port")))
+    peer = int(str(previous.get("etcd_peer_port") or 0))
+    if not peer:
+        peer, sock = config.resolve_port(client + 1)
+        sock.close()
+    _own_etcd_ports(folder, client, peer)
     exe = folder / "bin" / "milvus"
     env = dict(os.environ)
     env.update(
@@ -182,8 +189,36 @@ def _launch(folder: Path) -> None:
             start_new_session=True,  # outlives this launcher; stopped by its process group
         )
     state = {key: config.get(key) for key in config.configurable_items if key.endswith("_port")}
-    state.update(pid=proc.pid, metrics_port=metrics, version=milvus.__version__)
+    state.update(
+        pid=proc.pid, metrics_port=metrics, etcd_peer_port=peer, version=milvus.__version__
+    )
     (folder / STATE).write_text(json.dumps(state, indent=1))
+
+
+def _own_etcd_ports(folder: Path, client: int, peer: int) -> None:
+    """Make the embedded etcd listen on the server's own ports. The package only points
+    Milvus at ``etcd_port``: etcd itself keeps its defaults (2379, 2380), so a second
+    server on the machine (a test session's beside a demo's) cannot start its etcd and
+    Milvus crashes. ``etcd.config.path`` gives etcd a configuration of its own."""
+    etcd = folder / "configs" / "embedEtcd.yaml"
+    etcd.write_text(
+        f"name: default\n"
+        f"data-dir: {folder / 'data' / 'etcd.data'}\n"
+        f"listen-client-urls: http://127.0.0.1:{client}\n"
+        f"advertise-client-urls: http://127.0.0.1:{client}\n"
+        f"listen-peer-urls: http://127.0.0.1:{peer}\n"
+        f"initial-advertise-peer-urls: http://127.0.0.1:{peer}\n"
+        f"initial-cluster: default=http://127.0.0.1:{peer}\n"
+    )
+    config = folder / "configs" / "milvus.yaml"
+    lines = [
+        line
+        for line in config.read_text().splitlines()
+        if not line.startswith("  config: # facesearch") and "embedEtcd.yaml" not in line
+    ]
+    at = lines.index("etcd:") + 1
+    lines[at:at] = ["  config: # facesearch: etcd on this server's own ports", f"    path: {etcd}"]
+    config.write_text("\n".join(lines) + "\n")
 
 
 def main(argv: list[str]) -> int:
