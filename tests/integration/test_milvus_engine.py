@@ -8,6 +8,10 @@ rebuilt from it, so any difference in an answer is the index's.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,6 +22,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+import facesearch
 from facesearch import FaceSearch, Settings
 from facesearch.domain import ProbeFace
 from facesearch.errors import BackendUnavailable
@@ -173,6 +178,21 @@ def down_and_back(milvus_server: engine_plugin.MilvusServer) -> Iterator[Any]:
     """Stops the server for the test's first part; started again by ``back()``."""
     yield milvus_server
     milvus_server.start()
+
+
+def test_a_command_on_milvus_prints_its_answer_and_no_client_noise(built: Home) -> None:
+    # A fresh process, as a person runs it: pymilvus is imported there for the first time.
+    command = ["stats", "--json", "--home", str(built.home), "--index", built.url]
+    done = subprocess.run(
+        [sys.executable, "-m", "facesearch", *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(facesearch.__file__).parents[1])},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert json.loads(done.stdout)["index"]["consistent"] is True
 
 
 def test_milvus_down_is_a_clear_error_and_missed_writes_come_back(

@@ -16,16 +16,23 @@ from facesearch.cli.main import main
 from facesearch.errors import InvalidInput
 
 from ..conftest import register
+from ..engines import postgres as pg
 
 PEOPLE = ("Justin_Leonard", "Marc_Grossman", "Martha_Burk", "Mary_Carey")
 EXAMPLES = "face_recognition/examples"
 TWO_PEOPLE = "face_recognition/examples/knn_examples/test/obama_and_biden.jpg"
 
 
-@pytest.fixture(scope="module")
-def people_home(tmp_path_factory: pytest.TempPathFactory, dev: Path) -> Iterator[FaceSearch]:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def people_home(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, dev: Path
+) -> Iterator[FaceSearch]:
+    """The same scenarios on the embedded catalog and on a PostgreSQL one."""
     home = tmp_path_factory.mktemp("people") / "home"
-    with FaceSearch(Settings(home=home, workers=1)) as engine:
+    catalog = {"url": pg.database("people")} if request.param == "postgres" else {}
+    with FaceSearch(Settings(home=home, workers=1, catalog=catalog)) as engine:  # type: ignore[arg-type]
         register(engine, "album", "press")
         album = [dev / f"lfw/{p}/{p}_000{n}.jpg" for p in PEOPLE for n in (1, 2, 3)]
         album += [dev / EXAMPLES / "obama.jpg", dev / EXAMPLES / "biden.jpg", dev / TWO_PEOPLE]
@@ -150,16 +157,18 @@ def test_search_with_a_person_finds_their_photo_in_another_source(
 def test_the_cli_lists_names_and_withdrawing_the_purpose_ungroups(
     people_home: FaceSearch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    home = str(people_home.home)
+    home = ["--home", str(people_home.home)]
+    url = people_home.parts.settings.catalog.url
+    home += ["--catalog", url] if url else []
     people_home.close()
-    assert main(["people", "list", "--json", "--home", home]) == 0
+    assert main(["people", "list", "--json", *home]) == 0
     persons = json.loads(capsys.readouterr().out)
     first = persons[0]["id"]
-    assert main(["people", "name", str(first), "Person of interest", "--home", home]) == 0
+    assert main(["people", "name", str(first), "Person of interest", *home]) == 0
     assert "Person of interest" in capsys.readouterr().out
-    assert main(["people", "show", "999999", "--home", home]) == 2
+    assert main(["people", "show", "999999", *home]) == 2
     assert "no person with id 999999" in capsys.readouterr().err
-    assert main(["sources", "update", "album", "--no-group-people", "--home", home]) == 0
+    assert main(["sources", "update", "album", "--no-group-people", *home]) == 0
     capsys.readouterr()
-    assert main(["people", "list", "--json", "--home", home]) == 0
+    assert main(["people", "list", "--json", *home]) == 0
     assert json.loads(capsys.readouterr().out) == []

@@ -416,9 +416,11 @@ class MilvusIndex:
         return out_ids, out_sims
 
     def ids(self) -> Ids:
-        # pymilvus warns that a 2.3 server gives no snapshot time: the client's is used.
-        logging.getLogger("pymilvus.orm.iterator").setLevel(logging.ERROR)
         with self._calling() as client:
+            # pymilvus warns that a 2.3 server gives no snapshot time: the client's is
+            # used. Set once pymilvus is imported: importing it configures its loggers
+            # anew, which would undo a level set before.
+            logging.getLogger("pymilvus.orm.iterator").setLevel(logging.ERROR)
             self._ready(client)
             it = client.query_iterator(
                 self.name, batch_size=16_000, filter="face_id >= 0", output_fields=["face_id"]
