@@ -85,9 +85,9 @@ def test_a_home_moved_to_postgres_and_milvus_answers_and_audits_as_before(
         index={"url": index},  # type: ignore[arg-type]
     )
     with FaceSearch(moved) as fs:
+        assert fs.audit.head() == head and len(list(fs.audit.entries())) == entries
         assert {probe.name: best(fs, probe) for _, probe in photos} == before
         assert all(path for path in before.values())
-        assert fs.audit.head() == head and len(list(fs.audit.entries())) == entries
         assert fs.verify_audit().ok
         assert fs.suppressions.count() == 1
         # New rows are numbered after the copied ones, and the chain goes on.

@@ -91,14 +91,27 @@ def migrate(args: argparse.Namespace, settings: Any) -> int:
 
 @contextmanager
 def two_bars(first: str, second: str) -> Iterator[tuple[Progress, Progress]]:
-    """Two progress bars on stderr, one per stage (rich shows one live display at once)."""
+    """Two progress bars on stderr, one per stage (rich shows one live display at once),
+    drawn from the first update: a refusal before any work prints its one line alone."""
     from rich.console import Console
     from rich.progress import Progress as Bars
 
-    with Bars(console=Console(file=sys.stderr)) as bars:
-        tasks = [bars.add_task(first, total=None), bars.add_task(second, total=None)]
+    bars = Bars(console=Console(file=sys.stderr))
+    tasks = [bars.add_task(first, total=None), bars.add_task(second, total=None)]
+    started = False
 
-        def updater(task: Any) -> Progress:
-            return lambda done, total: bars.update(task, completed=done, total=total)
+    def updater(task: Any) -> Progress:
+        def update(done: int, total: int) -> None:
+            nonlocal started
+            if not started:
+                bars.start()
+                started = True
+            bars.update(task, completed=done, total=total)
 
+        return update
+
+    try:
         yield updater(tasks[0]), updater(tasks[1])
+    finally:
+        if started:
+            bars.stop()
