@@ -163,7 +163,8 @@ def copy_files(files: Sequence[Path], url: str, progress: Progress | None = None
                             copied[table] = copied.get(table, 0) + len(batch)
                             if progress:
                                 progress(done, total)
-                    if target[table].get("id") == "bigint":  # new rows are numbered after the copied ones
+                    # New rows are numbered after the copied ones.
+                    if target[table].get("id") == "bigint":
                         db.execute(
                             f"""SELECT setval(pg_get_serial_sequence('"{table}"', 'id'),
                                    (SELECT max(id) FROM "{table}"))
