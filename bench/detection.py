@@ -139,6 +139,40 @@ def completeness(detectors: dict[str, FaceDetector]) -> dict[str, Any]:
     return out
 
 
+def score_sweep() -> dict[str, Any]:
+    """RetinaFace's faces by score threshold: the crowd, the CompreFace groups, the no-face
+    photos, and boxes beyond the one face on the one-face dev photos (LFW photos often show
+    a second, real person: these are not all false faces)."""
+    from facesearch.vision.onnx.retinaface import RetinaFaceDetector
+
+    detector = RetinaFaceDetector(min_score=0.5)
+    scores: dict[str, tuple[str, list[float]]] = {}
+    for r in devset.manifest():
+        _, found, _ = detector.raw_detections(load(r["path"]))
+        scores[r["path"]] = (r["kind"], [float(s) for s in found])
+    out = {}
+    for cut in (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95):
+        n = {rel: sum(s >= cut for s in found) for rel, (_, found) in scores.items()}
+        out[f"{cut:g}"] = {
+            "crowd": n[CROWD],
+            "compreface_groups": sum(
+                n[rel]
+                for rel, (kind, _) in scores.items()
+                if kind == "group" and "compreface" in rel
+            ),
+            "noface_photos_faces": sum(
+                n[rel] for rel, (kind, _) in scores.items() if kind == "noface"
+            ),
+            "one_face_photos_with_more": sum(
+                n[rel] > 1 for rel, (kind, _) in scores.items() if kind == "face"
+            ),
+            "one_face_photos_with_none": sum(
+                n[rel] == 0 for rel, (kind, _) in scores.items() if kind == "face"
+            ),
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -150,6 +184,7 @@ def main() -> None:
     }
     result = {
         "completeness": completeness(detectors),
+        "retinaface_score_sweep": score_sweep(),
         "speed": speed(detectors, args.rounds, args.photos),
     }
     print(json.dumps(result, indent=1))

@@ -18,7 +18,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "demo-data"
 PACKAGE = "face_recognition==1.3.0"
 PROBE = "obama2.jpg"
-FACESEARCH = [str(Path(sys.executable).with_name("facesearch"))]
+# ``python -m facesearch`` rather than the ``facesearch`` script beside the interpreter:
+# the same command, but it runs the package this interpreter imports (a checkout's src on
+# PYTHONPATH as well as an installed one).
+FACESEARCH = [sys.executable, "-m", "facesearch"]
 
 
 def fetch_photos() -> Path:

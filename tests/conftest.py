@@ -10,13 +10,12 @@ from typing import Any
 
 import pytest
 
-pytest_plugins = ["tests.engines.milvus"]
-
 ROOT = Path(__file__).resolve().parent.parent
 DEV = ROOT.parent / "shared" / "data" / "faces-dev"
 
 # Real servers the tests start themselves (skipped with a reason when unavailable here).
-pytest_plugins = ["tests.engines.postgres"]
+# One list: a second assignment would silently drop the first plugin's fixtures.
+pytest_plugins = ["tests.engines.milvus", "tests.engines.postgres"]
 
 
 def dev_data() -> Path:

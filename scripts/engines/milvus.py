@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -43,6 +44,20 @@ EXTRA = {
     "rocksmq.retentionTimeInMinutes": 1,
     "rocksmq.compactionInterval": 60,
 }
+
+
+PORT_KEYS = (
+    "etcd_port",
+    "root_coord_port",
+    "proxy_port",
+    "proxy_internal_port",
+    "query_coord_port",
+    "query_node_port",
+    "index_coord_port",
+    "index_node_port",
+    "data_coord_port",
+    "data_node_port",
+)
 
 
 class MilvusUnavailable(RuntimeError):
@@ -96,6 +111,18 @@ def start(folder: Path, collection: str = "facesearch", timeout: float = START_T
     if not installed():
         raise MilvusUnavailable(f"Milvus is not installed at {VENV}: run scripts/install-milvus.sh")
     folder.mkdir(parents=True, exist_ok=True)
+    first = not (folder / STATE).exists()
+    try:
+        return _start(folder, collection, timeout)
+    except MilvusUnavailable:
+        if not first:
+            raise
+        # A port taken between drawing it and Milvus listening: once more, new ports.
+        (folder / STATE).unlink(missing_ok=True)
+        return _start(folder, collection, timeout)
+
+
+def _start(folder: Path, collection: str, timeout: float) -> str:
     done = subprocess.run(
         [str(VENV / "bin" / "python"), __file__, "_launch", str(folder)],
         capture_output=True,
@@ -135,6 +162,12 @@ def stop(folder: Path, timeout: float = 10.0) -> None:
         time.sleep(0.1)
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _launch(folder: Path) -> None:
     """Inside .venv-milvus: write the configuration and start the binary, detached."""
     # This file is called milvus.py too: import the package, not this script.
@@ -142,10 +175,28 @@ def _launch(folder: Path) -> None:
     import milvus  # type: ignore[import-not-found]
 
     previous = _state(folder)
-    ports = {k: v for k, v in previous.items() if k.endswith("_port") and k != "metrics_port"}
-    config = milvus.MilvusServerConfig(data_dir=str(folder))
+    own = {"metrics_port", "etcd_peer_port", "etcd_client_port"}
+    ports = {k: v for k, v in previous.items() if k.endswith("_port") and k not in own}
+    # First start: every port drawn by the kernel, not counted up from Milvus's defaults,
+    # where servers started at the same moment (parallel test runs) would meet.
+    fresh = {} if ports else {k: _free_port() for k in PORT_KEYS}
+    config = milvus.MilvusServerConfig(data_dir=str(folder), **fresh)
     for key, value in EXTRA.items():
         config.set(key, value)
+    # The embedded etcd's own listeners: by default 2379 and 2380 whatever the template
+    # says, so a second server on the machine would collide with the first.
+    peer = int(str(previous.get("etcd_peer_port") or 0)) or _free_port()
+    client = int(str(previous.get("etcd_client_port") or 0)) or _free_port()
+    etcd = folder / "configs" / "etcd.yaml"
+    etcd.parent.mkdir(parents=True, exist_ok=True)
+    etcd.write_text(
+        "name: facesearch\n"
+        f"listen-peer-urls: http://127.0.0.1:{peer}\n"
+        f"initial-advertise-peer-urls: http://127.0.0.1:{peer}\n"
+        f"listen-client-urls: http://127.0.0.1:{client}\n"
+        f"advertise-client-urls: http://127.0.0.1:{client}\n"
+        f"initial-cluster: facesearch=http://127.0.0.1:{peer}\n"
+    )
     config.resolve()
     if ports:
         # A restart keeps its ports (and URL). Not through resolve(): its check binds
@@ -154,11 +205,12 @@ def _launch(folder: Path) -> None:
         for key, port in ports.items():
             config.configurable_items[key][1] = port
         config.write_config()
+    # The template has no etcd.config key for config.set to fill: add it.
+    yaml = folder / "configs" / "milvus.yaml"
+    text = yaml.read_text()
+    yaml.write_text(text.replace("\netcd:\n", f"\netcd:\n  config:\n    path: {etcd}\n", 1))
     milvus._initialize_data_files(config.base_data_dir)
-    metrics = int(str(previous.get("metrics_port") or 0))
-    if not metrics:
-        metrics, sock = config.resolve_port(9091)
-        sock.close()
+    metrics = int(str(previous.get("metrics_port") or 0)) or _free_port()
     exe = folder / "bin" / "milvus"
     env = dict(os.environ)
     env.update(
@@ -182,7 +234,13 @@ def _launch(folder: Path) -> None:
             start_new_session=True,  # outlives this launcher; stopped by its process group
         )
     state = {key: config.get(key) for key in config.configurable_items if key.endswith("_port")}
-    state.update(pid=proc.pid, metrics_port=metrics, version=milvus.__version__)
+    state.update(
+        pid=proc.pid,
+        metrics_port=metrics,
+        etcd_peer_port=peer,
+        etcd_client_port=client,
+        version=milvus.__version__,
+    )
     (folder / STATE).write_text(json.dumps(state, indent=1))
 
 

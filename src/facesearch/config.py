@@ -21,9 +21,10 @@ from pydantic_settings import (
 )
 
 # Set from measurement on ../shared/data/faces-dev by bench/calibrate_threshold.py (see
-# docs/benchmarks.md): over 514,501 different-person pairs within one source, 0.079% score
-# at or above 0.93 (false match rate ~1e-3); 81.6% of same-person pairs do (97.8% on LFW
-# photos, 79% on tight 112-px crops). Raise it for fewer false leads, lower it to miss less.
+# docs/benchmarks.md): over 514,501 different-person pairs within one source, 0.082% score
+# at or above 0.93 with RetinaFace, the default detector (false match rate ~1e-3; HOG
+# 0.079%); 82.2% of same-person pairs do (97.1% on LFW photos, 80% on tight 112-px crops).
+# Raise it for fewer false leads, lower it to miss less.
 DEFAULT_MATCH_THRESHOLD = 0.93
 # Grouping joins faces strongest edge first with no way back, so it asks more than a
 # search's "likely match" (bench/people_cluster.py measured it on the dev set).

@@ -48,6 +48,20 @@ ENDPOINTS: list[tuple[str, str, Action | None]] = [
     ("GET", "/v1/audit", Action.AUDIT),
     ("GET", "/v1/audit/verify", Action.AUDIT),
     ("GET", "/v1/report", Action.AUDIT),
+    ("GET", "/v1/images/1/video", Action.VIEW_IMAGES),
+    ("POST", "/v1/ingest-jobs", Action.INGEST),
+    ("GET", "/v1/ingest-jobs/abc", Action.INGEST),
+    ("GET", "/v1/sources/abc/failures", Action.LIST_SOURCES),
+    ("GET", "/v1/persons", Action.VIEW_IMAGES),
+    ("POST", "/v1/persons/group", Action.MANAGE_SOURCES),
+    ("GET", "/v1/persons/1", Action.VIEW_IMAGES),
+    ("PATCH", "/v1/persons/1", Action.MANAGE_SOURCES),
+    ("POST", "/v1/persons/1/merge", Action.MANAGE_SOURCES),
+    ("POST", "/v1/persons/1/split", Action.MANAGE_SOURCES),
+    ("POST", "/v1/persons/move", Action.MANAGE_SOURCES),
+    ("POST", "/v1/persons/1/search", Action.SEARCH),
+    ("GET", "/v1/persons/1/review", Action.DELETE),
+    ("POST", "/v1/persons/1/access-request", Action.HANDLE_REQUESTS),
 ]
 
 

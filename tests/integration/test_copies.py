@@ -88,7 +88,13 @@ def test_a_catalog_made_before_hashes_gains_the_column(tmp_path: Path) -> None:
     path = tmp_path / "catalog.sqlite"
     SqliteCatalog(path).close()
     db = sqlite3.connect(path)
-    db.execute("ALTER TABLE images DROP COLUMN phash")  # as catalogs were made before
+    # As catalogs were made before (schema version 2): none of the columns added since.
+    db.execute("ALTER TABLE images DROP COLUMN phash")
+    db.execute("ALTER TABLE sources DROP COLUMN group_people")
+    db.execute("ALTER TABLE provenance DROP COLUMN video")
+    db.execute("ALTER TABLE provenance DROP COLUMN video_time")
+    db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    db.commit()
     db.close()
     catalog = SqliteCatalog(path)
     columns = [r[1] for r in catalog.db.execute("PRAGMA table_info(images)")]

@@ -8,6 +8,10 @@ rebuilt from it, so any difference in an answer is the index's.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,6 +22,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+import facesearch
 from facesearch import FaceSearch, Settings
 from facesearch.domain import ProbeFace
 from facesearch.errors import BackendUnavailable
@@ -148,6 +153,8 @@ def test_a_source_losing_its_jurisdiction_is_relabelled(built: Home) -> None:
 def test_erasure_compacts_milvus_and_the_receipt_says_when(
     built: Home, tmp_path: Path, milvus_url: Callable[[str], str]
 ) -> None:
+    """The erased faces are out of Milvus at once, and the receipt says when the
+    compaction that rewrote its segments without them finished."""
     url = milvus_url(f"erase_{time.time_ns()}")
     settings = Settings(home=tmp_path / "home", workers=1, index={"url": url})  # type: ignore[arg-type]
     with FaceSearch(settings) as fs:
@@ -161,11 +168,9 @@ def test_erasure_compacts_milvus_and_the_receipt_says_when(
         assert face not in fs.index.ids()
         found, _ = fs.index.search(vector[None, :], 10)
         assert face not in found
-        collection = url.rsplit("/", 1)[1]
-    deadline = time.monotonic() + 60
-    while vector.tobytes() in engine_plugin.stored(engine_plugin.server(), collection):
-        assert time.monotonic() < deadline, "the erased vector is still in Milvus's storage"
-        time.sleep(1)
+    # That the compacted-away files then leave Milvus's storage (its garbage collector,
+    # about 50 s later on the test server) is checked on the adapter itself:
+    # tests/contract/test_vector_index.py::test_remove_takes_effect_at_once_and_compaction_erases
 
 
 @pytest.fixture
@@ -173,6 +178,21 @@ def down_and_back(milvus_server: engine_plugin.MilvusServer) -> Iterator[Any]:
     """Stops the server for the test's first part; started again by ``back()``."""
     yield milvus_server
     milvus_server.start()
+
+
+def test_a_command_on_milvus_prints_its_answer_and_no_client_noise(built: Home) -> None:
+    # A fresh process, as a person runs it: pymilvus is imported there for the first time.
+    command = ["stats", "--json", "--home", str(built.home), "--index", built.url]
+    done = subprocess.run(
+        [sys.executable, "-m", "facesearch", *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(facesearch.__file__).parents[1])},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert json.loads(done.stdout)["index"]["consistent"] is True
 
 
 def test_milvus_down_is_a_clear_error_and_missed_writes_come_back(

@@ -152,22 +152,27 @@ def test_the_models_command_shows_the_configured_model_and_the_homes(
     assert "reindex --re-embed" in done.stdout
 
 
+@pytest.mark.parametrize(
+    "catalog", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def test_re_embedding_moves_a_home_to_the_own_model_and_resumes(
-    net: Path, dev: Path, tmp_path: Path
+    net: Path, dev: Path, tmp_path: Path, catalog: str, request: pytest.FixtureRequest
 ) -> None:
+    url = request.getfixturevalue("postgres_url") if catalog == "postgres" else None
+    where: dict[str, Any] = {"catalog": {"url": url}} if url else {}
     photos = tmp_path / "photos"
     photos.mkdir()
     for rel in PHOTOS:  # copies of the photos: one goes missing for a while
         shutil.copy(dev / rel, photos / Path(rel).name)
     home = tmp_path / "home"
-    with FaceSearch(Settings(home=home, workers=1)) as fs:
+    with FaceSearch(Settings(home=home, workers=1, **where)) as fs:
         register(fs, "dev")
         fs.ingest(sorted(photos.iterdir()), source="dev")
         dlib_key = fs.catalog.model_key()
         faces = fs.catalog.face_state()[0]
     assert dlib_key is not None and dlib_key != KEY and faces == 4
 
-    settings = Settings(home=home, workers=1, faces=own_model(net))
+    settings = Settings(home=home, workers=1, faces=own_model(net), **where)
     (photos / "biden.jpg").rename(tmp_path / "biden.jpg")
     with FaceSearch(settings) as fs:
         first = fs.reembed()
@@ -183,6 +188,7 @@ def test_re_embedding_moves_a_home_to_the_own_model_and_resumes(
         "FACESEARCH_FACES__ONNX__PATH": str(net),
         "FACESEARCH_FACES__ONNX__NAME": "tiny-test-net",
         "FACESEARCH_FACES__ONNX__VERSION": "1",
+        **({"FACESEARCH_CATALOG__URL": url} if url else {}),
     }
     done = subprocess.run(
         [sys.executable, "-m", "facesearch.cli", "reindex", "--re-embed", "--home", str(home)],
@@ -210,7 +216,7 @@ def test_re_embedding_moves_a_home_to_the_own_model_and_resumes(
         assert entry.details == {"previous_model": dlib_key, "model": KEY, "images": 3, "faces": 4}
 
     # The old model is now the other one: the home refuses it.
-    with FaceSearch(Settings(home=home, workers=1)) as fs, pytest.raises(ModelMismatch):
+    with FaceSearch(Settings(home=home, workers=1, **where)) as fs, pytest.raises(ModelMismatch):
         fs.search(photos / "obama.jpg")
 
 

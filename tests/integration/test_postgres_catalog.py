@@ -122,7 +122,9 @@ def test_a_server_stopped_during_an_ingest_leaves_nothing_lost_duplicated_or_una
 ) -> None:
     server = pg.cluster(tmp_path / "pg")
     url, home = server.url(), tmp_path / "home"
-    photos = [str(dev / r["path"]) for r in manifest if r["path"].startswith("lfw/")][:16]
+    # Enough photos that the ingest is still at work when the first batch is in (a batch
+    # is written every 2 s: with 16, a fast detector had finished before the stop).
+    photos = [str(dev / r["path"]) for r in manifest if r["path"].startswith("lfw/")][:48]
     common = ["--home", str(home), "--catalog", url]
     assert main(["sources", "add", "news", *REGISTER_ARGS, *common]) == 0
     ingest = [sys.executable, "-m", "facesearch.cli", "ingest", *photos, "--source", "news"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from facesearch.catalog import sqlite as sqlite_catalog
 from facesearch.catalog.postgres import schema
 from facesearch.cli.main import main
 
@@ -39,21 +40,36 @@ def sqlite_sql(home: Path, *statements: str) -> list[tuple[object, ...]]:
         return out
 
 
+# What versions 2 and later added to a SQLite catalog: taken out, a home is as version 1
+# left it.
+SINCE_VERSION_1 = (
+    "DROP INDEX faces_image_idx",
+    "ALTER TABLE images DROP COLUMN phash",
+    "ALTER TABLE sources DROP COLUMN group_people",
+    "ALTER TABLE provenance DROP COLUMN video",
+    "ALTER TABLE provenance DROP COLUMN video_time",
+)
+LATEST = sqlite_catalog.SCHEMA_VERSION
+
+
+def test_both_catalogs_count_schema_versions_alike() -> None:
+    # One release's catalogs are at the same version on SQLite and on PostgreSQL.
+    assert sqlite_catalog.SCHEMA_VERSION == schema.SCHEMA_VERSION
+
+
 def test_a_sqlite_catalog_at_version_1_is_upgraded_keeping_its_sources(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     home = sqlite_home(tmp_path)
     # As a home made before version 2: no unique face index, version 1.
-    sqlite_sql(
-        home,
-        "DROP INDEX faces_image_idx",
-        "UPDATE meta SET value = '1' WHERE key = 'schema_version'",
-    )
+    sqlite_sql(home, *SINCE_VERSION_1, "UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     capsys.readouterr()
     assert main(["db", "upgrade", "--home", str(home)]) == 0
-    assert "from schema version 1 to 2" in capsys.readouterr().out
+    assert f"from schema version 1 to {LATEST}" in capsys.readouterr().out
     indexes = sqlite_sql(home, "SELECT name FROM sqlite_master WHERE type = 'index'")
     assert ("faces_image_idx",) in indexes
+    columns = sqlite_sql(home, "SELECT name FROM pragma_table_info('provenance')")
+    assert ("video",) in columns and ("video_time",) in columns
     assert main(["db", "upgrade", "--home", str(home)]) == 0
     assert "nothing to do" in capsys.readouterr().out
     assert main(["sources", "list", "--home", str(home), "--json"]) == 0
@@ -64,9 +80,11 @@ def test_a_sqlite_catalog_opened_by_an_older_release_upgrades_itself(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     home = sqlite_home(tmp_path)
-    sqlite_sql(home, "DROP INDEX faces_image_idx", "DELETE FROM meta WHERE key = 'schema_version'")
+    sqlite_sql(home, *SINCE_VERSION_1, "DELETE FROM meta WHERE key = 'schema_version'")
     assert main(["sources", "list", "--home", str(home)]) == 0
-    assert sqlite_sql(home, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert sqlite_sql(home, "SELECT value FROM meta WHERE key = 'schema_version'") == [
+        (str(LATEST),)
+    ]
 
 
 def test_a_sqlite_catalog_from_a_newer_release_is_refused(
@@ -100,12 +118,17 @@ def test_a_postgres_catalog_at_version_1_is_refused_until_db_upgrade(
     assert main(["sources", "list", *common]) == 1
     one_line_error(capsys, "schema version 1", "facesearch db upgrade")
     assert main(["db", "upgrade", *common]) == 0
-    assert "from schema version 1 to 2" in capsys.readouterr().out
+    assert f"from schema version 1 to {LATEST}" in capsys.readouterr().out
     assert main(["sources", "list", *common, "--json"]) == 0
-    assert '"news"' in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert '"news"' in listed and '"group_people": false' in listed
     with psycopg.connect(postgres_url) as db:
         found = db.execute("SELECT 1 FROM pg_constraint WHERE conname = 'faces_image_idx'")
         assert found.fetchall() == [(1,)]
+        tables = db.execute(
+            "SELECT to_regclass('persons'), to_regclass('person_faces'), to_regclass('restaged')"
+        ).fetchone()
+        assert tables is not None and None not in tables
         db.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
     assert main(["db", "upgrade", *common]) == 1
     one_line_error(capsys, "schema version 99", "newer facesearch")

@@ -17,6 +17,7 @@ from facesearch import FaceSearch, Settings
 from facesearch.cli.main import main
 
 from ..conftest import register
+from ..engines import postgres as pg
 
 OBAMA = "face_recognition/examples/obama.jpg"
 BIDEN = "face_recognition/examples/biden.jpg"
@@ -54,10 +55,18 @@ def clip(tmp_path_factory: pytest.TempPathFactory, dev: Path) -> Path:
     return make_clip(folder / "cctv.mp4", [(still(dev / OBAMA), 3.0), (still(dev / BIDEN), 3.0)])
 
 
-@pytest.fixture(scope="module")
-def video_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaceSearch]:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def video_home(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[FaceSearch]:
+    """On the embedded catalog and on a PostgreSQL one (a frame's video and moment are
+    stored and returned by both)."""
     home = tmp_path_factory.mktemp("video-home") / "home"
-    settings = Settings(home=home, workers=1, video={"sample_fps": 2.0, "max_seconds": 60})
+    catalog = {"url": pg.database("video")} if request.param == "postgres" else {}
+    video = {"sample_fps": 2.0, "max_seconds": 60}
+    settings = Settings(home=home, workers=1, video=video, catalog=catalog)  # type: ignore[arg-type]
     with FaceSearch(settings) as engine:
         register(engine, "cctv")
         yield engine

@@ -26,6 +26,7 @@ RECEIPT: dict[str, Any] = {
     "face_ids": (11, 12, 13),
     "files_deleted": 4,
     "receipt_id": "r-1",
+    "index_erased_at": "2026-01-01T00:00:05+00:00",  # a server index's compaction finished
 }
 SEARCHED: dict[str, Any] = {
     "probe_sha256": "cd" * 32,

@@ -189,6 +189,7 @@ class MilvusIndex:
         self.erased_at: str | None = None  # when the last compaction completed
         self._client: Any = None
         self._missed = False  # a write failed: sync from the catalog once Milvus answers
+        self._wrote = False  # wrote since the last search: the next one waits to see it
         self._loaded = False
         self._model: str | None = None  # the collection's description: its model key
 
@@ -214,6 +215,8 @@ class MilvusIndex:
         from pymilvus.exceptions import MilvusException
 
         try:
+            if writes:
+                self._wrote = True
             yield self.client
         except MilvusException as exc:
             if writes:
@@ -393,7 +396,14 @@ class MilvusIndex:
                 filter=expression(where, allowed_ids),
                 output_fields=[],
                 search_params=self._search_params(fetch),
+                # Strong (wait for the server's next time tick, ~200 ms) only for the
+                # first search after this process wrote: an erasure, then a search, must
+                # not show the erased face. Otherwise Session: no wait, and another
+                # process's writes show within a tick. A face erased by another process is
+                # never shown either way: matches are read from the catalog, without it.
+                consistency_level="Strong" if self._wrote else "Session",
             )
+            self._wrote = False
         for r, hits in enumerate(found):
             ids = np.array([int(h["id"]) for h in hits], dtype=np.int64)
             sims = np.array([float(h["distance"]) for h in hits], dtype=np.float32)
@@ -406,9 +416,11 @@ class MilvusIndex:
         return out_ids, out_sims
 
     def ids(self) -> Ids:
-        # pymilvus warns that a 2.3 server gives no snapshot time: the client's is used.
-        logging.getLogger("pymilvus.orm.iterator").setLevel(logging.ERROR)
         with self._calling() as client:
+            # pymilvus warns that a 2.3 server gives no snapshot time: the client's is
+            # used. Set once pymilvus is imported: importing it configures its loggers
+            # anew, which would undo a level set before.
+            logging.getLogger("pymilvus.orm.iterator").setLevel(logging.ERROR)
             self._ready(client)
             it = client.query_iterator(
                 self.name, batch_size=16_000, filter="face_id >= 0", output_fields=["face_id"]

@@ -15,8 +15,9 @@ them: either the removal sees it, or the writer finds the image gone and stores 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -28,7 +29,7 @@ from psycopg import errors as pgerrors
 from facesearch.catalog.ports import ExpiryRule, FileStamp, NewImage, Removal, UrlQuery
 from facesearch.catalog.postgres.connections import Connection, Pool
 from facesearch.catalog.postgres.schema import MIGRATIONS, SCHEMA_VERSION
-from facesearch.domain import BoundingBox, FaceRecord, ImageRecord, Provenance, Source
+from facesearch.domain import BoundingBox, FaceRecord, ImageRecord, Person, Provenance, Source
 from facesearch.errors import BackendUnavailable, ConfigError, InvalidInput, NotFound
 from facesearch.security.templates import TemplateCodec
 
@@ -36,6 +37,14 @@ IDS_CACHE_ENTRIES = 16  # source sets whose face ids are kept between searches
 NEVER = "9999-12-31T00:00:00+00:00"  # the expiry of synthetic rows given none
 EXPIRY_BATCH = 10_000  # copies re-dated per statement when a retention period changes
 RETRIES = 5  # a writer that lost a race (deadlock, an image removed under it) tries again
+# A row a writer refers to, removed by another writer meanwhile (the foreign key that
+# says so, and what the caller is told if it keeps happening): the writer tries again,
+# and its retry sees the row gone.
+_REMOVED_UNDER = {
+    "provenance_image_id_fkey": "the image was removed while a copy was being added",
+    "restaged_face_id_fkey": "a face was removed while its new vector was being staged",
+    "person_faces_face_id_fkey": "a face was removed while it was being grouped",
+}
 Ids = npt.NDArray[np.int64]
 T = TypeVar("T")
 
@@ -136,10 +145,11 @@ class PostgresCatalog:
                 if attempt == RETRIES - 1:
                     raise BackendUnavailable("the catalog is too busy: try again") from None
             except pgerrors.ForeignKeyViolation as exc:
-                if exc.diag.constraint_name != "provenance_image_id_fkey":
+                gone = _REMOVED_UNDER.get(exc.diag.constraint_name or "")
+                if gone is None:
                     raise
                 if attempt == RETRIES - 1:
-                    raise NotFound("the image was removed while a copy was being added") from None
+                    raise NotFound(gone) from None
         raise AssertionError("unreachable")
 
     # -- meta --------------------------------------------------------------------------
@@ -191,8 +201,8 @@ class PostgresCatalog:
                 lambda db: db.execute(
                     """INSERT INTO sources (name, description, controller, contact,
                        lawful_basis, special_category_condition, jurisdictions,
-                       retention_days, legal_hold, created_at, updated_at)
-                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                       retention_days, legal_hold, group_people, created_at, updated_at)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
                     (*_source_row(source), stamp, stamp),
                 )
             )
@@ -212,7 +222,8 @@ class PostgresCatalog:
             row = db.execute(
                 """UPDATE sources SET description = %s, controller = %s, contact = %s,
                    lawful_basis = %s, special_category_condition = %s, jurisdictions = %s,
-                   retention_days = %s, legal_hold = %s, updated_at = %s WHERE name = %s
+                   retention_days = %s, legal_hold = %s, group_people = %s, updated_at = %s
+                   WHERE name = %s
                    RETURNING id""",
                 (*_source_row(source)[1:], now(), source.name),
             ).fetchone()
@@ -303,7 +314,8 @@ class PostgresCatalog:
             source_id = self._source_id(db, provenance.source)
             row = db.execute(
                 """INSERT INTO images (sha256, width, height, format, bytes, face_count,
-                   skipped_faces, ingested_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+                   skipped_faces, ingested_at, phash)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
                    ON CONFLICT (sha256) DO NOTHING RETURNING id""",
                 (
                     image.sha256,
@@ -314,6 +326,7 @@ class PostgresCatalog:
                     len(image.faces),
                     json.dumps(list(image.skipped_faces)),
                     now(),
+                    image.phash,
                 ),
             ).fetchone()
             if row is None:  # known content (perhaps stored by another worker just now)
@@ -423,8 +436,8 @@ class PostgresCatalog:
         have added refreshed): whether it was new."""
         row = db.execute(
             """INSERT INTO provenance (image_id, source_id, path, source_url, page_url,
-               captured_at, file_size, file_mtime_ns, ingested_at, expires_at)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+               captured_at, file_size, file_mtime_ns, ingested_at, expires_at, video,
+               video_time) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT (source_id, path, image_id) DO UPDATE SET
                source_url = COALESCE(excluded.source_url, provenance.source_url),
                page_url = COALESCE(excluded.page_url, provenance.page_url),
@@ -442,6 +455,8 @@ class PostgresCatalog:
                 mtime,
                 provenance.ingested_at,
                 provenance.expires_at,
+                provenance.video,
+                provenance.video_time,
             ),
         ).fetchone()
         return bool(row and row[0])
@@ -517,6 +532,69 @@ class PostgresCatalog:
 
         self._write(work)
 
+    # -- re-embedding ------------------------------------------------------------------
+    def images_to_restage(self, model_key: str) -> list[int]:
+        with self._read() as db:
+            rows = db.execute(
+                """SELECT DISTINCT f.image_id FROM faces f LEFT JOIN restaged r
+                   ON r.face_id = f.id AND r.model = %s WHERE r.face_id IS NULL
+                   ORDER BY f.image_id""",
+                (model_key,),
+            ).fetchall()
+        return [int(r[0]) for r in rows]
+
+    def restage(
+        self, model_key: str, face_ids: Sequence[int], embeddings: npt.NDArray[np.float32]
+    ) -> None:
+        ids = [int(i) for i in face_ids]
+        blobs = [self.codec.encode(v) for v in embeddings]
+        if len(ids) != len(blobs):
+            raise InvalidInput(f"{len(ids)} face ids for {len(blobs)} vectors")
+
+        def work(db: Connection) -> None:
+            # Vectors staged for another model (an earlier, abandoned move) are dropped.
+            db.execute("DELETE FROM restaged WHERE model != %s", (model_key,))
+            # A face erased meanwhile is skipped: its vector has nothing to replace.
+            db.execute(
+                """INSERT INTO restaged (face_id, model, embedding)
+                   SELECT v.id, %s, v.embedding
+                   FROM unnest(%s::bigint[], %s::bytea[]) AS v(id, embedding)
+                   JOIN faces f ON f.id = v.id
+                   ON CONFLICT (face_id) DO UPDATE SET model = excluded.model,
+                   embedding = excluded.embedding""",
+                (model_key, ids, blobs),
+            )
+
+        self._write(work)
+
+    def swap_restaged(self, model_key: str) -> int:
+        def work(db: Connection) -> int:
+            # No face may be added, or vector staged, between the check and the swap: a
+            # face ingested meanwhile would keep a vector of the old model.
+            db.execute("LOCK TABLE faces, restaged IN SHARE ROW EXCLUSIVE MODE")
+            row = db.execute(
+                """SELECT COUNT(*) FROM faces f LEFT JOIN restaged r
+                   ON r.face_id = f.id AND r.model = %s WHERE r.face_id IS NULL""",
+                (model_key,),
+            ).fetchone()
+            missing = int(row[0]) if row else 0
+            if missing:
+                raise InvalidInput(f"{missing} faces have no vector of {model_key} yet")
+            changed = db.execute(
+                """UPDATE faces f SET embedding = r.embedding FROM restaged r
+                   WHERE r.face_id = f.id AND r.model = %s""",
+                (model_key,),
+            ).rowcount
+            db.execute("DELETE FROM restaged")
+            db.execute(
+                """INSERT INTO meta VALUES ('model', %s)
+                   ON CONFLICT (key) DO UPDATE SET value = excluded.value""",
+                (model_key,),
+            )
+            return changed
+
+        return self._write(work)
+
     # -- reads -------------------------------------------------------------------------
     def get_images(self, image_ids: Sequence[int]) -> dict[int, ImageRecord]:
         ids = sorted({int(i) for i in image_ids})
@@ -545,15 +623,15 @@ class PostgresCatalog:
                 )
             for r in db.execute(
                 """SELECT p.image_id, s.name, p.path, p.source_url, p.page_url, p.captured_at,
-                          p.ingested_at, p.expires_at
+                          p.ingested_at, p.expires_at, p.video, p.video_time
                    FROM provenance p JOIN sources s ON s.id = p.source_id
                    WHERE p.image_id = ANY(%s) ORDER BY p.image_id, p.id""",
                 (ids,),
             ):
                 provs[r[0]].append(Provenance(*r[1:]))
             for r in db.execute(
-                """SELECT id, sha256, width, height, format, bytes, ingested_at, skipped_faces
-                   FROM images WHERE id = ANY(%s)""",
+                """SELECT id, sha256, width, height, format, bytes, ingested_at, skipped_faces,
+                   phash FROM images WHERE id = ANY(%s)""",
                 (ids,),
             ):
                 out[r[0]] = ImageRecord(
@@ -567,6 +645,7 @@ class PostgresCatalog:
                     faces=tuple(faces[r[0]]),
                     provenance=tuple(provs[r[0]]),
                     skipped_faces=tuple(json.loads(r[7])),
+                    phash=r[8],
                 )
         return out
 
@@ -702,14 +781,142 @@ class PostgresCatalog:
         names = ("images", "faces", "provenance", "sources", "failures", "images_without_faces")
         return dict(zip(names, (int(v) for v in row or (0,) * 6), strict=True))
 
-    def failures(self, limit: int = 100) -> list[dict[str, Any]]:
+    def failures(self, limit: int = 100, source: str | None = None) -> list[dict[str, Any]]:
         with self._read() as db:
             rows = db.execute(
                 """SELECT s.name, f.path, f.reason, f.at FROM failures f
-                   JOIN sources s ON s.id = f.source_id ORDER BY f.id LIMIT %s""",
-                (limit,),
+                   JOIN sources s ON s.id = f.source_id
+                   WHERE %s::text IS NULL OR s.name = %s ORDER BY f.id LIMIT %s""",
+                (source, source, limit),
             ).fetchall()
         return [{"source": r[0], "path": r[1], "reason": r[2], "at": r[3]} for r in rows]
+
+    # -- persons -----------------------------------------------------------------------
+    # Every writer of persons takes the ``persons`` lock for its transaction: a person
+    # found empty and deleted by one writer could otherwise be given a face by another.
+    def person_assignments(self) -> tuple[dict[int, int], dict[int, int]]:
+        current: dict[int, int] = {}
+        confirmed: dict[int, int] = {}
+        with self._read() as db:
+            for face, person, sure in db.execute(
+                "SELECT face_id, person_id, confirmed FROM person_faces"
+            ):
+                current[int(face)] = int(person)
+                if sure:
+                    confirmed[int(face)] = int(person)
+        return current, confirmed
+
+    def write_grouping(
+        self, person_of: Mapping[int, int], ungroup: Sequence[int] = ()
+    ) -> dict[int, int]:
+        stamp = now()
+
+        def work(db: Connection) -> dict[int, int]:
+            _lock_persons(db)
+            made: dict[int, int] = {}
+            for number in sorted({p for p in person_of.values() if p < 0}, reverse=True):
+                row = db.execute(
+                    """INSERT INTO persons (name, created_at, updated_at)
+                       VALUES ('', %s, %s) RETURNING id""",
+                    (stamp, stamp),
+                ).fetchone()
+                made[number] = int(row[0]) if row else 0
+            faces = [int(f) for f in person_of]
+            persons = [int(made.get(p, p)) for p in person_of.values()]
+            # A face erased meanwhile is skipped; a confirmed face stays where it is.
+            db.execute(
+                """INSERT INTO person_faces (face_id, person_id)
+                   SELECT v.face_id, v.person_id
+                   FROM unnest(%s::bigint[], %s::bigint[]) AS v(face_id, person_id)
+                   JOIN faces f ON f.id = v.face_id
+                   ON CONFLICT (face_id) DO UPDATE SET person_id = excluded.person_id
+                   WHERE NOT person_faces.confirmed""",
+                (faces, persons),
+            )
+            db.execute(
+                "DELETE FROM person_faces WHERE face_id = ANY(%s)", ([int(f) for f in ungroup],)
+            )
+            _drop_empty_persons(db)
+            return made
+
+        return self._write(work)
+
+    def place_faces(self, face_ids: Sequence[int], person_id: int | None) -> int:
+        stamp = now()
+        faces = [int(f) for f in face_ids]
+
+        def work(db: Connection) -> int:
+            _lock_persons(db)
+            if person_id is None:
+                row = db.execute(
+                    """INSERT INTO persons (name, created_at, updated_at)
+                       VALUES ('', %s, %s) RETURNING id""",
+                    (stamp, stamp),
+                ).fetchone()
+            else:
+                row = db.execute(
+                    "UPDATE persons SET updated_at = %s WHERE id = %s RETURNING id",
+                    (stamp, person_id),
+                ).fetchone()
+            if row is None:
+                raise NotFound(f"no person with id {person_id}")
+            target = int(row[0])
+            db.execute(
+                """INSERT INTO person_faces (face_id, person_id, confirmed)
+                   SELECT v.face_id, %s, TRUE FROM unnest(%s::bigint[]) AS v(face_id)
+                   JOIN faces f ON f.id = v.face_id
+                   ON CONFLICT (face_id) DO UPDATE SET person_id = excluded.person_id,
+                   confirmed = TRUE""",
+                (target, faces),
+            )
+            _drop_empty_persons(db)
+            return target
+
+        return self._write(work)
+
+    def rename_person(self, person_id: int, name: str) -> None:
+        changed = self._write(
+            lambda db: (
+                db.execute(
+                    "UPDATE persons SET name = %s, updated_at = %s WHERE id = %s",
+                    (name, now(), person_id),
+                ).rowcount
+            )
+        )
+        if not changed:
+            raise NotFound(f"no person with id {person_id}")
+
+    def persons(self, person_ids: Sequence[int] | None = None) -> list[Person]:
+        where, args = "", tuple[Any, ...]()
+        if person_ids is not None:
+            ids = sorted({int(i) for i in person_ids})
+            if not ids:
+                return []
+            where, args = "WHERE p.id = ANY(%s)", (ids,)
+        with self._read() as db:
+            rows = db.execute(
+                f"""SELECT p.id, p.name, p.created_at, p.updated_at, pf.face_id, pf.confirmed,
+                    f.image_id FROM persons p JOIN person_faces pf ON pf.person_id = p.id
+                    JOIN faces f ON f.id = pf.face_id {where}
+                    ORDER BY p.id, pf.face_id""".encode(),
+                args,
+            ).fetchall()
+        out: list[Person] = []
+        for pid, group in itertools.groupby(rows, key=lambda r: r[0]):
+            members = list(group)
+            first = members[0]
+            out.append(
+                Person(
+                    id=int(pid),
+                    name=first[1],
+                    faces=tuple(int(r[4]) for r in members),
+                    images=tuple(sorted({int(r[6]) for r in members})),
+                    confirmed=tuple(int(r[4]) for r in members if r[5]),
+                    created_at=first[2],
+                    updated_at=first[3],
+                )
+            )
+        return out
 
     # -- removal -----------------------------------------------------------------------
     def expired_provenance(self, at: str, sources: Sequence[str]) -> list[int]:
@@ -753,16 +960,24 @@ class PostgresCatalog:
     def describe_provenance(self, provenance_ids: Sequence[int]) -> list[dict[str, Any]]:
         with self._read() as db:
             rows = db.execute(
-                """SELECT p.id, p.image_id, s.name, p.path, p.expires_at, i.sha256
+                """SELECT p.id, p.image_id, s.name, p.path, p.expires_at, i.sha256, p.video
                    FROM provenance p JOIN sources s ON s.id = p.source_id
                    JOIN images i ON i.id = p.image_id WHERE p.id = ANY(%s) ORDER BY p.id""",
                 ([int(i) for i in provenance_ids],),
             ).fetchall()
-        keys = ("provenance_id", "image_id", "source", "path", "expires_at", "sha256")
+        keys = ("provenance_id", "image_id", "source", "path", "expires_at", "sha256", "video")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
+    def video_in_use(self, video: str) -> bool:
+        with self._read() as db:
+            row = db.execute(
+                "SELECT 1 FROM provenance WHERE video = %s LIMIT 1", (video,)
+            ).fetchone()
+        return row is not None
+
     def remove_provenance(self, provenance_ids: Sequence[int]) -> Removal:
-        """Delete provenance rows, and every image left with none, with its faces."""
+        """Delete provenance rows, every image left with none, with its faces, and the
+        persons left with no face."""
         wanted = sorted({int(i) for i in provenance_ids})
 
         def work(db: Connection) -> Removal:
@@ -787,6 +1002,10 @@ class PostgresCatalog:
                 )
             ]
             gone = [i for i, _ in orphans]
+            if gone:
+                # Before the faces go (a face being grouped at this moment, not yet
+                # visible here, would otherwise leave its person empty but kept).
+                _lock_persons(db)
             face_ids = [
                 int(r[0])
                 for r in db.execute(
@@ -794,6 +1013,9 @@ class PostgresCatalog:
                 )
             ]
             db.execute("DELETE FROM images WHERE id = ANY(%s)", (gone,))
+            if gone:
+                # A person whose last face went goes too: no name outlives its faces.
+                _drop_empty_persons(db)
             return Removal(
                 provenance=len(wanted), images=tuple(orphans), face_ids=tuple(sorted(face_ids))
             )
@@ -810,7 +1032,15 @@ class PostgresCatalog:
         need a superuser or the pg_checkpoint role; without them the tables are still
         rewritten."""
         with self.pool.connection() as db:
-            for table in ("faces", "images", "provenance", "failures"):
+            for table in (
+                "faces",
+                "images",
+                "provenance",
+                "failures",
+                "restaged",
+                "person_faces",
+                "persons",
+            ):
                 db.execute(f"VACUUM FULL {table}".encode())
             for _ in range(2):
                 try:
@@ -876,6 +1106,18 @@ def upgrade_database(url: str) -> tuple[int, int]:
         pool.close()
 
 
+def _lock_persons(db: Connection) -> None:
+    """Hold the ``persons`` lock until the transaction ends (every process)."""
+    db.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("persons"),))
+
+
+def _drop_empty_persons(db: Connection) -> None:
+    db.execute(
+        """DELETE FROM persons p WHERE NOT EXISTS
+           (SELECT 1 FROM person_faces pf WHERE pf.person_id = p.id)"""
+    )
+
+
 def _ids(db: Connection, sql: str, args: Sequence[Any]) -> Ids:
     rows = db.execute(sql.encode(), args, binary=True)
     return np.fromiter((r[0] for r in rows), dtype=np.int64)
@@ -883,7 +1125,7 @@ def _ids(db: Connection, sql: str, args: Sequence[Any]) -> Ids:
 
 _SOURCE_COLUMNS = (
     "name, lawful_basis, special_category_condition, retention_days, description, controller, "
-    "contact, jurisdictions, legal_hold, created_at, updated_at"
+    "contact, jurisdictions, legal_hold, created_at, updated_at, group_people"
 )
 
 
@@ -898,6 +1140,7 @@ def _source_row(s: Source) -> tuple[Any, ...]:
         json.dumps(list(s.jurisdictions)),
         s.retention_days,
         bool(s.legal_hold),
+        bool(s.group_people),
     )
 
 
@@ -914,5 +1157,6 @@ def _source_from(r: Sequence[Any], counts: dict[str, int]) -> Source:
         legal_hold=bool(r[8]),
         created_at=r[9],
         updated_at=r[10],
+        group_people=bool(r[11]),
         counts=counts,
     )

@@ -8,6 +8,7 @@ away is a ``BackendUnavailable``: the CLI prints one line, the API answers 503.
 
 from __future__ import annotations
 
+import logging
 import select
 import threading
 from collections.abc import Iterator
@@ -21,6 +22,19 @@ from facesearch.errors import BackendUnavailable
 
 CONNECT_TIMEOUT_S = 10
 POOL_SIZE = 8  # connections a process keeps at most (threads beyond that wait)
+
+
+def _not_a_second_error(record: logging.LogRecord) -> bool:
+    """psycopg logs, as a warning, an error met while it ends a pipeline or a copy that
+    failed (the server went away): the first error is raised, and said once, as
+    BackendUnavailable. With no logging set up, Python would print the warning too, a
+    second and third line after the command line's one."""
+    return not str(record.msg).startswith("error ignored terminating")
+
+
+_PSYCOPG_LOG = logging.getLogger("psycopg")
+if _not_a_second_error not in _PSYCOPG_LOG.filters:
+    _PSYCOPG_LOG.addFilter(_not_a_second_error)
 
 
 def redacted(url: str) -> str:

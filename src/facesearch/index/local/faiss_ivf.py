@@ -225,6 +225,9 @@ class FaissIvfIndex:
     def train(self, sample: Vectors, planned: int = 0) -> None:
         """Train the cells on a sample (a random sample of the ``planned`` faces)."""
         sample = np.ascontiguousarray(sample, dtype=np.float32)
+        if not self.dim and sample.ndim == 2:
+            # No model key (vectors added without one): the sample says the dimension.
+            self.dim = sample.shape[1]
         self.nlist = min(self.nlist, max(1, len(sample) // TRAIN_PER_CELL))
         quantizer: Any
         if self.nlist >= HNSW_QUANTIZER_FROM:

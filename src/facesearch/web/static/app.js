@@ -36,6 +36,14 @@
   // file: the main probe photo; extra: more photos of the same person; faceIds: stored
   // faces searched with (a result searched again).
   const state = { file: null, extra: [], faceIds: [], face: null, topK: PAGE, data: null, sent: {} };
+  // A frame of a video, shown itself or folded in as a copy of a photo: the video's moment.
+  const momentOf = (m) => {
+    if (m.moment_url) return m.moment_url;
+    for (const c of m.copies || []) {
+      for (const p of c.provenance || []) if (p.moment_url) return p.moment_url;
+    }
+    return null;
+  };
   const siteOf = (url) => {
     try { return isWeb(url) ? new URL(url).hostname.replace(/^www\./, "") : ""; } catch (e) { return ""; }
   };
@@ -261,7 +269,7 @@
       el("p", { class: "captured muted", text: m.captured_at ? `Captured ${m.captured_at.slice(0, 10)}` : "Capture date unknown" }),
       el("p", {}, link),
       el("p", {}, again),
-      m.moment_url ? el("p", {}, el("a", { href: m.moment_url, class: "moment", text: "Video at this moment" })) : null
+      momentOf(m) ? el("p", {}, el("a", { href: momentOf(m), class: "moment", text: "Video at this moment" })) : null
     );
   }
 
