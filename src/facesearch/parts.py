@@ -227,14 +227,22 @@ def shown(url: str) -> str:
     return redacted(url)
 
 
-def make_target(url: str) -> MigrationTarget:
-    """Make the tables of the catalog and of its stores at ``url``, without writing
-    anything else (no engine is opened on it: that would start its own audit chain)."""
+def migration_target(url: str, index: str) -> MigrationTarget:
+    """How a home is copied into the catalog at ``url``; ConfigError for a catalog or an
+    index URL it cannot be copied into (checked before anything is opened)."""
+    scheme(index, "--to-index", INDEXES)
     name = scheme(url, "--to-catalog", CATALOGS)
     target = MIGRATION_TARGETS.get(name)
     if target is None:
         known = ", ".join(f"{k}://" for k in sorted(MIGRATION_TARGETS))
         raise ConfigError(f"migrate copies a home into {known} catalogs, not {name}://")
+    return target
+
+
+def make_tables(url: str) -> None:
+    """Make the tables of the catalog and of its stores at ``url``, without writing
+    anything else (no engine is opened on it: that would start its own audit chain)."""
+    name = scheme(url, "--to-catalog", CATALOGS)
     catalog, _ = CATALOGS[name](url, Sealer.from_secret(None))
     catalog.close()
     stores = STORES[name]
@@ -245,7 +253,6 @@ def make_target(url: str) -> MigrationTarget:
         stores.accounts(url, nowhere),
     ):
         store.close()
-    return target
 
 
 def executor_factory(settings: Settings) -> ExecutorFactory:

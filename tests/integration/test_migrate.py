@@ -17,10 +17,8 @@ import pytest
 from facesearch import FaceSearch, Settings
 from facesearch.cli.main import main
 
-from ..conftest import register
+from ..conftest import REGISTER_ARGS, register
 from ..engines import milvus
-
-pytestmark = [pytest.mark.postgres, pytest.mark.milvus, pytest.mark.slow]
 
 PEOPLE = ("Adel_Al-Jubeir", "Alberto_Fujimori", "Arantxa_Sanchez-Vicario")
 
@@ -39,6 +37,9 @@ def best(fs: FaceSearch, probe: Path) -> str:
     return result.matches[0].image.path if result.matches else ""
 
 
+@pytest.mark.postgres
+@pytest.mark.milvus
+@pytest.mark.slow
 def test_a_home_moved_to_postgres_and_milvus_answers_and_audits_as_before(
     postgres_url: str,
     dev: Path,
@@ -105,3 +106,35 @@ def test_a_home_moved_to_postgres_and_milvus_answers_and_audits_as_before(
     assert main(args) != 0
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not this home's copy" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("catalog", "index", "words"),
+    [
+        ("sqlite:///tmp/other.sqlite", "local:///tmp/i", "into postgresql:// catalogs"),
+        ("mysql://db/x", "local:///tmp/i", "unknown scheme mysql://"),
+        ("postgresql://u@127.0.0.1:1/x", "faiss://x", "--to-index: unknown scheme faiss://"),
+    ],
+)
+def test_migrate_refuses_a_target_it_cannot_copy_into_in_one_line(
+    catalog: str, index: str, words: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    assert main(["sources", "add", "news", *REGISTER_ARGS, "--home", str(home)]) == 0
+    files = {p.name: p.read_bytes() for p in home.glob("*.sqlite")}
+    capsys.readouterr()
+    args = ["migrate", "--home", str(home), "--to-catalog", catalog, "--to-index", index]
+    assert main(args) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err and "Traceback" not in err, err
+    assert {p.name: p.read_bytes() for p in home.glob("*.sqlite")} == files
+
+
+def test_migrate_refuses_a_home_that_is_not_embedded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["migrate", "--home", str(tmp_path), "--catalog", "postgresql://u@127.0.0.1:1/x"]
+    to = ["--to-catalog", "postgresql://u@127.0.0.1:1/y", "--to-index", "local:///tmp/i"]
+    assert main([*args, *to]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "copies an embedded home" in err, err

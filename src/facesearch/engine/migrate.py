@@ -22,7 +22,7 @@ from typing import Any
 from facesearch.config import Settings
 from facesearch.engine.facade import FaceSearch
 from facesearch.errors import ConfigError, FacesearchError
-from facesearch.parts import catalog_url, home_files, make_target, shown
+from facesearch.parts import catalog_url, home_files, make_tables, migration_target, shown
 
 Progress = Callable[[int, int], None]
 
@@ -45,6 +45,7 @@ def migrate(
 ) -> dict[str, Any]:
     """Copy the home of ``settings`` into ``to_catalog`` and ``to_index``; returns what
     was copied and checked. Raises ConfigError when the target holds other data."""
+    target = migration_target(to_catalog, to_index)
     files = home_files(settings)
     if to_catalog == catalog_url(settings):
         raise ConfigError("--to-catalog is the home's own catalog")
@@ -52,7 +53,7 @@ def migrate(
         faces = home.catalog.face_state()
         head = home.audit.head()
         home_audit = home.verify_audit()
-    target = make_target(to_catalog)
+    make_tables(to_catalog)
     held = target.held(to_catalog)
     resumed = any(held.values())
     copied: dict[str, int] = {}
