@@ -79,15 +79,19 @@ def _local_index(
     return LocalIndex(Path(location(url)), settings, catalog, in_memory=encrypted)
 
 
-def _milvus_index(
-    url: str, settings: IndexSettings, catalog: Catalog, encrypted: bool
-) -> ManagedIndex:
+def _no_plaintext_copy(encrypted: bool) -> None:
     if encrypted:
         # Milvus keeps vectors in plaintext: sealing the catalog would then protect nothing.
         raise ConfigError(
             "an encrypted home keeps no plaintext copy of a template: Milvus cannot hold "
             "its index (unset FACESEARCH_ENCRYPTION_KEY or use a local:// index)"
         )
+
+
+def _milvus_index(
+    url: str, settings: IndexSettings, catalog: Catalog, encrypted: bool
+) -> ManagedIndex:
+    _no_plaintext_copy(encrypted)
     return MilvusIndex(url, settings, catalog)
 
 
@@ -227,10 +231,11 @@ def shown(url: str) -> str:
     return redacted(url)
 
 
-def migration_target(url: str, index: str) -> MigrationTarget:
+def migration_target(url: str, index: str, encrypted: bool) -> MigrationTarget:
     """How a home is copied into the catalog at ``url``; ConfigError for a catalog or an
-    index URL it cannot be copied into (checked before anything is opened)."""
-    scheme(index, "--to-index", INDEXES)
+    index URL it cannot be copied into (checked before anything is opened or copied)."""
+    if scheme(index, "--to-index", INDEXES) == "milvus":
+        _no_plaintext_copy(encrypted)
     name = scheme(url, "--to-catalog", CATALOGS)
     target = MIGRATION_TARGETS.get(name)
     if target is None:

@@ -6,6 +6,7 @@ holding other data is refused in one line. The home is read, never changed."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import time
@@ -138,3 +139,16 @@ def test_migrate_refuses_a_home_that_is_not_embedded(
     assert main([*args, *to]) != 0
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "copies an embedded home" in err, err
+
+
+def test_migrate_refuses_milvus_for_an_encrypted_home_before_copying(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FACESEARCH_ENCRYPTION_KEY", base64.b64encode(bytes(range(32))).decode())
+    home = tmp_path / "home"
+    assert main(["sources", "add", "news", *REGISTER_ARGS, "--home", str(home)]) == 0
+    capsys.readouterr()
+    args = ["migrate", "--home", str(home), "--to-catalog", "postgresql://u@127.0.0.1:1/x"]
+    assert main([*args, "--to-index", "milvus://127.0.0.1:1/c"]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Milvus cannot hold" in err, err

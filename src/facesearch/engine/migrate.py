@@ -45,7 +45,7 @@ def migrate(
 ) -> dict[str, Any]:
     """Copy the home of ``settings`` into ``to_catalog`` and ``to_index``; returns what
     was copied and checked. Raises ConfigError when the target holds other data."""
-    target = migration_target(to_catalog, to_index)
+    target = migration_target(to_catalog, to_index, settings.encryption_key is not None)
     files = home_files(settings)
     if to_catalog == catalog_url(settings):
         raise ConfigError("--to-catalog is the home's own catalog")
