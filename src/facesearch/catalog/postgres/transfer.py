@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 
-from facesearch.catalog.postgres.connections import Pool
+from facesearch.catalog.postgres.connections import Pool, first_line, redacted
 from facesearch.errors import ConfigError
 
 # Kept by the target's own triggers as the faces arrive; the schema version is the
@@ -140,36 +140,49 @@ def copy_files(files: Sequence[Path], url: str, progress: Progress | None = None
             total = sum(totals.values())
             done = 0
             copied: dict[str, int] = {}
-            with db.transaction():
-                for path, table, kept in sources:
-                    kinds = [target[table][c] for c in kept]
-                    where = " WHERE key NOT IN ('schema_version')" if table == "meta" else ""
-                    key = "seq" if "seq" in kept else "rowid"
-                    names = ", ".join(f'"{c}"' for c in kept)
-                    with (
-                        closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as src,
-                        db.cursor().copy(f'COPY "{table}" ({names}) FROM STDIN') as copy,
-                    ):
-                        rows = src.execute(f'SELECT {names} FROM "{table}"{where} ORDER BY {key}')
-                        while batch := rows.fetchmany(BATCH):
-                            for row in batch:
-                                copy.write_row(
-                                    [
-                                        bool(v) if k == "boolean" and v is not None else v
-                                        for v, k in zip(row, kinds, strict=True)
-                                    ]
-                                )
-                            done += len(batch)
-                            copied[table] = copied.get(table, 0) + len(batch)
-                            if progress:
-                                progress(done, total)
-                    # New rows are numbered after the copied ones.
-                    if target[table].get("id") == "bigint":
-                        db.execute(
-                            f"""SELECT setval(pg_get_serial_sequence('"{table}"', 'id'),
-                                   (SELECT max(id) FROM "{table}"))
-                                WHERE EXISTS (SELECT 1 FROM "{table}")"""
-                        )
+            try:
+                with db.transaction():
+                    for path, table, kept in sources:
+                        kinds = [target[table][c] for c in kept]
+                        where = " WHERE key NOT IN ('schema_version')" if table == "meta" else ""
+                        key = "seq" if "seq" in kept else "rowid"
+                        names = ", ".join(f'"{c}"' for c in kept)
+                        with (
+                            closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as src,
+                            db.cursor().copy(f'COPY "{table}" ({names}) FROM STDIN') as copy,
+                        ):
+                            rows = src.execute(
+                                f'SELECT {names} FROM "{table}"{where} ORDER BY {key}'
+                            )
+                            while batch := rows.fetchmany(BATCH):
+                                for row in batch:
+                                    copy.write_row(
+                                        [
+                                            bool(v) if k == "boolean" and v is not None else v
+                                            for v, k in zip(row, kinds, strict=True)
+                                        ]
+                                    )
+                                done += len(batch)
+                                copied[table] = copied.get(table, 0) + len(batch)
+                                if progress:
+                                    progress(done, total)
+                        # New rows are numbered after the copied ones.
+                        if target[table].get("id") == "bigint":
+                            db.execute(
+                                f"""SELECT setval(pg_get_serial_sequence('"{table}"', 'id'),
+                                       (SELECT max(id) FROM "{table}"))
+                                    WHERE EXISTS (SELECT 1 FROM "{table}")"""
+                            )
+            except (
+                psycopg.DataError,
+                psycopg.IntegrityError,
+                psycopg.ProgrammingError,
+                sqlite3.Error,
+            ) as exc:
+                # Rolled back: the target is as empty as it was.
+                raise ConfigError(
+                    f"the copy into {redacted(url)} failed and was rolled back: {first_line(exc)}"
+                ) from exc
             if progress:
                 progress(total, total)
             return copied
