@@ -30,6 +30,7 @@ from facesearch.catalog.postgres.catalog import PostgresCatalog, upgrade_databas
 from facesearch.catalog.postgres.connections import redacted
 from facesearch.catalog.postgres.locks import AdvisoryLocks
 from facesearch.catalog.postgres.suppression import PostgresSuppressionStore
+from facesearch.catalog.postgres.transfer import copy_files, held
 from facesearch.catalog.sqlite import SqliteCatalog, upgrade_file
 from facesearch.catalog.sqlite_audit import SqliteAuditStore
 from facesearch.catalog.sqlite_locks import FileLocks
@@ -78,15 +79,19 @@ def _local_index(
     return LocalIndex(Path(location(url)), settings, catalog, in_memory=encrypted)
 
 
-def _milvus_index(
-    url: str, settings: IndexSettings, catalog: Catalog, encrypted: bool
-) -> ManagedIndex:
+def _no_plaintext_copy(encrypted: bool) -> None:
     if encrypted:
         # Milvus keeps vectors in plaintext: sealing the catalog would then protect nothing.
         raise ConfigError(
             "an encrypted home keeps no plaintext copy of a template: Milvus cannot hold "
             "its index (unset FACESEARCH_ENCRYPTION_KEY or use a local:// index)"
         )
+
+
+def _milvus_index(
+    url: str, settings: IndexSettings, catalog: Catalog, encrypted: bool
+) -> ManagedIndex:
+    _no_plaintext_copy(encrypted)
     return MilvusIndex(url, settings, catalog)
 
 
@@ -189,6 +194,70 @@ def upgrade_catalog(settings: Settings) -> tuple[str, int, int]:
     url = catalog_url(settings)
     before, after = CATALOG_UPGRADES[scheme(url, "catalog.url", CATALOG_UPGRADES)](url)
     return redacted(url), before, after
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationTarget:
+    """Where ``facesearch migrate`` can copy an embedded home: ``held(url)`` counts the
+    rows a database holds by table, ``copy(files, url, progress)`` copies the home's
+    SQLite files into it (made and empty) and returns the rows copied by table."""
+
+    held: Callable[[str], dict[str, int]]
+    copy: Callable[[list[Path], str, Callable[[int, int], None] | None], dict[str, int]]
+
+
+# The catalog's scheme -> how a home is copied into it.
+MIGRATION_TARGETS: dict[str, MigrationTarget] = {
+    "postgresql": MigrationTarget(held=held, copy=copy_files),
+}
+
+
+def home_files(settings: Settings) -> list[Path]:
+    """The files an embedded home keeps what cannot be rebuilt in (the catalog, the audit
+    log, the suppression list, the accounts); ConfigError when its catalog is not one."""
+    url = catalog_url(settings)
+    if scheme(url, "catalog.url", CATALOGS) != "sqlite":
+        raise ConfigError(
+            f"migrate copies an embedded home (a sqlite:// catalog); this one is {redacted(url)}"
+        )
+    catalog = Path(location(url))
+    home = Path(settings.home)
+    files = [catalog, home / "audit.sqlite", home / "suppression.sqlite", home / "accounts.sqlite"]
+    return [f for f in files if f.is_file()]
+
+
+def shown(url: str) -> str:
+    """``url`` as it may be printed (without a password)."""
+    return redacted(url)
+
+
+def migration_target(url: str, index: str, encrypted: bool) -> MigrationTarget:
+    """How a home is copied into the catalog at ``url``; ConfigError for a catalog or an
+    index URL it cannot be copied into (checked before anything is opened or copied)."""
+    if scheme(index, "--to-index", INDEXES) == "milvus":
+        _no_plaintext_copy(encrypted)
+    name = scheme(url, "--to-catalog", CATALOGS)
+    target = MIGRATION_TARGETS.get(name)
+    if target is None:
+        known = ", ".join(f"{k}://" for k in sorted(MIGRATION_TARGETS))
+        raise ConfigError(f"migrate copies a home into {known} catalogs, not {name}://")
+    return target
+
+
+def make_tables(url: str) -> None:
+    """Make the tables of the catalog and of its stores at ``url``, without writing
+    anything else (no engine is opened on it: that would start its own audit chain)."""
+    name = scheme(url, "--to-catalog", CATALOGS)
+    catalog, _ = CATALOGS[name](url, Sealer.from_secret(None))
+    catalog.close()
+    stores = STORES[name]
+    nowhere = Path("/nonexistent")  # the PostgreSQL stores keep nothing in a home
+    for store in (
+        stores.audit(url, nowhere),
+        stores.suppressions(url, nowhere, TemplateCodec()),
+        stores.accounts(url, nowhere),
+    ):
+        store.close()
 
 
 def executor_factory(settings: Settings) -> ExecutorFactory:

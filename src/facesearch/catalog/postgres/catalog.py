@@ -1064,21 +1064,35 @@ def _version(db: Connection) -> int:
 def upgrade(pool: Pool) -> tuple[int, int]:
     """Apply the migrations the database lacks, in one transaction, one process at a
     time; refuse a database made by a newer release. Returns (before, after)."""
-    with pool.connection() as db, db.transaction():
-        db.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key("catalog schema"),))
-        before = _version(db)
-        if before > SCHEMA_VERSION:
-            raise ConfigError(
-                f"the catalog is at schema version {before}, made by a newer facesearch "
-                f"(this one knows up to {SCHEMA_VERSION}): upgrade facesearch"
-            )
-        for step in MIGRATIONS[before:]:
-            db.execute(step.encode())
-        db.execute(
-            """INSERT INTO meta VALUES ('schema_version', %s)
-               ON CONFLICT (key) DO UPDATE SET value = excluded.value""",
-            (str(SCHEMA_VERSION),),
-        )
+    key = lock_key("catalog schema")
+    with pool.connection() as db:
+        # The lock is held by the session and the version looked at again in a
+        # transaction begun after the wait: PostgreSQL takes in other sessions' changes
+        # to its system catalogs at a transaction's start, so a look in the transaction
+        # that waited could still find no tables, from a lookup this connection made
+        # before another process made them, and make them twice.
+        db.execute("SELECT pg_advisory_lock(%s)", (key,))
+        try:
+            with db.transaction():
+                before = _version(db)
+                if before > SCHEMA_VERSION:
+                    raise ConfigError(
+                        f"the catalog is at schema version {before}, made by a newer "
+                        f"facesearch (this one knows up to {SCHEMA_VERSION}): upgrade "
+                        f"facesearch"
+                    )
+                if before == SCHEMA_VERSION:  # another process made or upgraded it
+                    return before, SCHEMA_VERSION
+                for step in MIGRATIONS[before:]:
+                    db.execute(step.encode())
+                db.execute(
+                    """INSERT INTO meta VALUES ('schema_version', %s)
+                       ON CONFLICT (key) DO UPDATE SET value = excluded.value""",
+                    (str(SCHEMA_VERSION),),
+                )
+        finally:
+            if not (db.closed or db.broken):
+                db.execute("SELECT pg_advisory_unlock(%s)", (key,))
     return before, SCHEMA_VERSION
 
 
