@@ -5,8 +5,9 @@ Why this algorithm (bench/people_cluster.py measured it against HDBSCAN-style de
 clustering's needs): it is incremental for free (a new face only adds its own edges), it
 takes the constraints as it goes (two faces of one image are never joined, a person
 someone confirmed is never joined to another), and at a fixed ``k`` it costs one k-NN
-search per face: faiss (exact up to ``EXACT_UP_TO`` faces, HNSW beyond) and one sort of
-the edges.
+search per face: faiss (exact up to ``EXACT_UP_TO`` faces, an inverted file beyond) and
+one sort of the edges. Incrementally (``group_new_faces``) only the new faces are
+searched, in the engine's own index: the cost follows the new faces, not the collection.
 
 Rules:
 - a face someone confirmed (named into a person by a merge, a split or an assignment)
@@ -32,7 +33,6 @@ import numpy as np
 import numpy.typing as npt
 
 EXACT_UP_TO = 200_000
-HNSW_M = 32
 # Beyond EXACT_UP_TO faces a full run's k-NN graph comes from an inverted-file index:
 # about IVF_LIST_SIZE faces per list, IVF_PROBE lists searched per face (the recall of
 # the graph against the exact one is measured in bench/people_cluster.py).
@@ -59,24 +59,31 @@ class Grouping:
     knn_seconds: float = 0.0  # of the time, finding the neighbours (for the bench)
 
 
+def knn_index(vectors: npt.NDArray[np.float32]) -> faiss.Index:
+    """An index over ``vectors`` (inner product): exact up to ``EXACT_UP_TO`` rows, an
+    inverted file (``IVF_LIST_SIZE`` rows a list, ``IVF_PROBE`` lists searched) beyond."""
+    data = np.ascontiguousarray(vectors, dtype=np.float32)
+    dim = data.shape[1]
+    if len(data) <= EXACT_UP_TO:
+        index: faiss.Index = faiss.IndexFlatIP(dim)
+    else:
+        lists = max(1, len(data) // IVF_LIST_SIZE)
+        quantizer = faiss.IndexFlatIP(dim)
+        ivf = faiss.IndexIVFFlat(quantizer, dim, lists, faiss.METRIC_INNER_PRODUCT)
+        sample = np.random.default_rng(0).choice(len(data), min(len(data), 40 * lists), False)
+        ivf.train(data[np.sort(sample)])
+        ivf.nprobe = IVF_PROBE
+        index = ivf
+    index.add(data)
+    return index
+
+
 def neighbours(
     vectors: npt.NDArray[np.float32], queries: npt.NDArray[np.int64], k: int
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     """The ``k`` nearest rows (inner product of unit vectors) of each row in ``queries``."""
     data = np.ascontiguousarray(vectors, dtype=np.float32)
-    dim = data.shape[1]
-    index: faiss.Index
-    if len(data) <= EXACT_UP_TO:
-        index = faiss.IndexFlatIP(dim)
-    else:
-        lists = max(1, len(data) // IVF_LIST_SIZE)
-        quantizer = faiss.IndexFlatIP(dim)
-        ivf = faiss.IndexIVFFlat(quantizer, dim, lists, faiss.METRIC_INNER_PRODUCT)
-        sample = np.random.default_rng(0).choice(len(data), min(len(data), 64 * lists), False)
-        ivf.train(data[np.sort(sample)])
-        ivf.nprobe = IVF_PROBE
-        index = ivf
-    index.add(data)
+    index = knn_index(data)
     k = min(k + 1, len(data))
     sims, rows = index.search(np.ascontiguousarray(data[queries]), k)
     return sims, rows
