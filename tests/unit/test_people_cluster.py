@@ -89,3 +89,71 @@ def test_a_full_run_keeps_the_ids_of_the_persons_it_keeps() -> None:
     current = {int(faces[i]): 100 + labels[i] for i in range(8)}
     result = group_faces(faces, faces, vectors, current, {}, threshold=0.8, full=True)
     assert result.person_of == current and result.new_persons == 0
+
+
+def test_incremental_step_gives_the_answer_of_a_run_over_every_face() -> None:
+    """``group_new_faces`` asks only the new faces' neighbours (here from an exact index,
+    as the engine's is) and must place them as ``group_faces`` does over every face: the
+    same persons joined, the same new persons, the one-image rule kept across the seam."""
+    import faiss
+
+    from facesearch.people.cluster import group_new_faces
+
+    # Look-alikes (wide spread) so that the threshold and the image rule decide.
+    vectors, labels = people(60, 6, spread=0.04, seed=3)
+    alone, _ = people(30, 1, spread=0.04, seed=4)  # one photo each: they stay ungrouped
+    newcomers, _ = people(5, 4, spread=0.04, seed=6)  # first seen in the later batch
+    vectors = np.concatenate([vectors, alone, newcomers])
+    labels = labels + [100 + i for i in range(30)] + [200 + i // 4 for i in range(20)]
+    n = len(labels)
+    faces = ids(n)
+    rng = np.random.default_rng(5)
+    images = faces.copy()
+    # Some images show two faces (of different identities): they must never be one person.
+    for a in rng.choice(n, 40, replace=False).tolist():
+        b = int(rng.integers(n))
+        if labels[a] != labels[b]:
+            images[b] = images[a]
+    arrived = rng.permutation(n - 20)
+    first, later = np.sort(arrived[: n * 4 // 5]), np.sort(arrived[n * 4 // 5 :])
+    # Across the seam: a later face shares an image with an earlier face of its own
+    # identity (a twin, a reflection), so it must not join that person.
+    early = set(first.tolist())
+    for b in later.tolist()[:30]:
+        twin = next((a for a in early if labels[a] == labels[b]), None)
+        if twin is not None:
+            images[b] = images[twin]
+    kw = {"threshold": 0.8, "k": 6, "min_faces": 3}
+    before = group_faces(faces[first], images[first], vectors[first], {}, {}, **kw)
+    current = {f: p + 1000 for f, p in before.person_of.items()}  # stored ids are positive
+    assert len(set(current.values())) > 20  # the grouping is not trivial
+
+    expected = group_faces(faces, images, vectors, current, {}, **kw)
+    index = faiss.IndexIDMap(faiss.IndexFlatIP(vectors.shape[1]))
+    index.add_with_ids(vectors, faces)
+
+    def nearest(
+        q: npt.NDArray[np.float32], k: int
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        sims, found = index.search(q, k)
+        return found.astype(np.int64), sims
+
+    fresh = np.array([f for f in faces.tolist() if f not in current], dtype=np.int64)
+    assert len(fresh) > len(later)  # leftovers of the first run (too few faces) come back
+    got = group_new_faces(
+        fresh,
+        images[fresh - 1],
+        vectors[fresh - 1],
+        current,
+        nearest,
+        lambda fs: {int(f): int(images[int(f) - 1]) for f in fs},
+        **kw,
+    )
+    want = {f: p for f, p in expected.person_of.items() if f not in current}
+    assert expected.new_persons >= 5 and any(p > 0 for p in want.values())
+    assert got.person_of == want
+    assert got.new_persons == expected.new_persons
+    # And nobody grouped shows twice in one image.
+    every = {**current, **got.person_of}
+    seen = {(images[f - 1], p) for f, p in every.items()}
+    assert len(seen) == len(every)

@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from facesearch.domain import (
     BoundingBox,
@@ -34,7 +35,8 @@ from facesearch.engine.home import Home
 from facesearch.engine.search import Searcher
 from facesearch.errors import InvalidInput, NotFound
 from facesearch.governance.access import access_report
-from facesearch.people.cluster import group_faces
+from facesearch.index.ports import FaceFilter
+from facesearch.people.cluster import group_faces, group_new_faces
 
 # "Search with this person" uses at most this many of their faces as probes (the
 # confirmed ones first): enough to cover poses and ages, bounded in cost.
@@ -65,7 +67,33 @@ class People:
                     "ungrouped": 0, "full": False}  # fmt: skip
         person_of: dict[int, int] = {}
         new = 0
-        if len(ids):
+        if len(ids) and not full:
+            # The cost of the new (and still ungrouped) faces only: their neighbours come
+            # from the engine's index, restricted to the declaring sources' faces.
+            grouped = {f: p for f, p in current.items() if f in allowed}
+            fresh = np.array([i for i in ids.tolist() if i not in grouped], dtype=np.int64)
+            to_image = catalog.faces_to_images(fresh.tolist())
+            where = FaceFilter(sources=tuple(sources))
+
+            def nearest(
+                queries: npt.NDArray[np.float32], k: int
+            ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+                found, sims = self.parts.index.search(queries, k, where=where)
+                return np.asarray(found, dtype=np.int64), np.asarray(sims, dtype=np.float32)
+
+            result = group_new_faces(
+                fresh,
+                np.array([to_image[int(i)] for i in fresh], dtype=np.int64),
+                catalog.embeddings(fresh.tolist()),
+                grouped,
+                nearest,
+                catalog.faces_to_images,
+                threshold=settings.threshold,
+                k=settings.neighbours,
+                min_faces=settings.min_faces,
+            )
+            person_of, new = result.person_of, result.new_persons
+        elif len(ids):
             to_image = catalog.faces_to_images(ids.tolist())
             images = np.array([to_image[int(i)] for i in ids], dtype=np.int64)
             vectors = catalog.embeddings(ids.tolist())

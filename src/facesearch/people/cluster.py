@@ -5,8 +5,9 @@ Why this algorithm (bench/people_cluster.py measured it against HDBSCAN-style de
 clustering's needs): it is incremental for free (a new face only adds its own edges), it
 takes the constraints as it goes (two faces of one image are never joined, a person
 someone confirmed is never joined to another), and at a fixed ``k`` it costs one k-NN
-search per face: faiss (exact up to ``EXACT_UP_TO`` faces, HNSW beyond) and one sort of
-the edges.
+search per face: faiss (exact up to ``EXACT_UP_TO`` faces, an inverted file beyond) and
+one sort of the edges. Incrementally (``group_new_faces``) only the new faces are
+searched, in the engine's own index: the cost follows the new faces, not the collection.
 
 Rules:
 - a face someone confirmed (named into a person by a merge, a split or an assignment)
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import faiss
@@ -32,7 +33,19 @@ import numpy as np
 import numpy.typing as npt
 
 EXACT_UP_TO = 200_000
-HNSW_M = 32
+# Beyond EXACT_UP_TO faces a full run's k-NN graph comes from an inverted-file index:
+# about IVF_LIST_SIZE faces per list, IVF_PROBE lists searched per face (the recall of
+# the graph against the exact one is measured in bench/people_cluster.py).
+IVF_LIST_SIZE = 256
+IVF_PROBE = 16
+
+# (query vectors, k) -> the k nearest faces' ids (-1 pads) and similarities, best first:
+# the engine's vector index, restricted to the faces being grouped.
+Nearest = Callable[
+    [npt.NDArray[np.float32], int], tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]
+]
+# face ids -> their image ids.
+ImagesOf = Callable[[Sequence[int]], Mapping[int, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,20 +59,31 @@ class Grouping:
     knn_seconds: float = 0.0  # of the time, finding the neighbours (for the bench)
 
 
+def knn_index(vectors: npt.NDArray[np.float32]) -> faiss.Index:
+    """An index over ``vectors`` (inner product): exact up to ``EXACT_UP_TO`` rows, an
+    inverted file (``IVF_LIST_SIZE`` rows a list, ``IVF_PROBE`` lists searched) beyond."""
+    data = np.ascontiguousarray(vectors, dtype=np.float32)
+    dim = data.shape[1]
+    if len(data) <= EXACT_UP_TO:
+        index: faiss.Index = faiss.IndexFlatIP(dim)
+    else:
+        lists = max(1, len(data) // IVF_LIST_SIZE)
+        quantizer = faiss.IndexFlatIP(dim)
+        ivf = faiss.IndexIVFFlat(quantizer, dim, lists, faiss.METRIC_INNER_PRODUCT)
+        sample = np.random.default_rng(0).choice(len(data), min(len(data), 40 * lists), False)
+        ivf.train(data[np.sort(sample)])
+        ivf.nprobe = IVF_PROBE
+        index = ivf
+    index.add(data)
+    return index
+
+
 def neighbours(
     vectors: npt.NDArray[np.float32], queries: npt.NDArray[np.int64], k: int
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
     """The ``k`` nearest rows (inner product of unit vectors) of each row in ``queries``."""
     data = np.ascontiguousarray(vectors, dtype=np.float32)
-    dim = data.shape[1]
-    index: faiss.Index
-    if len(data) <= EXACT_UP_TO:
-        index = faiss.IndexFlatIP(dim)
-    else:
-        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 64
-        index.hnsw.efSearch = max(64, 2 * k)
-    index.add(data)
+    index = knn_index(data)
     k = min(k + 1, len(data))
     sims, rows = index.search(np.ascontiguousarray(data[queries]), k)
     return sims, rows
@@ -115,6 +139,76 @@ def group_faces(
         _union(ra, rb, parent, images, anchor)
     result = _name(face_ids, current, parent, anchor, min_faces, full, len(edges))
     return replace(result, knn_seconds=knn_seconds)
+
+
+def group_new_faces(
+    new_ids: npt.NDArray[np.int64],
+    new_images: npt.NDArray[np.int64],
+    new_vectors: npt.NDArray[np.float32],
+    current: Mapping[int, int],
+    nearest: Nearest,
+    images_of: ImagesOf,
+    *,
+    threshold: float,
+    k: int = 10,
+    min_faces: int = 2,
+) -> Grouping:
+    """The incremental step of ``group_faces`` (``full=False``) at the cost of the new
+    faces, not of every grouped one: ``nearest`` (the engine's vector index over the
+    faces being grouped, grouped and new) answers the ``k`` neighbours of each new face,
+    each person met stands as one node (images: those of its faces, from ``images_of``),
+    and the joining follows the same rules. Returns the new faces' persons only.
+
+    With an exact ``nearest`` the answer is ``group_faces``'s on every face (ties aside).
+    """
+    q = len(new_ids)
+    if q == 0:
+        return Grouping({}, 0, 0)
+    started = time.perf_counter()
+    found, sims = nearest(np.ascontiguousarray(new_vectors, dtype=np.float32), k + 1)
+    knn_seconds = time.perf_counter() - started
+    src = np.repeat(np.arange(q, dtype=np.int64), found.shape[1])
+    dst, sim = found.ravel().astype(np.int64), sims.ravel()
+    keep = (dst >= 0) & (dst != new_ids[src]) & (sim >= threshold)
+    src, dst, sim = src[keep], dst[keep], sim[keep]
+    order = np.argsort(-sim, kind="stable")
+    src, dst = src[order], dst[order]
+    row_of = {int(f): i for i, f in enumerate(new_ids.tolist())}
+    node_of_person: dict[int, int] = {}
+    edges: list[tuple[int, int]] = []
+    for a, face in zip(src.tolist(), dst.tolist(), strict=True):
+        if face in row_of:
+            edges.append((a, row_of[face]))
+        elif face in current:
+            person = current[face]
+            node = node_of_person.setdefault(person, q + len(node_of_person))
+            edges.append((a, node))
+    persons = list(node_of_person)
+    members: dict[int, list[int]] = {p: [] for p in persons}
+    for face, person in current.items():
+        if person in members:
+            members[person].append(face)
+    image_of = images_of([f for p in persons for f in members[p]]) if persons else {}
+    n = q + len(persons)
+    parent = np.arange(n, dtype=np.int64)
+    images: dict[int, set[int]] = {i: {int(new_images[i])} for i in range(q)}
+    anchor: dict[int, int] = {}
+    for person, node in node_of_person.items():
+        images[node] = {int(image_of[f]) for f in members[person] if f in image_of}
+        anchor[node] = person
+    for a, b in edges:
+        ra, rb = _root(parent, a), _root(parent, b)
+        if ra == rb or not images[ra].isdisjoint(images[rb]):
+            continue
+        if ra in anchor and rb in anchor:
+            continue
+        _union(ra, rb, parent, images, anchor)
+    # Name as group_faces does: only the new faces' components matter (a person's node
+    # stands for faces that keep their person).
+    nodes = np.concatenate([new_ids, np.full(len(persons), -1, dtype=np.int64)])
+    result = _name(nodes, {}, parent, anchor, min_faces, False, len(edges))
+    person_of = {f: p for f, p in result.person_of.items() if f >= 0}
+    return Grouping(person_of, result.new_persons, len(edges), knn_seconds)
 
 
 def _edges(
