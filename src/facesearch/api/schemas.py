@@ -131,7 +131,9 @@ class MatchOut(BaseModel):
         "image among them), the largest first; empty when the photo has no other copy."
     )
     moment_url: str | None = Field(
-        None, description="For a frame of a video: the video at the moment (#t=seconds)."
+        None,
+        description="For a frame of a video (this row's image, or else a copy folded into "
+        "it): the video at the moment (#t=seconds).",
     )
 
 
@@ -291,6 +293,16 @@ def moment_url(image_id: int, p: Provenance | None) -> str | None:
     return f"/v1/images/{image_id}/video#t={p.video_time:g}"
 
 
+def first_moment(m: Match) -> str | None:
+    """The video at the moment of this result's frame, or of the first frame among the
+    copies folded into it (a still of a photo that a video also shows)."""
+    for image in [m.image, *(c.image for c in m.copies)]:
+        for p in image.provenance:
+            if (url := moment_url(image.id, p)) is not None:
+                return url
+    return None
+
+
 def provenance(p: Provenance, image_id: int = 0) -> ProvenanceOut:
     return ProvenanceOut(
         video=p.video,
@@ -392,7 +404,7 @@ def match(m: Match, rank: int, shown: Provenance | None) -> MatchOut:
         image_thumbnail_url=f"/v1/images/{m.image.id}/thumbnail",
         image_url=f"/v1/images/{m.image.id}/file",
         provenance=[provenance(p, m.image.id) for p in m.image.provenance],
-        moment_url=moment_url(m.image.id, first),
+        moment_url=first_moment(m),
         copies=[
             CopyOut(
                 image_id=c.image.id,

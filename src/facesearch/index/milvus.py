@@ -42,9 +42,15 @@ import numpy.typing as npt
 from facesearch.catalog.ports import Catalog
 from facesearch.config import IndexSettings
 from facesearch.errors import BackendUnavailable, ConfigError, InvalidInput
-from facesearch.index.ports import FaceFilter, Ids, IndexState, Progress, Vectors
+from facesearch.index.ports import (
+    FaceFilter,
+    Ids,
+    IndexState,
+    Progress,
+    Vectors,
+    key_dimension,
+)
 
-DIM = 128
 NEVER = 2**62  # expiry of a face with no dated copy (seconds since the epoch)
 BATCH = 2_000  # rows per insert (a gRPC message stays far below its 64 MB limit)
 REPAIR_CHUNK = 10_000
@@ -192,6 +198,7 @@ class MilvusIndex:
         self._wrote = False  # wrote since the last search: the next one waits to see it
         self._loaded = False
         self._model: str | None = None  # the collection's description: its model key
+        self._dim = 0  # the collection's vector dimension (0: no collection yet)
 
     # -- connection ------------------------------------------------------------------------
     @property
@@ -266,7 +273,7 @@ class MilvusIndex:
             return {"metric_type": "IP", "params": {"search_list": max(100, k)}}
         return {"metric_type": "IP", "params": {}}
 
-    def _create(self, client: Any, model_key: str | None) -> None:
+    def _create(self, client: Any, model_key: str | None, dim: int) -> None:
         from pymilvus import DataType, MilvusClient
 
         schema = MilvusClient.create_schema(
@@ -284,7 +291,7 @@ class MilvusIndex:
             )
         schema.add_field("expires_at", DataType.INT64)
         schema.add_field("model", DataType.VARCHAR, max_length=256)
-        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=DIM)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
         client.create_collection(
             self.name,
             schema=schema,
@@ -292,15 +299,28 @@ class MilvusIndex:
             consistency_level="Strong",  # a write is seen by the next search
         )
 
-    def _ready(self, client: Any) -> None:
-        """Create the collection if missing (for the catalog's model) and load it."""
+    def _ready(self, client: Any, dim: int = 0) -> bool:
+        """Load the collection, creating it if missing with the dimension its model key
+        names (or ``dim``, that of the vectors about to be added). False while there is
+        no collection and no dimension to make one with: nothing is held yet."""
         if self._loaded:
-            return
+            return True
         if not client.has_collection(self.name):
-            self._create(client, self.catalog.model_key() if self.catalog else None)
+            model = self._model or (self.catalog.model_key() if self.catalog else None)
+            dim = key_dimension(model) or dim
+            if not dim:
+                return False
+            self._create(client, model, dim)
         client.load_collection(self.name)
-        self._model = str(client.describe_collection(self.name).get("description") or "") or None
+        described = client.describe_collection(self.name)
+        self._model = str(described.get("description") or "") or None
+        self._dim = next(
+            int(f.get("params", {}).get("dim", 0))
+            for f in described.get("fields", [])
+            if f.get("name") == "vector"
+        )
         self._loaded = True
+        return True
 
     def model_key(self) -> str | None:
         with self._calling() as client:
@@ -320,11 +340,15 @@ class MilvusIndex:
         vectors = np.asarray(vectors, dtype=np.float32)
         if len(ids) == 0:
             return
-        if vectors.shape != (len(ids), DIM):
-            raise InvalidInput(f"Milvus index holds {DIM}-d vectors, got shape {vectors.shape}")
+        if vectors.ndim != 2 or len(vectors) != len(ids):
+            raise InvalidInput(f"expected {len(ids)} vectors, got shape {vectors.shape}")
         labels = self.labeller(ids.tolist()) if self.labeller else {}
         with self._calling(writes=True) as client:
-            self._ready(client)
+            self._ready(client, dim=vectors.shape[1])
+            if vectors.shape[1] != self._dim:
+                raise InvalidInput(
+                    f"Milvus index holds {self._dim}-d vectors, got shape {vectors.shape}"
+                )
             model = self._model or ""
             for start in range(0, len(ids), BATCH):
                 rows = []
@@ -361,7 +385,8 @@ class MilvusIndex:
             return 0
         removed = 0
         with self._calling(writes=True) as client:
-            self._ready(client)
+            if not self._ready(client):
+                return 0
             for start in range(0, len(wanted), REPAIR_CHUNK):
                 chunk = wanted[start : start + REPAIR_CHUNK]
                 held = client.query(
@@ -388,7 +413,8 @@ class MilvusIndex:
         if allowed_ids is not None and len(allowed_ids) == 0:
             return out_ids, out_sims
         with self._calling() as client:
-            self._ready(client)
+            if not self._ready(client):
+                return out_ids, out_sims
             found = client.search(
                 self.name,
                 data=query.tolist(),
@@ -421,7 +447,8 @@ class MilvusIndex:
             # used. Set once pymilvus is imported: importing it configures its loggers
             # anew, which would undo a level set before.
             logging.getLogger("pymilvus.orm.iterator").setLevel(logging.ERROR)
-            self._ready(client)
+            if not self._ready(client):
+                return np.empty(0, dtype=np.int64)
             it = client.query_iterator(
                 self.name, batch_size=16_000, filter="face_id >= 0", output_fields=["face_id"]
             )
@@ -440,7 +467,8 @@ class MilvusIndex:
     def compact(self) -> None:
         """Rewrite the segments without deleted rows and wait until Milvus says done."""
         with self._calling(writes=True) as client:
-            self._ready(client)
+            if not self._ready(client):
+                return
             client.flush(self.name)
             job = client.compact(self.name)
             deadline = time.monotonic() + COMPACTION_WAIT
@@ -456,9 +484,9 @@ class MilvusIndex:
         with self._calling(writes=True) as client:
             if client.has_collection(self.name):
                 client.drop_collection(self.name)
-            self._create(client, model_key)
-            client.load_collection(self.name)
-            self._model, self._loaded = model_key, True
+            self._model, self._loaded, self._dim = model_key, False, 0
+            # A key that names no dimension: made by the first add, from its vectors.
+            self._ready(client)
 
     def close(self) -> None:
         self._drop_client()
