@@ -82,29 +82,33 @@ def write_manifest(photos: Path) -> Path:
     return manifest
 
 
+# The demo's one collection, with its lawful basis and retention (`make demo-cluster` too).
+SOURCE = "face_recognition-tests"
+ADD_SOURCE = [
+    "sources",
+    "add",
+    SOURCE,
+    "--lawful-basis",
+    "legitimate_interests",
+    "--condition",
+    "manifestly_public",
+    "--retention",
+    "30d",
+    "--description",
+    "Public portraits shipped with face_recognition 1.3.0's tests",
+    "--controller",
+    "facesearch demo",
+]
+
+
 def main() -> int:
     photos = fetch_photos()
     shutil.rmtree(DEMO / "home", ignore_errors=True)  # a fresh collection on every run
     manifest = write_manifest(photos)
     home = ["--home", str(DEMO / "home")]
     steps = [
-        [
-            "sources",
-            "add",
-            "face_recognition-tests",
-            "--lawful-basis",
-            "legitimate_interests",
-            "--condition",
-            "manifestly_public",
-            "--retention",
-            "30d",
-            "--description",
-            "Public portraits shipped with face_recognition 1.3.0's tests",
-            "--controller",
-            "facesearch demo",
-            *home,
-        ],
-        ["ingest", str(manifest), "--source", "face_recognition-tests", *home],
+        [*ADD_SOURCE, *home],
+        ["ingest", str(manifest), "--source", SOURCE, *home],
         ["stats", *home],
         [
             "search",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from demo import DEMO, FACESEARCH, PROBE, fetch_photos, write_manifest
+from demo import ADD_SOURCE, DEMO, FACESEARCH, PROBE, SOURCE, fetch_photos, write_manifest
 
 from engines import milvus, postgres
 
@@ -39,25 +39,12 @@ def main() -> int:
         return 1
     where = ["--home", str(CLUSTER / "home"), "--catalog", database, "--index", index]
     steps = [
-        [
-            "sources",
-            "add",
-            "face_recognition-tests",
-            "--lawful-basis",
-            "legitimate_interests",
-            "--condition",
-            "manifestly_public",
-            "--retention",
-            "30d",
-            "--description",
-            "Public portraits shipped with face_recognition 1.3.0's tests",
-            *where,
-        ],
+        [*ADD_SOURCE, *where],
         [
             "ingest",
             str(manifest),
             "--source",
-            "face_recognition-tests",
+            SOURCE,
             "--cluster",
             "auto",
             *where,
