@@ -307,8 +307,8 @@ class FaceSearch:
         """Search one embedding; results collapse to one row per image (its best face).
         Suppressed faces are left out unless ``include_suppressed``; the call is audited
         as an ``audit`` event (None: the caller records it)."""
-        return self._searcher.search_vector(
-            vector,
+        return self._searcher.search_vectors(
+            np.asarray(vector)[None, :],
             probe_face=probe_face,
             top_k=top_k,
             threshold=threshold,

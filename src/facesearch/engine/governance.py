@@ -216,8 +216,8 @@ class Governance:
         index = chosen_face(probe, face)
         strict = self.parts.settings.governance.strict_threshold
         cut = strict if threshold is None else threshold
-        result = self.searcher.search_vector(
-            probe.embeddings[index],
+        result = self.searcher.search_vectors(
+            probe.embeddings[index][None, :],
             probe_face=probe.faces[index],
             top_k=top_k,
             threshold=cut,
@@ -262,8 +262,8 @@ class Governance:
         index = chosen_face(probe, face)
         strict = self.parts.settings.governance.strict_threshold
         request_id = uuid.uuid4().hex[:12]
-        result = self.searcher.search_vector(
-            probe.embeddings[index],
+        result = self.searcher.search_vectors(
+            probe.embeddings[index][None, :],
             probe_face=probe.faces[index],
             top_k=1000,
             threshold=strict,

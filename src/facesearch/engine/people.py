@@ -271,8 +271,8 @@ class People:
         vectors = self.parts.catalog.embeddings(probes)
         best: dict[int, Match] = {}
         for vector in vectors:
-            found = self.searcher.search_vector(
-                vector,
+            found = self.searcher.search_vectors(
+                vector[None, :],
                 probe_face=_stored_probe(0),
                 top_k=k,
                 threshold=cut,

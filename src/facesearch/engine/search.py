@@ -167,8 +167,8 @@ class Searcher:
         first = chosen_face(probe, face)
         chosen = range(len(probe.faces)) if all_faces else [first]
         return [
-            self.search_vector(
-                probe.embeddings[i],
+            self.search_vectors(
+                probe.embeddings[i][None, :],
                 probe_face=probe.faces[i],
                 top_k=top_k,
                 threshold=threshold,
@@ -194,43 +194,6 @@ class Searcher:
             raise PermissionDenied(
                 f"searches from requesters in {who.jurisdiction} are blocked by this deployment"
             )
-
-    def search_vector(
-        self,
-        vector: np.ndarray,
-        *,
-        probe_face: ProbeFace,
-        top_k: int | None = None,
-        threshold: float | None = None,
-        sources: Sequence[str] | None = None,
-        probe_faces: tuple[ProbeFace, ...] = (),
-        who: Requester | None = None,
-        probe_sha256: str | None = None,
-        audit: type[SearchEvent] | None = SearchMade,
-        include_suppressed: bool = False,
-        probe_face_ids: Sequence[int] = (),
-        group: bool = False,
-    ) -> SearchResult:
-        """Search one embedding; results collapse to one row per image (its best face).
-
-        Faces of people on the suppression list are never returned, except to the access
-        and erasure requests of those people (``include_suppressed``). Every call is
-        written to the audit log as an ``audit`` event (None: the caller records its own).
-        """
-        return self.search_vectors(
-            np.asarray(vector)[None, :],
-            probe_face=probe_face,
-            top_k=top_k,
-            threshold=threshold,
-            sources=sources,
-            probe_faces=probe_faces,
-            who=who,
-            probe_sha256=probe_sha256,
-            audit=audit,
-            include_suppressed=include_suppressed,
-            probe_face_ids=probe_face_ids,
-            group=group,
-        )
 
     def search_vectors(
         self,
