@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from facesearch.catalog.ports import ExpiryRule, FileStamp, NewImage, Removal, UrlQuery
+from facesearch.catalog.rows import SOURCE_COLUMNS, source_from, source_row
 from facesearch.domain import BoundingBox, FaceRecord, ImageRecord, Person, Provenance, Source
 from facesearch.errors import BackendUnavailable, ConfigError, InvalidInput, NotFound
 from facesearch.security.templates import TemplateCodec
@@ -244,7 +245,7 @@ class SqliteCatalog:
                        special_category_condition, jurisdictions, retention_days, legal_hold,
                        group_people, created_at, updated_at)
                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    (*_source_row(source), stamp, stamp),
+                    (*source_row(source), stamp, stamp),
                 )
         except sqlite3.IntegrityError:
             raise InvalidInput(f"source {source.name!r} already exists") from None
@@ -262,7 +263,7 @@ class SqliteCatalog:
                    lawful_basis = ?, special_category_condition = ?, jurisdictions = ?,
                    retention_days = ?, legal_hold = ?, group_people = ?, updated_at = ?
                    WHERE name = ?""",
-                (*_source_row(source)[1:], now(), source.name),
+                (*source_row(source)[1:], now(), source.name),
             )
             if expiry is not None:
                 self.db.create_function("facesearch_expiry", 2, expiry, deterministic=True)
@@ -278,11 +279,11 @@ class SqliteCatalog:
         return self._source(source.name)
 
     def get_source(self, name: str, counts: bool = True) -> Source | None:
-        row = self.db.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE name = ?", (name,))
+        row = self.db.execute(f"SELECT {SOURCE_COLUMNS} FROM sources WHERE name = ?", (name,))
         found = row.fetchone()
         if found is None:
             return None
-        return _source_from(found, self._source_counts(name) if counts else {})
+        return source_from(found, self._source_counts(name) if counts else {})
 
     def _source(self, name: str) -> Source:
         source = self.get_source(name)
@@ -300,8 +301,8 @@ class SqliteCatalog:
         return {"images": int(images), "faces": int(faces)}
 
     def list_sources(self, counts: bool = True) -> list[Source]:
-        rows = self.db.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources ORDER BY name").fetchall()
-        return [_source_from(r, self._source_counts(r[0]) if counts else {}) for r in rows]
+        rows = self.db.execute(f"SELECT {SOURCE_COLUMNS} FROM sources ORDER BY name").fetchall()
+        return [source_from(r, self._source_counts(r[0]) if counts else {}) for r in rows]
 
     def _source_id(self, name: str) -> int:
         """The id of a registered source; refuses an unregistered one."""
@@ -974,42 +975,3 @@ def upgrade_file(path: Path) -> tuple[int, int]:
 def _chunks(items: Sequence[int], size: int) -> Iterator[list[int]]:
     for i in range(0, len(items), size):
         yield list(items[i : i + size])
-
-
-_SOURCE_COLUMNS = (
-    "name, lawful_basis, special_category_condition, retention_days, description, controller, "
-    "contact, jurisdictions, legal_hold, created_at, updated_at, group_people"
-)
-
-
-def _source_row(s: Source) -> tuple[Any, ...]:
-    return (
-        s.name,
-        s.description,
-        s.controller,
-        s.contact,
-        s.lawful_basis,
-        s.special_category_condition,
-        json.dumps(list(s.jurisdictions)),
-        s.retention_days,
-        int(s.legal_hold),
-        int(s.group_people),
-    )
-
-
-def _source_from(r: Sequence[Any], counts: dict[str, int]) -> Source:
-    return Source(
-        name=r[0],
-        lawful_basis=r[1],
-        special_category_condition=r[2],
-        retention_days=r[3],
-        description=r[4],
-        controller=r[5],
-        contact=r[6],
-        jurisdictions=tuple(json.loads(r[7])),
-        legal_hold=bool(r[8]),
-        created_at=r[9],
-        updated_at=r[10],
-        group_people=bool(r[11]),
-        counts=counts,
-    )

@@ -29,6 +29,7 @@ from psycopg import errors as pgerrors
 from facesearch.catalog.ports import ExpiryRule, FileStamp, NewImage, Removal, UrlQuery
 from facesearch.catalog.postgres.connections import Connection, Pool
 from facesearch.catalog.postgres.schema import MIGRATIONS, SCHEMA_VERSION
+from facesearch.catalog.rows import SOURCE_COLUMNS, source_from, source_row
 from facesearch.domain import BoundingBox, FaceRecord, ImageRecord, Person, Provenance, Source
 from facesearch.errors import BackendUnavailable, ConfigError, InvalidInput, NotFound
 from facesearch.security.templates import TemplateCodec
@@ -203,7 +204,7 @@ class PostgresCatalog:
                        lawful_basis, special_category_condition, jurisdictions,
                        retention_days, legal_hold, group_people, created_at, updated_at)
                        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-                    (*_source_row(source), stamp, stamp),
+                    (*source_row(source), stamp, stamp),
                 )
             )
         except pgerrors.UniqueViolation:
@@ -225,7 +226,7 @@ class PostgresCatalog:
                    retention_days = %s, legal_hold = %s, group_people = %s, updated_at = %s
                    WHERE name = %s
                    RETURNING id""",
-                (*_source_row(source)[1:], now(), source.name),
+                (*source_row(source)[1:], now(), source.name),
             ).fetchone()
             if row is None or expiry is None:
                 return
@@ -249,11 +250,11 @@ class PostgresCatalog:
     def get_source(self, name: str, counts: bool = True) -> Source | None:
         with self._read() as db:
             found = db.execute(
-                f"SELECT {_SOURCE_COLUMNS} FROM sources WHERE name = %s", (name,)
+                f"SELECT {SOURCE_COLUMNS} FROM sources WHERE name = %s", (name,)
             ).fetchone()
             if found is None:
                 return None
-            return _source_from(found, self._source_counts(db, name) if counts else {})
+            return source_from(found, self._source_counts(db, name) if counts else {})
 
     def _source(self, name: str) -> Source:
         source = self.get_source(name)
@@ -273,8 +274,8 @@ class PostgresCatalog:
 
     def list_sources(self, counts: bool = True) -> list[Source]:
         with self._read() as db:
-            rows = db.execute(f"SELECT {_SOURCE_COLUMNS} FROM sources ORDER BY name").fetchall()
-            return [_source_from(r, self._source_counts(db, r[0]) if counts else {}) for r in rows]
+            rows = db.execute(f"SELECT {SOURCE_COLUMNS} FROM sources ORDER BY name").fetchall()
+            return [source_from(r, self._source_counts(db, r[0]) if counts else {}) for r in rows]
 
     def _source_id(self, db: Connection, name: str) -> int:
         """The id of a registered source; refuses an unregistered one. Kept once known:
@@ -1121,42 +1122,3 @@ def _drop_empty_persons(db: Connection) -> None:
 def _ids(db: Connection, sql: str, args: Sequence[Any]) -> Ids:
     rows = db.execute(sql.encode(), args, binary=True)
     return np.fromiter((r[0] for r in rows), dtype=np.int64)
-
-
-_SOURCE_COLUMNS = (
-    "name, lawful_basis, special_category_condition, retention_days, description, controller, "
-    "contact, jurisdictions, legal_hold, created_at, updated_at, group_people"
-)
-
-
-def _source_row(s: Source) -> tuple[Any, ...]:
-    return (
-        s.name,
-        s.description,
-        s.controller,
-        s.contact,
-        s.lawful_basis,
-        s.special_category_condition,
-        json.dumps(list(s.jurisdictions)),
-        s.retention_days,
-        bool(s.legal_hold),
-        bool(s.group_people),
-    )
-
-
-def _source_from(r: Sequence[Any], counts: dict[str, int]) -> Source:
-    return Source(
-        name=r[0],
-        lawful_basis=r[1],
-        special_category_condition=r[2],
-        retention_days=r[3],
-        description=r[4],
-        controller=r[5],
-        contact=r[6],
-        jurisdictions=tuple(json.loads(r[7])),
-        legal_hold=bool(r[8]),
-        created_at=r[9],
-        updated_at=r[10],
-        group_people=bool(r[11]),
-        counts=counts,
-    )
