@@ -15,7 +15,7 @@ DEV = ROOT.parent / "shared" / "data" / "faces-dev"
 
 # Real servers the tests start themselves (skipped with a reason when unavailable here).
 # One list: a second assignment would silently drop the first plugin's fixtures.
-pytest_plugins = ["tests.engines.milvus", "tests.engines.postgres"]
+pytest_plugins = ["tests.engines.milvus", "tests.engines.postgres", "tests.engines.ray"]
 
 
 def dev_data() -> Path:

@@ -15,7 +15,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -26,6 +25,8 @@ from facesearch.ingest.analyse import analyse, sha256_of
 from facesearch.ingest.report import IngestReport
 
 from ..conftest import REGISTER_ARGS, register
+from ..engines.ray import ray_module
+from ..procs import processes
 from .test_ingest_crash import check_home, images_in
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -39,52 +40,9 @@ MIXED = [
 ]
 
 
-def ray_module() -> Any:
-    """Ray, or a skip (a failure under CI=true: `make test` installs the cluster extra)."""
-    try:
-        import ray
-    except ImportError:
-        message = "ray is not installed (pip install -e '.[cluster]')"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return ray
-
-
-@pytest.fixture(scope="module")
-def ray_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A local Ray instance for this module; its address (for CLI runs: RAY_ADDRESS)."""
-    ray = ray_module()
-    # Ray's socket paths must stay short: a folder directly under /tmp, not pytest's.
-    folder = tmp_path_factory.mktemp("ray")
-    short = Path("/tmp") / f"fs-ray-{os.getpid()}"
-    short.symlink_to(folder)
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        _temp_dir=str(short),
-        log_to_driver=False,
-        logging_level="ERROR",
-    )
-    try:
-        yield str(ray.get_runtime_context().gcs_address)
-    finally:
-        ray.shutdown()
-        short.unlink()
-
-
 def ray_workers() -> set[int]:
     """Process ids of the facesearch workers Ray runs on this machine (their title)."""
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                title = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if title.startswith(b"ray::_Worker"):
-                pids.add(int(entry.name))
-    return pids
+    return {pid for pid, cmdline, _ in processes() if cmdline.startswith(b"ray::_Worker")}
 
 
 def free_port() -> int:
@@ -96,12 +54,15 @@ def free_port() -> int:
 @pytest.fixture
 def ray_client(ray_address: str) -> Iterator[str]:
     """A Ray Client server in front of the local Ray (what `ray start --head` runs on a
-    cluster's head): its ray:// address."""
+    cluster's head): its ray:// address. In legacy mode, one server for all clients: the
+    proxy mode's per-client servers are watched through /proc, which fails in sandboxes
+    whose /proc shows another PID namespace (tests/procs.py); facesearch's side of the
+    connection is the same in both."""
     port = free_port()
     server = subprocess.Popen(
         [
             *(sys.executable, "-m", "ray.util.client.server", "--address", ray_address),
-            *("--host", "127.0.0.1", "--port", str(port), "--mode", "proxy"),
+            *("--host", "127.0.0.1", "--port", str(port), "--mode", "legacy"),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -277,4 +238,26 @@ def test_an_unusable_ray_address_is_one_line_and_a_non_zero_exit(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert expected in err and (env or address) in err
+    assert images_in(Path(home) / "catalog.sqlite") == 0
+
+
+def test_a_local_ray_that_cannot_start_is_one_line_and_a_non_zero_exit(
+    dev: Path, tmp_path: Path
+) -> None:
+    ray_module()
+    home = str(tmp_path / "home")
+    cli = [sys.executable, "-m", "facesearch.cli"]
+    subprocess.run(
+        [*cli, "sources", "add", "dev", *REGISTER_ARGS, "--home", home],
+        check=True,
+        capture_output=True,
+    )
+    # Ray's folder under a file: the local instance cannot start.
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["RAY_TMPDIR"] = str(dev / MIXED[0] / "ray")
+    ingest = [*cli, "ingest", str(dev / MIXED[0]), "--source", "dev", "--home", home]
+    done = subprocess.run([*ingest, "--cluster", "auto"], env=env, capture_output=True, text=True)
+    err = done.stderr.strip()
+    assert done.returncode != 0 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "cannot start or reach the local Ray" in err
     assert images_in(Path(home) / "catalog.sqlite") == 0

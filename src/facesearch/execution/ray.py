@@ -114,9 +114,22 @@ class RayExecutor:
         return _bounded(actors, jobs, started)
 
 
+def prepare_environment() -> None:
+    """Settings for Ray that must be in the environment before it is imported (its own
+    processes inherit them); a value the operator set is kept.
+
+    Both spare Ray a look through /proc that fails in sandboxes whose /proc shows another
+    PID namespace: how this driver was launched (for ``uv run``, whose environment Ray
+    would ship to workers that share ours already), and whether a Ray agent's parent
+    still runs (a pipe tells it as well)."""
+    os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+    os.environ.setdefault("RAY_enable_pipe_based_agent_to_parent_health_check", "1")
+
+
 def connect(address: str) -> bool:
     """Connect this process to Ray; True when that started a Ray instance (or a client
     session) that ``disconnect`` must stop."""
+    prepare_environment()
     import ray
 
     if address != AUTO:
@@ -127,16 +140,16 @@ def connect(address: str) -> bool:
     if ray.is_initialized():  # the caller's own connection (a test's local Ray)
         return False
     quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
-    if address == AUTO:
-        try:
-            ray.init(**quiet)
-        except (ConnectionError, RuntimeError) as exc:
-            raise BackendUnavailable(f"cannot start or reach the local Ray: {exc}") from None
-        return True
+    # Ray raises bare Exceptions too (a local node that did not start in time).
     try:
-        ray.init(address=address, **quiet)
-    except (ConnectionError, RuntimeError) as exc:
+        if address == AUTO:
+            ray.init(**quiet)
+        else:
+            ray.init(address=address, **quiet)
+    except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if address == AUTO:
+            raise BackendUnavailable(f"cannot start or reach the local Ray: {first}") from None
         raise BackendUnavailable(f"the Ray cluster at {address} refused us: {first}") from None
     return True
 
