@@ -100,6 +100,13 @@ class Faces(BaseModel):
     embedder: str = Field(
         "dlib-resnet-onnx", description="Face embedder, by name (vision/registry.py)."
     )
+    batch_images: int = Field(
+        4,
+        gt=0,
+        le=1024,
+        description="Images an ingest worker analyses as one job: their faces, and mirrors, "
+        "go through the embedder in one batch (raise it on a GPU).",
+    )
     onnx: OnnxEmbedderSettings = Field(default_factory=OnnxEmbedderSettings)
     threads: int = Field(
         1, gt=0, le=64, description="CPU threads of each ONNX Runtime model (per worker)."

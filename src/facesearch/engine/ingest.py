@@ -6,7 +6,6 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -14,7 +13,7 @@ from facesearch.domain import IngestBatch, IngestDone, Requester
 from facesearch.engine.home import Home
 from facesearch.engine.maintenance import Maintenance
 from facesearch.errors import InvalidInput, ModelMismatch
-from facesearch.ingest.analyse import analyse_or_reason, sha256_of
+from facesearch.ingest.analyse import Analysis, analyse_batch, sha256_of
 from facesearch.ingest.items import VIDEO_SUFFIXES, IngestItem, iter_items
 from facesearch.ingest.report import IngestReport
 from facesearch.ingest.runner import IngestRun, Progress, run_ingest
@@ -79,6 +78,7 @@ class Ingester:
             parts.settings.faces,
             parts.model_spec,
             analyser=self._analyse_here if n_workers <= 1 else None,
+            workers=n_workers,
         )
         done = IngestDone(
             source=source,
@@ -182,8 +182,8 @@ class Ingester:
         model, strict = self.parts.model.key, self.parts.settings.governance.strict_threshold
         return lambda vectors: suppressions.matches(vectors, model, strict)
 
-    def _analyse_here(self, data: bytes, sha: str) -> Any:
+    def _analyse_here(self, files: Sequence[tuple[bytes, str]]) -> list[Analysis | str]:
         parts = self.parts
-        return analyse_or_reason(
-            data, sha, parts.limits, parts.settings.faces, parts.detector, parts.embedder
+        return analyse_batch(
+            files, parts.limits, parts.settings.faces, parts.detector, parts.embedder
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +14,8 @@ import numpy.typing as npt
 from facesearch.config import Faces
 from facesearch.domain import DetectedFace
 from facesearch.errors import InvalidInput
-from facesearch.imaging import DecodeLimits, decode_image, perceptual_hash
+from facesearch.imaging import DecodedImage, DecodeLimits, decode_image, perceptual_hash
+from facesearch.vision.embedding import embed_images
 from facesearch.vision.ports import FaceDetector, FaceEmbedder
 from facesearch.vision.registry import ModelSpec
 
@@ -58,6 +60,39 @@ def select_faces(
     return kept, skipped
 
 
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """An image decoded, its faces found and chosen: all that is left is to embed them."""
+
+    sha256: str
+    bytes: int
+    decoded: DecodedImage
+    faces: list[DetectedFace]
+    skipped: list[dict[str, Any]]
+
+    def analysis(self, embeddings: npt.NDArray[np.float32]) -> Analysis:
+        decoded = self.decoded
+        return Analysis(
+            sha256=self.sha256,
+            width=decoded.width,
+            height=decoded.height,
+            format=decoded.format,
+            bytes=self.bytes,
+            faces=self.faces,
+            embeddings=embeddings,
+            skipped=self.skipped,
+            phash=perceptual_hash(decoded.pixels),
+        )
+
+
+def _find(
+    data: bytes, sha256: str, limits: DecodeLimits, rules: Faces, detector: FaceDetector
+) -> _Found:
+    decoded = decode_image(data, limits)
+    faces, skipped = select_faces(detector.detect_faces(decoded.pixels), rules)
+    return _Found(sha256, len(data), decoded, faces, skipped)
+
+
 def analyse(
     data: bytes,
     sha256: str,
@@ -67,38 +102,46 @@ def analyse(
     embedder: FaceEmbedder,
 ) -> Analysis:
     """Decode and index one file's faces. Raises InvalidInput for a file that cannot be used."""
-    decoded = decode_image(data, limits)
-    faces, skipped = select_faces(detector.detect_faces(decoded.pixels), rules)
-    embeddings = embedder.embed_faces(decoded.pixels, faces)
-    return Analysis(
-        sha256=sha256,
-        width=decoded.width,
-        height=decoded.height,
-        format=decoded.format,
-        bytes=len(data),
-        faces=faces,
-        embeddings=embeddings,
-        skipped=skipped,
-        phash=perceptual_hash(decoded.pixels),
-    )
+    found = _find(data, sha256, limits, rules, detector)
+    return found.analysis(embedder.embed_faces(found.decoded.pixels, found.faces))
 
 
-def analyse_or_reason(
-    data: bytes,
-    sha256: str,
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, InvalidInput):
+        return str(exc)
+    return f"cannot analyse image: {type(exc).__name__}: {exc}"
+
+
+def analyse_batch(
+    files: Sequence[tuple[bytes, str]],
     limits: DecodeLimits,
     rules: Faces,
     detector: FaceDetector,
     embedder: FaceEmbedder,
-) -> Analysis | str:
-    """Analysis, or the reason the file could not be used: one bad file never stops an
-    ingest, whatever fails on it (a decoder or a model can trip over a damaged image)."""
+) -> list[Analysis | str]:
+    """Each file's Analysis, or the reason it could not be used, in order. The faces of
+    all the files (and their mirrors) are embedded in one batch; one bad file never stops
+    the others, whatever fails on it (a decoder or a model can trip over a damaged image):
+    when the batch fails, its images are embedded one by one to find which."""
+    out: list[Analysis | str] = []
+    found: list[tuple[int, _Found]] = []
+    for data, sha256 in files:
+        try:
+            found.append((len(out), _find(data, sha256, limits, rules, detector)))
+            out.append("")
+        except Exception as exc:  # reported per file: the ingest goes on
+            out.append(_reason(exc))
     try:
-        return analyse(data, sha256, limits, rules, detector, embedder)
-    except InvalidInput as exc:
-        return str(exc)
-    except Exception as exc:  # reported per file: the ingest goes on
-        return f"cannot analyse image: {type(exc).__name__}: {exc}"
+        vectors = embed_images(embedder, [(f.decoded.pixels, f.faces) for _, f in found])
+        for (at, one), embeddings in zip(found, vectors, strict=True):
+            out[at] = one.analysis(embeddings)
+    except Exception:
+        for at, one in found:
+            try:
+                out[at] = one.analysis(embedder.embed_faces(one.decoded.pixels, one.faces))
+            except Exception as exc:
+                out[at] = _reason(exc)
+    return out
 
 
 # -- workers --------------------------------------------------------------------------
@@ -116,8 +159,7 @@ def init_worker(limits: DecodeLimits, rules: Faces, models: ModelSpec) -> None:
     _WORKER.embedder = models.build_embedder()
 
 
-def analyse_in_worker(data: bytes, sha256: str) -> Analysis | str:
-    """Analysis, or the reason the file could not be used (a string crosses processes)."""
-    return analyse_or_reason(
-        data, sha256, _WORKER.limits, _WORKER.rules, _WORKER.detector, _WORKER.embedder
-    )
+def analyse_in_worker(files: Sequence[tuple[bytes, str]]) -> list[Analysis | str]:
+    """For each file its Analysis, or the reason it could not be used (a string crosses
+    processes); the faces of all the files embedded in one batch."""
+    return analyse_batch(files, _WORKER.limits, _WORKER.rules, _WORKER.detector, _WORKER.embedder)

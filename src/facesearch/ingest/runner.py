@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, replace
 from typing import Any
@@ -26,6 +26,7 @@ from facesearch.catalog.ports import Catalog, FileStamp, NewImage
 from facesearch.config import Faces
 from facesearch.domain import Provenance
 from facesearch.errors import InvalidInput
+from facesearch.execution.local import IN_FLIGHT_PER_WORKER
 from facesearch.execution.ports import Executor
 from facesearch.governance.retention import expired_at_ingest, stamp
 from facesearch.imaging import DecodeLimits, read_limited
@@ -37,7 +38,7 @@ from facesearch.vision.registry import ModelSpec
 
 Progress = Callable[[IngestReport, int], None]  # (report so far, files done)
 Suppressor = Callable[[np.ndarray], np.ndarray]  # embeddings -> which match an objection
-Analyser = Callable[[bytes, str], "Analysis | str"]
+Analyser = Callable[[Sequence[tuple[bytes, str]]], "list[Analysis | str]"]
 Auditor = Callable[[dict[str, Any]], None]  # records a batch before it is written
 
 # A batch is written when it holds this many images or faces, or is this old.
@@ -272,6 +273,27 @@ class IngestRun:
             self.progress(self.report, self.done)
 
 
+def job_size(files: int, batch_images: int, workers: int) -> int:
+    """Images per job: up to ``batch_images`` (their faces embedded in one batch), fewer
+    when that would leave workers idle (a few files shared between the workers)."""
+    spread = -(-files // max(1, workers * IN_FLIGHT_PER_WORKER))
+    return max(1, min(batch_images, spread))
+
+
+def _jobs(
+    pendings: Iterable[Pending], size: int
+) -> Iterator[tuple[list[Pending], tuple[list[tuple[bytes, str]]]]]:
+    """The files to analyse in groups of ``size``: (their pendings, the worker's argument)."""
+    group: list[Pending] = []
+    for pending in pendings:
+        group.append(pending)
+        if len(group) == size:
+            yield group, ([(p.data, p.sha256) for p in group],)
+            group = []
+    if group:
+        yield group, ([(p.data, p.sha256) for p in group],)
+
+
 def run_ingest(
     run: IngestRun,
     items: Sequence[IngestItem],
@@ -279,17 +301,15 @@ def run_ingest(
     rules: Faces,
     models: ModelSpec,
     analyser: Analyser | None = None,
+    workers: int = 1,
 ) -> IngestReport:
     """Ingest items, analysed by ``executor``: in this process through ``analyser`` (the
     caller's loaded models) when the executor runs jobs here, else in its workers, each
-    building its models from ``models``."""
+    building its models from ``models``. A job is a group of files (``job_size``)."""
     started = time.monotonic()
     run.report.files += len(items)  # videos scanned before count themselves
-    jobs = (
-        (pending, (pending.data, pending.sha256))
-        for item in items
-        if (pending := run.prepare(item)) is not None
-    )
+    prepared = (pending for item in items if (pending := run.prepare(item)) is not None)
+    jobs = _jobs(prepared, job_size(len(items), rules.batch_images, workers))
     try:
         if executor.in_process and analyser is not None:
             results = executor.map_unordered(analyser, jobs)
@@ -306,8 +326,9 @@ def run_ingest(
                 initargs=(run.limits, rules, models),
             )
         with closing(results):
-            for pending, result in results:
-                run.commit(pending, result)
+            for pendings, analyses in results:
+                for pending, result in zip(pendings, analyses, strict=True):
+                    run.commit(pending, result)
     except KeyboardInterrupt:
         run.report.interrupted = True
     finally:

@@ -16,7 +16,8 @@ import numpy as np
 from PIL import Image
 
 from facesearch.domain import BoundingBox, DetectedFace, ModelId
-from facesearch.vision.align import flip, normalize, sharpness
+from facesearch.vision.align import sharpness
+from facesearch.vision.embedding import ChipEmbedder
 from facesearch.vision.ports import Embeddings, RGBImage
 
 CHIP_SIZE = 150
@@ -156,14 +157,7 @@ def face_chips(image: RGBImage, faces: Sequence[DetectedFace]) -> list[RGBImage]
     return out
 
 
-def flip_averaged(raw: Embeddings, count: int, flip_average: bool) -> Embeddings:
-    """Unit vectors from raw descriptors: of ``count`` chips, then (if set) their mirrors."""
-    if flip_average:
-        raw = raw[:count] + raw[count:]
-    return normalize(raw)
-
-
-class DlibFaceEmbedder:
+class DlibFaceEmbedder(ChipEmbedder):
     """dlib's ResNet (128-d), averaged with its mirror image and scaled to unit length."""
 
     def __init__(self, flip_average: bool = True) -> None:
@@ -177,14 +171,6 @@ class DlibFaceEmbedder:
         return face_chips(image, faces)
 
     def describe(self, chips: Sequence[RGBImage]) -> Embeddings:
-        """The network's raw descriptors of aligned chips (not flip-averaged, not scaled)."""
         if not chips:
             return np.empty((0, self.model.dim), dtype=np.float32)
         return np.asarray(self._net.compute_face_descriptor(list(chips)), dtype=np.float32)
-
-    def embed_faces(self, image: RGBImage, faces: Sequence[DetectedFace]) -> Embeddings:
-        if not faces:
-            return np.empty((0, self.model.dim), dtype=np.float32)
-        chips = self.chips(image, faces)
-        batch = chips + [flip(c) for c in chips] if self.flip_average else chips
-        return flip_averaged(self.describe(batch), len(chips), self.flip_average)

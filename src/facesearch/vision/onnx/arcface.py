@@ -14,7 +14,8 @@ import numpy as np
 
 from facesearch.domain import DetectedFace, ModelId
 from facesearch.errors import ConfigError, InvalidInput
-from facesearch.vision.align import arcface_chip, eye_centres, flip, normalize
+from facesearch.vision.align import arcface_chip, eye_centres
+from facesearch.vision.embedding import ChipEmbedder
 from facesearch.vision.onnx.model_file import OnnxModelFile
 from facesearch.vision.onnx.session import open_session
 from facesearch.vision.ports import Embeddings, RGBImage
@@ -29,7 +30,7 @@ def alignment_points(face: DetectedFace) -> list[tuple[float, float]]:
     raise InvalidInput("a face without landmarks cannot be aligned for the ONNX embedder")
 
 
-class OnnxFaceEmbedder:
+class OnnxFaceEmbedder(ChipEmbedder):
     """An ONNX recognition model; its id is the configured name and version."""
 
     def __init__(self, spec: OnnxModelFile, flip_average: bool = True, threads: int = 1) -> None:
@@ -84,12 +85,7 @@ class OnnxFaceEmbedder:
         size = self.spec.input_size
         return [arcface_chip(image, alignment_points(face), size) for face in faces]
 
-    def embed_faces(self, image: RGBImage, faces: Sequence[DetectedFace]) -> Embeddings:
-        if not faces:
+    def describe(self, chips: Sequence[RGBImage]) -> Embeddings:
+        if not chips:
             return np.empty((0, self.model.dim), dtype=np.float32)
-        chips = self.chips(image, faces)
-        batch = chips + [flip(c) for c in chips] if self.flip_average else chips
-        raw = self._run(np.stack(batch))
-        if self.flip_average:
-            raw = raw[: len(chips)] + raw[len(chips) :]
-        return normalize(raw)
+        return self._run(np.stack(chips))

@@ -15,8 +15,8 @@ import face_recognition_models
 import numpy as np
 
 from facesearch.domain import DetectedFace
-from facesearch.vision.align import flip
-from facesearch.vision.dlib_models import dlib_resnet_model, face_chips, flip_averaged
+from facesearch.vision.dlib_models import dlib_resnet_model, face_chips
+from facesearch.vision.embedding import ChipEmbedder
 from facesearch.vision.onnx.dlib_convert import INPUT_NAME, cached_conversion, convert
 from facesearch.vision.onnx.session import open_session
 from facesearch.vision.ports import Embeddings, RGBImage
@@ -35,7 +35,7 @@ def dlib_resnet_onnx(cache: Path | None) -> bytes:
     return cached_conversion(source, cache, converted_name())
 
 
-class OnnxDlibEmbedder:
+class OnnxDlibEmbedder(ChipEmbedder):
     """dlib's ResNet (128-d) run by ONNX Runtime; same vectors, same model id as dlib's."""
 
     def __init__(
@@ -52,17 +52,12 @@ class OnnxDlibEmbedder:
         self.flip_average = flip_average
         self.model = dlib_resnet_model(flip_average)
 
+    def chips(self, image: RGBImage, faces: Sequence[DetectedFace]) -> list[RGBImage]:
+        return face_chips(image, faces)
+
     def describe(self, chips: Sequence[RGBImage]) -> Embeddings:
-        """The network's raw descriptors of aligned chips, in one call."""
         if not chips:
             return np.empty((0, self.model.dim), dtype=np.float32)
         batch = np.stack(chips).astype(np.float32)
         out: Embeddings = self._session.run(None, {INPUT_NAME: batch})[0]
         return out
-
-    def embed_faces(self, image: RGBImage, faces: Sequence[DetectedFace]) -> Embeddings:
-        if not faces:
-            return np.empty((0, self.model.dim), dtype=np.float32)
-        chips = face_chips(image, faces)
-        batch = chips + [flip(c) for c in chips] if self.flip_average else chips
-        return flip_averaged(self.describe(batch), len(chips), self.flip_average)
