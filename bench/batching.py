@@ -23,15 +23,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from devset import DEV, register_bench_source
 from facesearch import FaceSearch, Settings
 from facesearch.config import Faces
-from facesearch.domain import Source
 from facesearch.imaging import DecodeLimits, decode_image
 from facesearch.vision.embedding import embed_images
 from facesearch.vision.registry import ModelSpec
 
-ROOT = Path(__file__).resolve().parent.parent
-DEV = ROOT.parent / "shared" / "data" / "faces-dev"
 SEED = 20261205
 
 
@@ -79,14 +77,7 @@ def ingest_rate(photos: list[Path], batch: int, workers: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(home=Path(tmp), workers=workers, faces=Faces(batch_images=batch))
         with FaceSearch(settings) as engine:
-            engine.add_source(
-                Source(
-                    name="bench",
-                    lawful_basis="legitimate_interests",
-                    special_category_condition="legal_claims",
-                    retention_days=30,
-                )
-            )
+            register_bench_source(engine, "bench")
             started = time.perf_counter()
             report = engine.ingest(photos, source="bench")
             elapsed = time.perf_counter() - started

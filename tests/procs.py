@@ -33,19 +33,18 @@ def _our_pid(entry: Path) -> int | None:
     return int(entry.name)
 
 
-def processes() -> Iterator[tuple[int, bytes, int]]:
-    """(pid as we number it, command line, owner's uid) of each process in our namespace."""
+def processes() -> Iterator[tuple[int, bytes]]:
+    """(pid as we number it, command line) of each process in our namespace."""
     ours = _namespace(PROC / "self")
     for entry in PROC.iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes()
-            uid = entry.stat().st_uid
         except OSError:
             continue
         if ours is not None and _namespace(entry) != ours:
             continue
         pid = _our_pid(entry)
         if pid is not None:
-            yield pid, cmdline, uid
+            yield pid, cmdline

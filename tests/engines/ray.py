@@ -63,7 +63,7 @@ def _kill_leftovers(folder: Path) -> None:
     """Kill what a failed start left running (its command lines name the folder), and
     collect the Popen objects Ray dropped, so none warns later that it still runs."""
     marks = {str(folder).encode(), str(folder.resolve()).encode()}
-    for pid, cmdline, _ in processes():
+    for pid, cmdline in processes():
         if any(mark in cmdline for mark in marks) and pid != os.getpid():
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)

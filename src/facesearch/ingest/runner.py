@@ -13,6 +13,7 @@ as done is never lost, never stored twice and never stored unaudited.
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -284,13 +285,8 @@ def _jobs(
     pendings: Iterable[Pending], size: int
 ) -> Iterator[tuple[list[Pending], tuple[list[tuple[bytes, str]]]]]:
     """The files to analyse in groups of ``size``: (their pendings, the worker's argument)."""
-    group: list[Pending] = []
-    for pending in pendings:
-        group.append(pending)
-        if len(group) == size:
-            yield group, ([(p.data, p.sha256) for p in group],)
-            group = []
-    if group:
+    it = iter(pendings)
+    while group := list(itertools.islice(it, size)):
         yield group, ([(p.data, p.sha256) for p in group],)
 
 
